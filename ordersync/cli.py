@@ -1,0 +1,87 @@
+"""The one entry point: ``ordersync <command>``. Each command is thin wiring over a component."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ordersync.settings import Settings
+
+
+@click.group()
+@click.version_option(package_name="ordersync")
+def main() -> None:
+    """ordersync: sync web-shop orders into a marketing contact database through Kafka."""
+
+
+# -- stack -----------------------------------------------------------------------------------------
+@main.group()
+def stack() -> None:
+    """The local Kafka broker and PostgreSQL server (no Docker needed)."""
+
+
+def _services(settings: Settings) -> list:  # type: ignore[type-arg]
+    from ordersync.stack import LocalKafka, LocalPostgres
+
+    services: list = []  # type: ignore[type-arg]
+    if not settings.uses_external_kafka:
+        services.append(LocalKafka(settings))
+    if not settings.uses_external_database:
+        services.append(LocalPostgres(settings))
+    return services
+
+
+@stack.command("up")
+@click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for each service.")
+def stack_up(timeout: float) -> None:
+    """Start Kafka and PostgreSQL (harmless if they already run) and wait until both answer."""
+    from ordersync.stack import ServiceError
+
+    settings = Settings.from_env()
+    services = _services(settings)
+    if not services:
+        click.echo("ORDERSYNC_KAFKA_BOOTSTRAP and ORDERSYNC_DATABASE_URL are set: nothing local to start.")
+    for service in services:
+        try:
+            service.up(timeout)
+        except ServiceError as exc:
+            click.echo(f"stack up failed: {exc}", err=True)
+            sys.exit(1)
+        click.echo(service.status().describe())
+
+
+@stack.command("down")
+def stack_down() -> None:
+    """Stop the local services cleanly."""
+    for service in reversed(_services(Settings.from_env())):
+        service.down()
+        click.echo(f"{service.name}: stopped")
+
+
+@stack.command("status")
+def stack_status() -> None:
+    """Say what runs where; exit 1 if something local is not running."""
+    settings = Settings.from_env()
+    all_up = True
+    for service in _services(settings):
+        status = service.status()
+        all_up &= status.running
+        click.echo(status.describe())
+    if settings.uses_external_kafka:
+        click.echo(f"kafka      external                {settings.kafka_bootstrap}")
+    if settings.uses_external_database:
+        click.echo("postgres   external                (ORDERSYNC_DATABASE_URL)")
+    sys.exit(0 if all_up else 1)
+
+
+@stack.command("env")
+def stack_env() -> None:
+    """Print shell lines to point other tools at the stack: eval "$(ordersync stack env)"."""
+    settings = Settings.from_env()
+    click.echo(f"export ORDERSYNC_KAFKA_BOOTSTRAP={settings.kafka_bootstrap}")
+    click.echo(f"export ORDERSYNC_DATABASE_URL={settings.database_url}")
+
+
+if __name__ == "__main__":
+    main()

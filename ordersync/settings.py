@@ -1,0 +1,77 @@
+"""The one settings object, read from ``ORDERSYNC_*`` environment variables.
+
+When ``ORDERSYNC_KAFKA_BOOTSTRAP`` / ``ORDERSYNC_DATABASE_URL`` are set, every command and every test uses
+that existing cluster / database; otherwise they point at the local stack (``ordersync stack up``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _default_stack_dir() -> Path:
+    # Inside the checkout when running from one (the common case); a per-user state dir otherwise.
+    if (PROJECT_ROOT / "pyproject.toml").exists():
+        return PROJECT_ROOT / ".stack"
+    return Path.home() / ".local" / "state" / "ordersync"
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_bootstrap_env: str | None = None
+    database_url_env: str | None = None
+    topic_prefix: str = "ordersync."
+    partitions: int = 4
+    replication_factor: int = 1
+    stack_dir: Path = field(default_factory=_default_stack_dir)
+    jar_cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "ordersync")
+    kafka_port: int = 19092
+    kafka_controller_port: int = 19093
+    postgres_port: int = 55432
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        e = dict(os.environ if env is None else env)
+        defaults = cls()
+        return cls(
+            kafka_bootstrap_env=e.get("ORDERSYNC_KAFKA_BOOTSTRAP") or None,
+            database_url_env=e.get("ORDERSYNC_DATABASE_URL") or None,
+            topic_prefix=e.get("ORDERSYNC_TOPIC_PREFIX", defaults.topic_prefix),
+            partitions=_int(e, "ORDERSYNC_PARTITIONS", defaults.partitions),
+            replication_factor=_int(e, "ORDERSYNC_REPLICATION_FACTOR", defaults.replication_factor),
+            stack_dir=Path(e["ORDERSYNC_STACK_DIR"]) if e.get("ORDERSYNC_STACK_DIR") else defaults.stack_dir,
+            jar_cache_dir=Path(e["ORDERSYNC_CACHE_DIR"]) if e.get("ORDERSYNC_CACHE_DIR") else defaults.jar_cache_dir,
+            kafka_port=_int(e, "ORDERSYNC_STACK_KAFKA_PORT", defaults.kafka_port),
+            kafka_controller_port=_int(e, "ORDERSYNC_STACK_CONTROLLER_PORT", defaults.kafka_controller_port),
+            postgres_port=_int(e, "ORDERSYNC_STACK_POSTGRES_PORT", defaults.postgres_port),
+        )
+
+    @property
+    def uses_external_kafka(self) -> bool:
+        return self.kafka_bootstrap_env is not None
+
+    @property
+    def uses_external_database(self) -> bool:
+        return self.database_url_env is not None
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return self.kafka_bootstrap_env or f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def database_url(self) -> str:
+        return self.database_url_env or f"postgresql://ordersync@127.0.0.1:{self.postgres_port}/ordersync"
