@@ -7,6 +7,7 @@ import sys
 import click
 
 from ordersync.settings import Settings
+from ordersync.stack.service import LocalService
 
 
 @click.group()
@@ -21,10 +22,10 @@ def stack() -> None:
     """The local Kafka broker and PostgreSQL server (no Docker needed)."""
 
 
-def _services(settings: Settings) -> list:  # type: ignore[type-arg]
+def _services(settings: Settings) -> list[LocalService]:
     from ordersync.stack import LocalKafka, LocalPostgres
 
-    services: list = []  # type: ignore[type-arg]
+    services: list[LocalService] = []
     if not settings.uses_external_kafka:
         services.append(LocalKafka(settings))
     if not settings.uses_external_database:

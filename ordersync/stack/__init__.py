@@ -2,6 +2,6 @@
 
 from ordersync.stack.kafka import LocalKafka
 from ordersync.stack.postgres import LocalPostgres
-from ordersync.stack.service import ServiceError, ServiceStatus
+from ordersync.stack.service import LocalService, ServiceError, ServiceStatus
 
-__all__ = ["LocalKafka", "LocalPostgres", "ServiceError", "ServiceStatus"]
+__all__ = ["LocalKafka", "LocalPostgres", "LocalService", "ServiceError", "ServiceStatus"]

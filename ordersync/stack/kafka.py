@@ -110,7 +110,9 @@ class LocalKafka:
                 text=True,
             )
         if result.returncode != 0:
-            raise ServiceError(f"kafka: Maven could not fetch the broker jars:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+            raise ServiceError(
+                f"kafka: Maven could not fetch the broker jars:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+            )
         core = self.jar_dir / f"kafka_2.13-{KAFKA_VERSION}.jar"
         if not core.exists():
             raise ServiceError(f"kafka: Maven finished but {core} is missing")
@@ -157,7 +159,9 @@ class LocalKafka:
         pid = self.pid()
         if pid is not None:
             if not wait_until(self.ready, deadline_s, still_alive=lambda: self.pid() is not None):
-                raise ServiceError(f"kafka: pid {pid} runs but does not answer on {self.settings.kafka_bootstrap}\n{log_tail(self.log_file)}")
+                raise ServiceError(
+                    f"kafka: pid {pid} runs but does not answer on {self.settings.kafka_bootstrap}\n{log_tail(self.log_file)}"
+                )
             return
         self.pid_file.unlink(missing_ok=True)  # stale after a crash or kill -9
         if port_open("127.0.0.1", self.settings.kafka_port):

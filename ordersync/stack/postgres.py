@@ -95,7 +95,18 @@ class LocalPostgres:
         self._prepare_dirs()
         if not (self.data_dir / "PG_VERSION").exists():
             result = self._run(
-                [str(bin_dir / "initdb"), "-D", str(self.data_dir), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync"]
+                [
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    SUPERUSER,
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--no-locale",
+                    "--no-sync",
+                ]
             )
             if result.returncode != 0:
                 raise ServiceError(f"postgres: initdb failed:\n{result.stdout}{result.stderr}")
@@ -113,12 +124,28 @@ class LocalPostgres:
                 ]
             )
             result = self._run(
-                [str(bin_dir / "pg_ctl"), "start", "-w", "-t", str(int(deadline_s)), "-D", str(self.data_dir), "-l", str(self.log_file), "-o", options]
+                [
+                    str(bin_dir / "pg_ctl"),
+                    "start",
+                    "-w",
+                    "-t",
+                    str(int(deadline_s)),
+                    "-D",
+                    str(self.data_dir),
+                    "-l",
+                    str(self.log_file),
+                    "-o",
+                    options,
+                ]
             )
             if result.returncode != 0:
-                raise ServiceError(f"postgres: pg_ctl start failed:\n{result.stdout}{result.stderr}\nlast lines of {self.log_file}:\n{log_tail(self.log_file)}")
+                raise ServiceError(
+                    f"postgres: pg_ctl start failed:\n{result.stdout}{result.stderr}\nlast lines of {self.log_file}:\n{log_tail(self.log_file)}"
+                )
         if not wait_until(self.ready, deadline_s):
-            raise ServiceError(f"postgres: not accepting connections on port {self.settings.postgres_port}\n{log_tail(self.log_file)}")
+            raise ServiceError(
+                f"postgres: not accepting connections on port {self.settings.postgres_port}\n{log_tail(self.log_file)}"
+            )
         self._ensure_database()
 
     def _reap_orphans(self) -> None:
@@ -144,6 +171,18 @@ class LocalPostgres:
     def down(self, grace_s: float = 30) -> None:
         if self.pid() is None:
             return
-        result = self._run([str(find_bin_dir() / "pg_ctl"), "stop", "-w", "-t", str(int(grace_s)), "-m", "fast", "-D", str(self.data_dir)])
+        result = self._run(
+            [
+                str(find_bin_dir() / "pg_ctl"),
+                "stop",
+                "-w",
+                "-t",
+                str(int(grace_s)),
+                "-m",
+                "fast",
+                "-D",
+                str(self.data_dir),
+            ]
+        )
         if result.returncode != 0 and self.pid() is not None:
             raise ServiceError(f"postgres: pg_ctl stop failed:\n{result.stdout}{result.stderr}")

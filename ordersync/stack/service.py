@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 
 class ServiceError(RuntimeError):
@@ -27,6 +28,14 @@ class ServiceStatus:
     def describe(self) -> str:
         state = f"running (pid {self.pid})" if self.running else "stopped"
         return f"{self.name:<10} {state:<22} {self.endpoint:<50} data={self.state_dir} log={self.log_file}"
+
+
+class LocalService(Protocol):
+    name: str
+
+    def up(self, deadline_s: float = ...) -> None: ...
+    def down(self, grace_s: float = ...) -> None: ...
+    def status(self) -> ServiceStatus: ...
 
 
 def pid_alive(pid: int, cmdline_marker: str) -> bool:

@@ -1,0 +1,36 @@
+# `make test` and `make demo` do every set-up step on a fresh machine: virtualenv, install, the Kafka
+# jars (cached in ~/.cache/ordersync and ~/.m2), and the local stack unless ORDERSYNC_KAFKA_BOOTSTRAP and
+# ORDERSYNC_DATABASE_URL point at existing services.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: install lint typecheck stack-up stack-down test demo bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+stack-up: install
+	@if [ -z "$$ORDERSYNC_KAFKA_BOOTSTRAP" ] || [ -z "$$ORDERSYNC_DATABASE_URL" ]; then $(BIN)/ordersync stack up; fi
+
+stack-down: install
+	$(BIN)/ordersync stack down
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+test: lint typecheck stack-up
+	eval "$$($(BIN)/ordersync stack env)" && $(BIN)/pytest $(PYTEST_ARGS)
+
+clean: stack-down
+	rm -rf .stack $(VENV)

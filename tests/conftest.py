@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from tests.endpoints import Endpoints, provide_endpoints
+
+
+@pytest.fixture(scope="session")
+def endpoints() -> Iterator[Endpoints]:
+    with provide_endpoints() as found:
+        yield found
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(endpoints: Endpoints) -> str:
+    return endpoints.kafka_bootstrap
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short unique token for topic prefixes, group ids and app ids."""
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def topic_prefix(unique: str) -> str:
+    return f"t{unique}."
+
+
+@pytest.fixture(scope="module")
+def database_url(endpoints: Endpoints, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh database per test module, dropped afterwards, so modules never see each other's rows."""
+    name = "test_" + re.sub(r"\W", "_", request.module.__name__.rsplit(".", 1)[-1])[:40] + "_" + uuid.uuid4().hex[:6]
+    admin = endpoints.database_url
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = psycopg.conninfo.make_conninfo(admin, dbname=name)
+    yield url
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def subprocess_env(endpoints: Endpoints, tmp_path: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["ORDERSYNC_KAFKA_BOOTSTRAP"] = endpoints.kafka_bootstrap
+    env["ORDERSYNC_DATABASE_URL"] = endpoints.database_url
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    return env

@@ -1,0 +1,107 @@
+"""Small helpers for tests that read and write the real broker (no mocks)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+
+def create_topic(bootstrap: str, name: str, partitions: int = 2, config: dict[str, str] | None = None) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # must outlive its futures
+    futures = admin.create_topics(
+        [NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})]
+    )
+    for future in futures.values():
+        future.result(30)
+
+
+def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes | None]]) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all"})
+    for key, value in records:
+        producer.produce(topic, key=key, value=value)
+    if producer.flush(30) != 0:
+        raise AssertionError("produce did not complete within 30 s")
+
+
+def consume_until(
+    bootstrap: str,
+    topic: str,
+    done: Callable[[list[Message]], bool],
+    *,
+    deadline_s: float = 60,
+    isolation: str = "read_committed",
+    alive: Callable[[], bool] | None = None,
+) -> list[Message]:
+    """Read ``topic`` from the beginning until ``done(messages)`` holds; fail at the deadline, or as soon
+    as ``alive()`` (the process expected to produce the data) says it died."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"test-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "isolation.level": isolation,
+        }
+    )
+    consumer.subscribe([topic])
+    messages: list[Message] = []
+    end = time.monotonic() + deadline_s
+    try:
+        while not done(messages):
+            if time.monotonic() > end:
+                raise AssertionError(f"{topic}: condition not met within {deadline_s}s; got {len(messages)} messages")
+            if alive is not None and not alive():
+                raise AssertionError(f"{topic}: the producing process died; got {len(messages)} messages")
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            if msg.error():
+                if msg.error().retriable() or msg.error().code() in (
+                    KafkaError._PARTITION_EOF,
+                    KafkaError.UNKNOWN_TOPIC_OR_PART,
+                ):
+                    continue
+                raise KafkaException(msg.error())
+            messages.append(msg)
+    finally:
+        consumer.close()
+    return messages
+
+
+def drain(bootstrap: str, topic: str, *, deadline_s: float = 60, isolation: str = "read_committed") -> list[Message]:
+    """Everything currently in ``topic``: every partition read from offset 0 to its end (EOF)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"test-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "isolation.level": isolation,
+        }
+    )
+    metadata = consumer.list_topics(topic, timeout=30)
+    partitions = list(metadata.topics[topic].partitions)
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+    at_end: set[int] = set()
+    messages: list[Message] = []
+    end = time.monotonic() + deadline_s
+    try:
+        while len(at_end) < len(partitions):
+            if time.monotonic() > end:
+                raise AssertionError(f"{topic}: did not reach the end of every partition within {deadline_s}s")
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            if msg.error():
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    at_end.add(msg.partition())
+                continue
+            at_end.discard(msg.partition())
+            messages.append(msg)
+    finally:
+        consumer.close()
+    return messages
