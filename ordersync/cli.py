@@ -84,5 +84,61 @@ def stack_env() -> None:
     click.echo(f"export ORDERSYNC_DATABASE_URL={settings.database_url}")
 
 
+# -- topics ----------------------------------------------------------------------------------------
+@main.group()
+def topics() -> None:
+    """The topic catalogue (schemas/topics.py) on the Kafka cluster."""
+
+
+@topics.command("create")
+@click.option("--ignore-differences", is_flag=True, help="Exit 0 even if existing topics differ from the catalogue.")
+def topics_create(ignore_differences: bool) -> None:
+    """Create missing topics (idempotent); report existing ones whose settings differ."""
+    from ordersync.topics_admin import create_topics
+
+    report = create_topics(Settings.from_env())
+    for name in report.created:
+        click.echo(f"created    {name}")
+    for name in report.unchanged:
+        click.echo(f"ok         {name}")
+    for name, diffs in report.differing.items():
+        click.echo(f"DIFFERS    {name}: {'; '.join(diffs)}", err=True)
+    if report.differing and not ignore_differences:
+        click.echo("existing topics differ from the catalogue (use --ignore-differences to accept)", err=True)
+        sys.exit(1)
+
+
+@topics.command("list")
+def topics_list() -> None:
+    """Show the catalogue's topics with partitions and configs as they are on the cluster."""
+    from ordersync.topics_admin import list_topics
+
+    for topic, existing in list_topics(Settings.from_env()):
+        if existing is None:
+            click.echo(f"{topic.name:<36} MISSING  ({topic.spec.description})")
+            continue
+        shown = {k: existing.configs.get(k) for k in ("cleanup.policy", "retention.ms", "retention.bytes")}
+        configs = " ".join(f"{k}={v}" for k, v in shown.items())
+        click.echo(
+            f"{topic.name:<36} partitions={existing.partitions} rf={existing.replication_factor} {configs}"
+            f"  key={topic.spec.key_format} value={topic.spec.value_subject or 'raw bytes'}"
+        )
+
+
+@main.command("tail")
+@click.argument("topic")
+@click.option("--from-beginning", is_flag=True, help="Start at the oldest event instead of the newest.")
+@click.option("--limit", type=int, default=None, help="Stop after N events.")
+@click.option("--idle-timeout", type=float, default=None, help="Stop after this many seconds without events.")
+def tail_command(topic: str, from_beginning: bool, limit: int | None, idle_timeout: float | None) -> None:
+    """Print TOPIC's events as JSON lines (decimals as strings). TOPIC: short ("orders") or full name."""
+    from ordersync.tail import tail
+
+    try:
+        tail(Settings.from_env(), topic, from_beginning=from_beginning, limit=limit, idle_timeout=idle_timeout)
+    except KeyboardInterrupt:
+        pass
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,84 @@
+"""Creating and inspecting the catalogue's topics through the Kafka admin API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
+
+from ordersync.settings import Settings
+from schemas.topics import Topic, catalogue, differences
+
+
+@dataclass(frozen=True)
+class ExistingTopic:
+    name: str
+    partitions: int
+    replication_factor: int
+    configs: dict[str, str]
+
+
+@dataclass
+class CreateReport:
+    created: list[str]
+    unchanged: list[str]
+    differing: dict[str, list[str]]
+
+
+def admin_client(settings: Settings) -> AdminClient:
+    return AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+
+
+def describe(admin: AdminClient, names: list[str]) -> dict[str, ExistingTopic]:
+    metadata = admin.list_topics(timeout=30)
+    present = [n for n in names if n in metadata.topics and metadata.topics[n].error is None]
+    if not present:
+        return {}
+    futures = admin.describe_configs([ConfigResource(ResourceType.TOPIC, n) for n in present])
+    out = {}
+    for resource, future in futures.items():
+        entries = future.result(30)
+        topic_md = metadata.topics[resource.name]
+        partitions = topic_md.partitions
+        rf = len(next(iter(partitions.values())).replicas) if partitions else 0
+        out[resource.name] = ExistingTopic(
+            resource.name, len(partitions), rf, {k: str(v.value) for k, v in entries.items()}
+        )
+    return out
+
+
+def create_topics(settings: Settings) -> CreateReport:
+    """Create missing catalogue topics; report existing ones whose settings differ. Idempotent."""
+    admin = admin_client(settings)
+    topics = catalogue(settings.topic_prefix, settings.partitions, settings.replication_factor)
+    existing = describe(admin, [t.name for t in topics])
+    missing = [t for t in topics if t.name not in existing]
+    report = CreateReport(created=[], unchanged=[], differing={})
+    if missing:
+        futures = admin.create_topics(
+            [NewTopic(t.name, num_partitions=t.partitions, replication_factor=t.replication_factor, config=t.configs) for t in missing]
+        )
+        for name, future in futures.items():
+            try:
+                future.result(60)
+            except Exception as exc:
+                # Another process may have created it between our describe and create: not an error.
+                if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                    raise
+            report.created.append(name)
+    for topic in topics:
+        if topic.name in existing:
+            found = existing[topic.name]
+            diff = differences(topic, found.partitions, found.replication_factor, found.configs)
+            if diff:
+                report.differing[topic.name] = diff
+            else:
+                report.unchanged.append(topic.name)
+    return report
+
+
+def list_topics(settings: Settings) -> list[tuple[Topic, ExistingTopic | None]]:
+    admin = admin_client(settings)
+    topics = catalogue(settings.topic_prefix, settings.partitions, settings.replication_factor)
+    existing = describe(admin, [t.name for t in topics])
+    return [(t, existing.get(t.name)) for t in topics]

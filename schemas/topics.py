@@ -1,0 +1,80 @@
+"""The topic catalogue: every topic ordersync owns, in one place.
+
+Raw topics and activity keep everything (``retention.ms=-1``): they are the history replay reads.
+Latest-state topics (orders, contacts, connector state) are compacted. Names share one configurable
+prefix; partitions and replication factor come from the settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FOREVER = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
+COMPACTED = {"cleanup.policy": "compact"}
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    short_name: str
+    key_format: str
+    value_subject: str | None  # None: values are not Avro (the dead-letter topic keeps original bytes)
+    configs: dict[str, str]
+    description: str
+
+
+CATALOGUE: tuple[TopicSpec, ...] = (
+    TopicSpec("raw.orders", "{store_id}:{source_order_id}", "raw_order_event", FOREVER,
+              "Store order documents as received, from backfill, polling and webhooks."),
+    TopicSpec("raw.customers", "{store_id}:{source_customer_id}", "raw_customer_event", FOREVER,
+              "Store customer documents as received."),
+    TopicSpec("connector-state", "{store_id}:{stream}", "connector_cursor", COMPACTED,
+              "Connector cursors (backfill position, incremental high-water mark)."),
+    TopicSpec("orders", "{store_id}:{source_order_id}", "order", COMPACTED,
+              "Latest normalised state of every order."),
+    TopicSpec("activity", "{store_id}:{source_order_id}", "activity", FOREVER,
+              "Timeline events: order created, status changed, updated, deleted."),
+    TopicSpec("contacts", "{list_id}:{email}", "contact", COMPACTED,
+              "Latest state of every contact."),
+    TopicSpec("contacts.import", "{list_id}:{email}", "contact", FOREVER,
+              "Contacts imported from CSV files, consumed by the processor."),
+    TopicSpec("dlq", "the key of the original message", None, FOREVER,
+              "Dead letters: original key, value and headers, plus headers saying why and where from."),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Topic:
+    spec: TopicSpec
+    name: str
+    partitions: int
+    replication_factor: int
+
+    @property
+    def configs(self) -> dict[str, str]:
+        return self.spec.configs
+
+
+def catalogue(prefix: str, partitions: int, replication_factor: int) -> list[Topic]:
+    return [Topic(spec, prefix + spec.short_name, partitions, replication_factor) for spec in CATALOGUE]
+
+
+def find(prefix: str, name: str) -> TopicSpec | None:
+    """The spec for ``name``, given either as a short name ("orders") or a full name ("ordersync.orders")."""
+    for spec in CATALOGUE:
+        if name in (spec.short_name, prefix + spec.short_name):
+            return spec
+    return None
+
+
+def differences(topic: Topic, partitions: int, replication_factor: int, configs: dict[str, str]) -> list[str]:
+    """How an existing topic differs from the catalogue (empty: it matches)."""
+    out = []
+    if partitions != topic.partitions:
+        out.append(f"partitions {partitions} (catalogue: {topic.partitions})")
+    if replication_factor != topic.replication_factor:
+        out.append(f"replication factor {replication_factor} (catalogue: {topic.replication_factor})")
+    for key, want in topic.configs.items():
+        have = configs.get(key)
+        if have != want:
+            out.append(f"{key}={have} (catalogue: {want})")
+    return out
