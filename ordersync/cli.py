@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import click
@@ -134,10 +135,8 @@ def tail_command(topic: str, from_beginning: bool, limit: int | None, idle_timeo
     """Print TOPIC's events as JSON lines (decimals as strings). TOPIC: short ("orders") or full name."""
     from ordersync.tail import tail
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         tail(Settings.from_env(), topic, from_beginning=from_beginning, limit=limit, idle_timeout=idle_timeout)
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

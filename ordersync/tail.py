@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any, TextIO
@@ -15,6 +16,12 @@ from schemas.json_view import to_json
 from schemas.topics import find
 
 
+def _text(value: str | bytes | None) -> str | None:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return value
+
+
 def render(msg: Message, subject: str | None) -> dict[str, Any]:
     key = msg.key()
     value = msg.value()
@@ -23,14 +30,15 @@ def render(msg: Message, subject: str | None) -> dict[str, Any]:
         "partition": msg.partition(),
         "offset": msg.offset(),
         "timestamp_ms": msg.timestamp()[1],
-        "key": key.decode("utf-8", errors="replace") if key is not None else None,
+        "key": _text(key),
     }
     headers = msg.headers()
     if headers:
-        line["headers"] = {k: (v.decode("utf-8", errors="replace") if v is not None else None) for k, v in headers}
+        pairs = headers.items() if isinstance(headers, dict) else headers
+        line["headers"] = {k: _text(v) for k, v in pairs}
     if subject is None or value is None:
         # Not an Avro topic (dead letters keep the original bytes) or a tombstone.
-        line["value_raw"] = value.decode("utf-8", errors="replace") if value is not None else None
+        line["value_raw"] = _text(value)
         return line
     try:
         line["value"] = decode(value)
@@ -51,18 +59,17 @@ def messages(settings: Settings, topic: str, from_beginning: bool, idle_timeout:
         }
     )
     consumer.subscribe([topic])
-    import time
-
     last = time.monotonic()
     try:
         while idle_timeout is None or time.monotonic() - last < idle_timeout:
             msg = consumer.poll(0.5)
             if msg is None:
                 continue
-            if msg.error():
-                if msg.error().code() in (KafkaError._PARTITION_EOF, KafkaError.UNKNOWN_TOPIC_OR_PART):
+            error = msg.error()
+            if error is not None:
+                if error.code() in (KafkaError._PARTITION_EOF, KafkaError.UNKNOWN_TOPIC_OR_PART):
                     continue
-                raise KafkaException(msg.error())
+                raise KafkaException(error)
             last = time.monotonic()
             yield msg
     finally:

@@ -56,7 +56,10 @@ def create_topics(settings: Settings) -> CreateReport:
     report = CreateReport(created=[], unchanged=[], differing={})
     if missing:
         futures = admin.create_topics(
-            [NewTopic(t.name, num_partitions=t.partitions, replication_factor=t.replication_factor, config=t.configs) for t in missing]
+            [
+                NewTopic(t.name, num_partitions=t.partitions, replication_factor=t.replication_factor, config=t.configs)
+                for t in missing
+            ]
         )
         for name, future in futures.items():
             try:

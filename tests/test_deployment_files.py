@@ -26,7 +26,9 @@ def test_docker_compose_file_parses() -> None:
     if command is None:
         pytest.skip("no docker compose client on this machine")
     env = {"PATH": "/usr/bin:/bin:/usr/local/bin", "WOOCOMMERCE_CONSUMER_KEY": "x", "WOOCOMMERCE_CONSUMER_SECRET": "y"}
-    result = subprocess.run([*command, "-f", str(ROOT / "docker-compose.yml"), "config"], capture_output=True, text=True, env=env)
+    result = subprocess.run(
+        [*command, "-f", str(ROOT / "docker-compose.yml"), "config"], capture_output=True, text=True, env=env
+    )
     assert result.returncode == 0, result.stderr
     for service in ("kafka", "postgres"):
         assert f"{service}:" in result.stdout

@@ -14,7 +14,9 @@ from tests.samples import SAMPLES
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ordersync.cli", *args], env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "ordersync.cli", *args], env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_topics_create_is_idempotent_and_matches_the_catalogue(
@@ -33,7 +35,9 @@ def test_topics_create_is_idempotent_and_matches_the_catalogue(
     metadata = admin.list_topics(timeout=30)
     assert len(metadata.topics[f"{topic_prefix}orders"].partitions) == 3
     resources = [ConfigResource(ResourceType.TOPIC, f"{topic_prefix}{n}") for n in ("orders", "raw.orders")]
-    configs = {r.name: {k: v.value for k, v in f.result(30).items()} for r, f in admin.describe_configs(resources).items()}
+    configs = {
+        r.name: {k: v.value for k, v in f.result(30).items()} for r, f in admin.describe_configs(resources).items()
+    }
     assert configs[f"{topic_prefix}orders"]["cleanup.policy"] == "compact"
     assert configs[f"{topic_prefix}raw.orders"]["cleanup.policy"] == "delete"
     assert configs[f"{topic_prefix}raw.orders"]["retention.ms"] == "-1"
@@ -48,7 +52,9 @@ def test_topics_create_is_idempotent_and_matches_the_catalogue(
     assert f"{topic_prefix}activity" in listed.stdout and "MISSING" not in listed.stdout
 
 
-def test_tail_prints_decoded_json_lines(subprocess_env: dict[str, str], kafka_bootstrap: str, topic_prefix: str) -> None:
+def test_tail_prints_decoded_json_lines(
+    subprocess_env: dict[str, str], kafka_bootstrap: str, topic_prefix: str
+) -> None:
     env = {**subprocess_env, "ORDERSYNC_TOPIC_PREFIX": topic_prefix}
     assert cli(env, "topics", "create").returncode == 0
     order = SAMPLES["order"][0]
