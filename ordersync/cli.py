@@ -139,5 +139,54 @@ def tail_command(topic: str, from_beginning: bool, limit: int | None, idle_timeo
         tail(Settings.from_env(), topic, from_beginning=from_beginning, limit=limit, idle_timeout=idle_timeout)
 
 
+# -- processor -------------------------------------------------------------------------------------
+@main.command("process")
+@click.option(
+    "--config", "config_path", type=click.Path(exists=True, dir_okay=False), help="stores.toml (status overrides)."
+)
+@click.option("--app-id", default=None, help="Processor identity (consumer group, state); default {prefix}processor.")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="RocksDB state directory.")
+@click.option("--web-port", type=int, default=None, help="Serve faust's web/metrics endpoints on this port.")
+@click.option("--standby-replicas", type=int, default=0, show_default=True)
+@click.option("--loglevel", default="info", type=click.Choice(["crit", "error", "warn", "info", "debug"]))
+def process_command(
+    config_path: str | None,
+    app_id: str | None,
+    data_dir: str | None,
+    web_port: int | None,
+    standby_replicas: int,
+    loglevel: str,
+) -> None:
+    """Run the processor (a faust worker): normalise orders, join contacts, derive activity."""
+    from pathlib import Path
+
+    import faust
+
+    from ordersync.stores import load_stores
+    from ordersync.topics_admin import create_topics
+    from processors.app import ProcessorOptions, create_app
+
+    settings = Settings.from_env()
+    report = create_topics(settings)
+    for name, diffs in report.differing.items():
+        click.echo(f"warning: {name} differs from the catalogue: {'; '.join(diffs)}", err=True)
+    stores = load_stores(config_path) if config_path else []
+    app_id = app_id or f"{settings.topic_prefix}processor"
+    opts = ProcessorOptions(
+        bootstrap=settings.kafka_bootstrap,
+        topic_prefix=settings.topic_prefix,
+        partitions=settings.partitions,
+        replication_factor=settings.replication_factor,
+        app_id=app_id,
+        data_dir=Path(data_dir) if data_dir else settings.stack_dir / "processor" / app_id,
+        status_overrides={s.id: s.status_overrides for s in stores},
+        web_port=web_port,
+        standby_replicas=standby_replicas,
+    )
+    opts.data_dir.mkdir(parents=True, exist_ok=True)
+    app = create_app(opts)
+    faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
+
+
 if __name__ == "__main__":
     main()

@@ -29,6 +29,7 @@ def raw_order_event() -> dict[str, Any]:
                 {"product_id": "22", "categories": [{"id": "9", "name": "Chaussures élégantes", "slug": "chaussures"}]},
                 {"product_id": "23", "categories": []},
             ],
+            "customer": None,
         },
     }
 
@@ -50,6 +51,7 @@ def prestashop_raw_order_event() -> dict[str, Any]:
             "module_name": None,
         },
         "product_categories": [],
+        "customer": {"id": "42", "email": "Joao@Example.PT", "first_name": "João", "last_name": None},
     }
     return event
 

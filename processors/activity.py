@@ -1,0 +1,130 @@
+"""Diffing an order against its last known state → timeline events. Pure and deterministic.
+
+State per order (kept in a faust table): its version, statuses, whether it is deleted, and a short
+digest per content field, so a change can be named without keeping the whole previous order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from processors.values import micros
+
+EVENT_NAMESPACE = uuid.UUID("0b3f8a0e-4b4d-4f62-8d3a-2f1e6c9d7a55")
+CONTENT_FIELDS = (
+    "currency",
+    "total",
+    "subtotal",
+    "tax_total",
+    "shipping_total",
+    "discount_total",
+    "refunded_total",
+    "items",
+    "refunds",
+    "coupons",
+    "contact_email",
+    "order_number",
+)
+
+
+def _digest(value: Any) -> str:
+    return hashlib.blake2b(repr(value).encode(), digest_size=6).hexdigest()
+
+
+def digests(order: dict[str, Any]) -> dict[str, str]:
+    return {field: _digest(order.get(field)) for field in CONTENT_FIELDS}
+
+
+@dataclass(frozen=True)
+class Decision:
+    apply: bool  # False: an old version or an exact duplicate; emit nothing
+    activities: list[dict[str, Any]]
+    state: dict[str, Any] | None  # the new per-order state to store (None when not applied)
+
+
+def state_of(order: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "version": order["version"],
+        "status": order["status"],
+        "store_status": order["store_status"],
+        "deleted": order["deleted"],
+        "digests": digests(order),
+    }
+
+
+def event_id(order_key: str, kind: str, version: int, fingerprint: str) -> str:
+    return str(uuid.uuid5(EVENT_NAMESPACE, f"{order_key}|{kind}|{version}|{fingerprint}"))
+
+
+def decide(previous: dict[str, Any] | None, order: dict[str, Any]) -> Decision:
+    """What ``order`` means given the last state applied for its key."""
+    new_state = state_of(order)
+    if previous is not None:
+        if order["version"] < previous["version"]:
+            return Decision(False, [], None)
+        if order["version"] == previous["version"] and {**new_state} == previous:
+            return Decision(False, [], None)
+    fingerprint = _digest(sorted(new_state["digests"].items()) + [new_state["status"], new_state["deleted"]])
+
+    def event(kind: str, **extra: Any) -> dict[str, Any]:
+        return {
+            "event_id": event_id(order["order_key"], kind, order["version"], fingerprint),
+            "type": kind,
+            "order_key": order["order_key"],
+            "store_id": order["store_id"],
+            "source_order_id": order["source_order_id"],
+            "list_id": order["list_id"],
+            "contact_id": order.get("contact_id"),
+            "occurred_at": order["modified_at"],
+            "from_status": None,
+            "to_status": None,
+            "from_store_status": None,
+            "to_store_status": None,
+            "currency": order["currency"],
+            "total": order["total"],
+            "changed_fields": [],
+            "version": order["version"],
+            **extra,
+        }
+
+    if previous is None:
+        if order["deleted"]:
+            return Decision(True, [], new_state)  # a delete of an order never seen: remember, say nothing
+        created = event("ORDER_CREATED", to_status=order["status"], to_store_status=order["store_status"])
+        return Decision(True, [created], new_state)
+
+    events = []
+    if order["deleted"] and not previous["deleted"]:
+        events.append(
+            event("ORDER_DELETED", from_status=previous["status"], from_store_status=previous["store_status"])
+        )
+        return Decision(True, events, {**previous, "version": order["version"], "deleted": True})
+    if order["deleted"]:
+        return Decision(False, [], None)
+    if order["store_status"] != previous["store_status"] or order["status"] != previous["status"]:
+        events.append(
+            event(
+                "ORDER_STATUS_CHANGED",
+                from_status=previous["status"],
+                to_status=order["status"],
+                from_store_status=previous["store_status"],
+                to_store_status=order["store_status"],
+            )
+        )
+    changed = [f for f in CONTENT_FIELDS if previous["digests"].get(f) != new_state["digests"][f]]
+    if previous["deleted"]:
+        changed.insert(0, "restored")
+    if changed:
+        events.append(event("ORDER_UPDATED", changed_fields=changed))
+    return Decision(True, events, new_state)
+
+
+def delete_version(previous: dict[str, Any] | None, fetched_at_micros: int) -> int:
+    """A delete has no modification time of its own: it supersedes whatever we hold."""
+    return max(fetched_at_micros, previous["version"] + 1 if previous else 0)
+
+
+__all__ = ["Decision", "decide", "delete_version", "digests", "event_id", "micros", "state_of"]

@@ -1,0 +1,206 @@
+"""The faust-streaming app: raw topics → normalised orders, contacts and activity.
+
+Two stages, because an order's state is partitioned by order key but its contact by e-mail:
+
+1. ``normalise`` reads ``raw.orders`` (key = order key), normalises each order, diffs it against the
+   per-order state table (``order-state``) and forwards what changed to the internal repartition topic
+   ``processor.by-contact``, keyed by the contact routing key. ``customers`` and ``imports`` forward
+   contacts there too.
+2. ``join`` reads ``processor.by-contact``; the ``contacts`` and ``pending`` tables are co-partitioned
+   with it, so the contact lookup is local (faust has no stream-table join: it is a lookup in the agent).
+   It emits to ``orders``, ``activity`` and ``contacts``.
+
+Processing is exactly-once (Kafka transactions); tables live in RocksDB with changelog topics.
+Anything that cannot be decoded or normalised goes to ``dlq`` with the reason in headers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faust
+from faust.types import EventT
+
+from processors import envelope
+from processors.activity import decide
+from processors.contacts import (
+    contact_key,
+    customer_alias,
+    customer_modified_at,
+    hint_from_customer,
+    new_contact,
+    normalise_email,
+)
+from processors.dead_letters import DeadLetterCounter, dead_letter_headers
+from processors.join import Outputs, on_alias, on_contact, on_order, routing_key
+from processors.model import ContactHint
+from processors.normalise import normalise_order
+from processors.values import NormaliseError
+from schemas import DecodeError, EncodeError, decode, encode
+
+log = logging.getLogger("ordersync.processor")
+
+
+@dataclass(frozen=True)
+class ProcessorOptions:
+    bootstrap: str
+    topic_prefix: str
+    partitions: int
+    replication_factor: int
+    app_id: str
+    data_dir: Path
+    status_overrides: Mapping[str, Mapping[str, str]]  # store id → overrides
+    web_port: int | None = None  # None: no web server
+    standby_replicas: int = 0
+    commit_interval_s: float = 0.5
+
+
+def _headers(event: EventT) -> list[tuple[str, bytes]]:
+    headers = event.message.headers or []
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    return [(k, v if isinstance(v, bytes) else str(v).encode()) for k, v in pairs]
+
+
+def create_app(opts: ProcessorOptions) -> faust.App:
+    p = opts.topic_prefix
+    app = faust.App(
+        opts.app_id,
+        broker=f"kafka://{opts.bootstrap}",
+        store="rocksdb://",
+        datadir=str(opts.data_dir),
+        processing_guarantee="exactly_once",
+        topic_partitions=opts.partitions,
+        topic_replication_factor=opts.replication_factor,
+        table_standby_replicas=opts.standby_replicas,
+        broker_commit_interval=opts.commit_interval_s,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=opts.web_port is not None,
+        web_port=opts.web_port or 6066,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+    def topic(name: str, internal: bool = False) -> faust.TopicT:
+        return app.topic(p + name, key_type=bytes, value_type=bytes, partitions=opts.partitions, internal=internal)
+
+    raw_orders, raw_customers, imports = topic("raw.orders"), topic("raw.customers"), topic("contacts.import")
+    by_contact = topic("processor.by-contact", internal=True)
+    orders_out, activity_out, contacts_out, dlq = topic("orders"), topic("activity"), topic("contacts"), topic("dlq")
+
+    # faust picks table serializers from the declared types: untyped means JSON (our str keys and the
+    # order-state dicts), bytes means raw (contacts and pending hold envelope bytes).
+    order_state = app.Table("order-state", default=None, partitions=opts.partitions)
+    contacts = app.Table("contacts", default=None, partitions=opts.partitions, value_type=bytes)
+    pending = app.Table("pending", default=None, partitions=opts.partitions, value_type=bytes)
+    dead = DeadLetterCounter()
+    app.dead_letters = dead  # type: ignore[attr-defined]
+
+    async def dead_letter(event: EventT, stage: str, reason: str) -> None:
+        msg = event.message
+        total = dead.add(stage)
+        log.warning(
+            "dead letter #%d (%s) from %s[%d]@%d: %s", total, stage, msg.topic, msg.partition, msg.offset, reason
+        )
+        await dlq.send(
+            key=msg.key,
+            value=msg.value,
+            headers=dead_letter_headers(reason, stage, msg.topic, msg.partition, msg.offset, _headers(event)),
+        )
+
+    async def forward(key: str, item: dict[str, Any]) -> None:
+        await by_contact.send(key=key.encode(), value=envelope.dumps(item))
+
+    @app.agent(raw_orders)
+    async def normalise(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            try:
+                raw = decode(event.value, "raw_order_event")
+            except DecodeError as exc:
+                await dead_letter(event, "decode", exc.reason)
+                continue
+            key = f"{raw['store_id']}:{raw['source_order_id']}"
+            previous = order_state.get(key)
+            try:
+                result = normalise_order(
+                    raw, opts.status_overrides.get(raw["store_id"]), previous["version"] if previous else None
+                )
+                encode("order", result.order)  # proves it fits the contract before anything is emitted
+                decision = decide(previous, result.order)
+            except (NormaliseError, EncodeError, KeyError, TypeError, ValueError) as exc:
+                await dead_letter(event, "normalise", f"{type(exc).__name__}: {exc}")
+                continue
+            if not decision.apply:
+                continue
+            order_state[key] = decision.state
+            item = {
+                "kind": "order",
+                "order": result.order,
+                "activities": decision.activities,
+                "hint": dataclasses.asdict(result.contact),
+            }
+            await forward(routing_key(result.order, result.contact), item)
+
+    @app.agent(raw_customers)
+    async def customers(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            try:
+                raw = decode(event.value, "raw_customer_event")
+                hint, consent = hint_from_customer(raw["platform"], raw["document"], raw["source_customer_id"])
+                modified = customer_modified_at(raw["platform"], raw["document"], raw["store_timezone"])
+            except DecodeError as exc:
+                await dead_letter(event, "decode", exc.reason)
+                continue
+            except (NormaliseError, KeyError, TypeError, ValueError) as exc:
+                await dead_letter(event, "normalise", f"{type(exc).__name__}: {exc}")
+                continue
+            email = normalise_email(hint.email)
+            if email is None:
+                await dead_letter(event, "normalise", f"customer {raw['source_customer_id']} has no usable e-mail")
+                continue
+            list_id = raw["list_id"]
+            at = modified or raw["fetched_at"]
+            contact = new_contact(list_id, email, hint, "STORE_CUSTOMER", raw["store_id"], at, consent)
+            await forward(contact_key(list_id, email), {"kind": "contact", "contact": contact})
+            if hint.store_customer_id:
+                alias = customer_alias(list_id, raw["store_id"], hint.store_customer_id)
+                await forward(alias, {"kind": "alias", "contact": contact})
+
+    @app.agent(imports)
+    async def imported(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            try:
+                contact = decode(event.value, "contact")
+            except DecodeError as exc:
+                await dead_letter(event, "decode", exc.reason)
+                continue
+            await forward(contact_key(contact["list_id"], contact["email"]), {"kind": "contact", "contact": contact})
+
+    @app.agent(by_contact)
+    async def join(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            key = event.key.decode() if isinstance(event.key, bytes) else str(event.key)
+            item = envelope.loads(event.value)
+            if item["kind"] == "order":
+                out = on_order(contacts, pending, key, item["order"], item["activities"], ContactHint(**item["hint"]))
+            elif item["kind"] == "contact":
+                out = on_contact(contacts, key, item["contact"])
+            else:
+                out = on_alias(contacts, pending, key, item["contact"])
+            await emit(out)
+
+    async def emit(out: Outputs) -> None:
+        for order in out.orders:
+            await orders_out.send(key=order["order_key"].encode(), value=encode("order", order))
+        for activity in out.activities:
+            await activity_out.send(key=activity["order_key"].encode(), value=encode("activity", activity))
+        for contact in out.contacts:
+            await contacts_out.send(
+                key=contact_key(contact["list_id"], contact["email"]).encode(), value=encode("contact", contact)
+            )
+
+    return app

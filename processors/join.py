@@ -1,0 +1,113 @@
+"""Joining orders to contacts (pure; the faust agent gives it its tables).
+
+Everything here runs in the partition of one routing key, so table lookups are local:
+- ``{list}:{email}``: orders with an e-mail, and contacts. A missing contact is created from the
+  order's billing details and emitted, so every later order (and customer event) finds the same one.
+- ``{list}:customer:{store}:{id}`` (alias): orders without an e-mail but with a store customer id, and
+  the store customer's contact. An order that arrives first waits in ``pending`` (and is emitted
+  unmatched at once); when the customer's contact arrives the order is re-emitted matched.
+- ``{list}:unmatched:{order_key}``: no e-mail, no customer id (a guest with an empty e-mail). The order
+  is kept and emitted unmatched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from processors import envelope
+from processors.contacts import contact_key, customer_alias, merge, new_contact
+from processors.model import ContactHint
+
+
+@dataclass
+class Outputs:
+    orders: list[dict[str, Any]] = field(default_factory=list)
+    activities: list[dict[str, Any]] = field(default_factory=list)
+    contacts: list[dict[str, Any]] = field(default_factory=list)
+
+    def extend(self, other: Outputs) -> None:
+        self.orders += other.orders
+        self.activities += other.activities
+        self.contacts += other.contacts
+
+
+def routing_key(order: dict[str, Any], hint: ContactHint) -> str:
+    list_id = order["list_id"]
+    if order["contact_email"]:
+        return contact_key(list_id, order["contact_email"])
+    if hint.store_customer_id:
+        return customer_alias(list_id, order["store_id"], hint.store_customer_id)
+    return f"{list_id}:unmatched:{order['order_key']}"
+
+
+def _attach(order: dict[str, Any], activities: list[dict[str, Any]], contact: dict[str, Any] | None) -> Outputs:
+    cid = contact["contact_id"] if contact else None
+    email = contact["email"] if contact else order.get("contact_email")
+    matched_order = {**order, "contact_id": cid, "contact_email": email, "matched": contact is not None}
+    return Outputs(orders=[matched_order], activities=[{**a, "contact_id": cid} for a in activities])
+
+
+def on_contact(contacts: MutableMapping[str, Any], key: str, contact: dict[str, Any]) -> Outputs:
+    """A contact from a store customer or an import, at its ``{list}:{email}`` key."""
+    existing = contacts.get(key)
+    if existing is None:
+        contacts[key] = envelope.dumps(contact)
+        return Outputs(contacts=[contact])
+    merged = merge(envelope.loads(existing), contact)
+    if merged is None:
+        return Outputs()
+    contacts[key] = envelope.dumps(merged)
+    return Outputs(contacts=[merged])
+
+
+def on_alias(
+    contacts: MutableMapping[str, Any], pending: MutableMapping[str, Any], key: str, contact: dict[str, Any]
+) -> Outputs:
+    """The contact of a store customer, at its alias key: match the orders that waited for it."""
+    contacts[key] = envelope.dumps(contact)
+    out = Outputs()
+    waiting = pending.get(key)
+    if waiting:
+        for item in envelope.loads(waiting):
+            out.extend(_attach(item["order"], item["activities"], contact))
+        del pending[key]
+    return out
+
+
+def on_order(
+    contacts: MutableMapping[str, Any],
+    pending: MutableMapping[str, Any],
+    key: str,
+    order: dict[str, Any],
+    activities: list[dict[str, Any]],
+    hint: ContactHint,
+) -> Outputs:
+    if order["deleted"]:
+        # A delete carries no contact details: route it but do not create anyone.
+        found = contacts.get(key)
+        return _attach(order, activities, envelope.loads(found) if found else None)
+    if order["contact_email"]:
+        found = contacts.get(key)
+        if found is not None:
+            return _attach(order, activities, envelope.loads(found))
+        # Dated by the order, not the clock, so a replay builds the very same contact.
+        contact = new_contact(
+            order["list_id"], order["contact_email"], hint, "ORDER_BILLING", order["store_id"], order["created_at"]
+        )
+        contacts[key] = envelope.dumps(contact)
+        out = _attach(order, activities, contact)
+        out.contacts.append(contact)
+        return out
+    if ":customer:" in key:
+        found = contacts.get(key)
+        if found is not None:
+            return _attach(order, activities, envelope.loads(found))
+        waiting = envelope.loads(pending[key]) if key in pending else []
+        earlier = [w for w in waiting if w["order"]["order_key"] == order["order_key"]]
+        waiting = [w for w in waiting if w["order"]["order_key"] != order["order_key"]]
+        # Keep the latest order, and every activity so far: all are re-emitted matched later.
+        waiting.append({"order": order, "activities": [a for w in earlier for a in w["activities"]] + activities})
+        pending[key] = envelope.dumps(waiting)
+    return _attach(order, activities, None)

@@ -1,0 +1,48 @@
+"""Raw order event → normalised order: picks the platform's normaliser and handles deletes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from processors import prestashop, woocommerce
+from processors.contacts import normalise_email
+from processors.model import ContactHint, Normalised, deleted_order, load_document
+from processors.values import NormaliseError, micros
+
+_NORMALISERS = {"WOOCOMMERCE": woocommerce.normalise, "PRESTASHOP": prestashop.normalise}
+NO_CONTACT = ContactHint(None, None, None, None, None)
+
+
+def normalise_order(
+    event: dict[str, Any],
+    overrides: Mapping[str, str] | None = None,
+    previous_version: int | None = None,
+) -> Normalised:
+    """Raise NormaliseError (→ dead-letter topic) for anything that is not a usable order."""
+    if not event.get("source_order_id"):
+        raise NormaliseError("source_order_id: missing")
+    if event["operation"] == "DELETE":
+        fetched = micros(event["fetched_at"])
+        version = max(fetched, previous_version + 1 if previous_version is not None else 0)
+        return Normalised(deleted_order(event, event["source_order_id"], version), NO_CONTACT)
+    normaliser = _NORMALISERS.get(event["platform"])
+    if normaliser is None:
+        raise NormaliseError(f"platform {event['platform']!r} is not supported")
+    result = normaliser(event, load_document(event["document"]), overrides or {})
+    if result.order["source_order_id"] != event["source_order_id"]:
+        raise NormaliseError(
+            f"document id {result.order['source_order_id']!r} does not match the event's {event['source_order_id']!r}"
+        )
+    for item in result.order["items"]:
+        if item["quantity"] < 0:
+            raise NormaliseError(f"items: negative quantity {item['quantity']} on line {item['item_id']}")
+    email = normalise_email(result.contact.email)
+    contact = ContactHint(
+        email,
+        result.contact.first_name,
+        result.contact.last_name,
+        result.contact.phone,
+        result.contact.store_customer_id,
+    )
+    return Normalised({**result.order, "contact_email": email}, contact)
