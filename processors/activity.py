@@ -67,7 +67,7 @@ def decide(previous: dict[str, Any] | None, order: dict[str, Any]) -> Decision:
             return Decision(False, [], None)
         if order["version"] == previous["version"] and {**new_state} == previous:
             return Decision(False, [], None)
-    fingerprint = _digest(sorted(new_state["digests"].items()) + [new_state["status"], new_state["deleted"]])
+    fingerprint = _digest([*sorted(new_state["digests"].items()), new_state["status"], new_state["deleted"]])
 
     def event(kind: str, **extra: Any) -> dict[str, Any]:
         return {

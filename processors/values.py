@@ -22,8 +22,8 @@ def money(value: Any, field: str) -> Decimal:
     WooCommerce ``price`` of 7.5 arrives here as Decimal("7.5"), not as a float.
     """
     if value is None or value == "":
-        return Decimal(0)
-    if isinstance(value, bool) or isinstance(value, float):
+        return Decimal("0.000000")
+    if isinstance(value, (bool, float)):
         raise NormaliseError(f"{field}: {value!r} is not an exact amount")
     try:
         amount = Decimal(str(value).strip().replace(",", "")) if isinstance(value, str) else Decimal(value)
