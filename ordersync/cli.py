@@ -188,5 +188,46 @@ def process_command(
     faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
 
 
+# -- sink / database --------------------------------------------------------------------------------
+@main.group()
+def db() -> None:
+    """The PostgreSQL database."""
+
+
+@db.command("migrate")
+def db_migrate() -> None:
+    """Apply the numbered SQL migrations that are missing (idempotent)."""
+    from sinks.migrate import migrate
+
+    applied = migrate(Settings.from_env().database_url)
+    for m in applied:
+        click.echo(f"applied {m.version:03d}_{m.name}")
+    if not applied:
+        click.echo("database is up to date")
+
+
+@main.command("sink")
+@click.option("--consumer-name", default=None, help="Kafka group id and offsets key; default {prefix}sink.")
+@click.option("--batch-size", default=5000, show_default=True)
+@click.option("--idle-exit", type=float, default=None, help="Exit after this many seconds without messages.")
+def sink_command(consumer_name: str | None, batch_size: int, idle_exit: float | None) -> None:
+    """Write orders, activity and contacts into PostgreSQL, exactly once."""
+    import logging
+
+    from sinks.consumer import PostgresSink, SinkOptions
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings.from_env()
+    opts = SinkOptions(
+        bootstrap=settings.kafka_bootstrap,
+        database_url=settings.database_url,
+        topic_prefix=settings.topic_prefix,
+        consumer_name=consumer_name or f"{settings.topic_prefix}sink",
+        batch_size=batch_size,
+    )
+    totals = PostgresSink(opts).run(idle_exit_s=idle_exit)
+    click.echo(" ".join(f"{k}={v}" for k, v in totals.items()))
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,198 @@
+"""The sink's Kafka side: read orders, activity and contacts (read_committed), batch, write, repeat.
+
+Offsets live in PostgreSQL (``sink_offsets``), written in the batch's transaction; on every partition
+assignment the consumer seeks to them. Kafka's own committed offsets are not used for correctness.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from schemas import DecodeError, decode
+from sinks.migrate import migrate
+from sinks.writer import Batch, WriteResult, prepare, stored_offsets, write_batch
+
+log = logging.getLogger("ordersync.sink")
+
+
+@dataclass(frozen=True)
+class SinkOptions:
+    bootstrap: str
+    database_url: str
+    topic_prefix: str
+    consumer_name: str  # the Kafka group id and the key of this sink's rows in sink_offsets
+    batch_size: int = 5000
+    batch_wait_s: float = 0.3
+    retry_max_s: float = 10.0
+
+
+class PostgresSink:
+    def __init__(self, opts: SinkOptions) -> None:
+        self.opts = opts
+        p = opts.topic_prefix
+        self.topics = {p + "orders": "order", p + "activity": "activity", p + "contacts": "contact"}
+        self.dlq_topic = p + "dlq"
+        self._stop = threading.Event()
+        self._conn: psycopg.Connection[Any] | None = None
+        self._prepared = False
+        self._batch = Batch()
+        self.totals = {"orders": 0, "activities": 0, "contacts": 0, "batches": 0, "dead_letters": 0}
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": opts.bootstrap,
+                "group.id": opts.consumer_name,
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "auto.offset.reset": "earliest",
+                "partition.assignment.strategy": "range",  # eager: every rebalance revokes everything
+                "fetch.max.bytes": 52428800,
+            }
+        )
+        self.dlq = Producer({"bootstrap.servers": opts.bootstrap, "enable.idempotence": True, "acks": "all"})
+
+    # -- PostgreSQL ---------------------------------------------------------------------------------
+    def connection(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            # autocommit: each conn.transaction() block is then a real transaction, not a savepoint.
+            self._conn = psycopg.connect(self.opts.database_url, autocommit=True)
+            self._prepared = False
+        return self._conn
+
+    def _write(self, conn: psycopg.Connection[Any], batch: Batch) -> WriteResult:
+        if not self._prepared:
+            prepare(conn)
+            self._prepared = True
+        return write_batch(conn, batch, self.opts.consumer_name)
+
+    def _with_retry(self, what: str, action: Callable[[psycopg.Connection[Any]], Any]) -> Any:
+        """PostgreSQL gone away (restart, failover): reconnect with backoff until it is back or we stop."""
+        delay = 0.2
+        while True:
+            try:
+                return action(self.connection())
+            except psycopg.OperationalError as exc:
+                if self._stop.is_set() and what != "flush":
+                    raise
+                log.warning("PostgreSQL unavailable during %s (%s); retrying in %.1fs", what, exc, delay)
+                if self._conn is not None:
+                    self._conn.close()
+                self._conn = None
+                time.sleep(delay)
+                delay = min(delay * 2, self.opts.retry_max_s)
+
+    # -- Kafka --------------------------------------------------------------------------------------
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        offsets = self._with_retry("seek", lambda conn: stored_offsets(conn, self.opts.consumer_name))
+        for tp in partitions:
+            tp.offset = offsets.get((tp.topic, tp.partition), OFFSET_BEGINNING)
+        log.info("assigned %s", ", ".join(f"{tp.topic}[{tp.partition}]@{tp.offset}" for tp in partitions))
+        consumer.assign(partitions)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Unwritten messages are dropped, not lost: their offsets were not stored, so whoever owns the
+        # partitions next (maybe us) reads them again from the offsets in PostgreSQL.
+        self._batch = Batch()
+        consumer.unassign()
+
+    def _dead_letter(self, msg: Message, reason: str) -> None:
+        self.totals["dead_letters"] += 1
+        log.warning("dead letter from %s[%d]@%d: %s", msg.topic(), msg.partition(), msg.offset(), reason)
+        headers: list[tuple[str, str | bytes | None]] = [
+            ("dlq.reason", reason.encode()),
+            ("dlq.stage", b"sink"),
+            ("dlq.source.topic", (msg.topic() or "").encode()),
+            ("dlq.source.partition", str(msg.partition()).encode()),
+            ("dlq.source.offset", str(msg.offset()).encode()),
+        ]
+        self.dlq.produce(self.dlq_topic, key=msg.key(), value=msg.value(), headers=headers)
+
+    def _add(self, msg: Message) -> None:
+        topic = msg.topic() or ""
+        subject = self.topics[topic]
+        batch = self._batch
+        batch.messages += 1
+        batch.offsets[(topic, msg.partition() or 0)] = (msg.offset() or 0) + 1
+        value = msg.value()
+        if value is None:  # a tombstone on a compacted topic: forget the key
+            key = (msg.key() or b"").decode()
+            first, _, rest = key.partition(":")
+            if subject == "order":
+                batch.purged_orders.append((first, rest))
+            elif subject == "contact":
+                batch.purged_contacts.append((first, rest))
+            return
+        try:
+            record = decode(value, subject)
+        except DecodeError as exc:
+            self._dead_letter(msg, exc.reason)
+            return
+        if subject == "order":
+            batch.orders.append(record)
+        elif subject == "activity":
+            batch.activities.append(record)
+        else:
+            batch.contacts.append(record)
+
+    def flush(self) -> WriteResult | None:
+        batch = self._batch
+        if not batch.messages:
+            return None
+        if self.dlq.flush(30) != 0:
+            raise RuntimeError("dead letters were not acknowledged by Kafka; not advancing offsets")
+        result: WriteResult = self._with_retry("flush", lambda conn: self._write(conn, batch))
+        self._batch = Batch()
+        self.totals["orders"] += result.orders
+        self.totals["activities"] += result.activities
+        self.totals["contacts"] += result.contacts
+        self.totals["batches"] += 1
+        return result
+
+    def stop(self, *_: object) -> None:
+        self._stop.set()
+
+    def run(self, *, idle_exit_s: float | None = None, install_signals: bool = True) -> dict[str, int]:
+        """Consume until SIGTERM/SIGINT (or ``idle_exit_s`` without messages), flushing on the way out."""
+        if install_signals:
+            signal.signal(signal.SIGTERM, self.stop)
+            signal.signal(signal.SIGINT, self.stop)
+        self._with_retry("migrate", lambda conn: migrate(self.opts.database_url))
+        self.consumer.subscribe(list(self.topics), on_assign=self._on_assign, on_revoke=self._on_revoke)
+        last_message = time.monotonic()
+        batch_started = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                messages = self.consumer.consume(num_messages=self.opts.batch_size, timeout=self.opts.batch_wait_s)
+                for msg in messages:
+                    error = msg.error()
+                    if error is not None:
+                        if error.code() in (KafkaError._PARTITION_EOF, KafkaError.UNKNOWN_TOPIC_OR_PART):
+                            continue
+                        if error.retriable():
+                            log.warning("kafka: %s", error)
+                            continue
+                        raise KafkaException(error)
+                    if not self._batch.messages:
+                        batch_started = time.monotonic()
+                    self._add(msg)
+                    last_message = time.monotonic()
+                full = self._batch.messages >= self.opts.batch_size
+                waited = time.monotonic() - batch_started >= self.opts.batch_wait_s
+                if self._batch.messages and (full or waited or not messages):
+                    self.flush()
+                if idle_exit_s is not None and time.monotonic() - last_message > idle_exit_s:
+                    break
+            self.flush()
+        finally:
+            self.consumer.close()
+            if self._conn is not None:
+                self._conn.close()
+        return self.totals

@@ -1,0 +1,65 @@
+"""Decoded contract records → rows for COPY (pure). Column lists match migrations/001_initial.sql."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+ORDER_COLUMNS = (
+    "store_id", "source_order_id", "order_key", "platform", "order_number", "list_id", "contact_id",
+    "contact_email", "matched", "store_customer_id", "status", "store_status", "store_status_label", "currency",
+    "total", "subtotal", "tax_total", "shipping_total", "discount_total", "refunded_total", "net_total",
+    "refunds", "coupons", "created_at", "modified_at", "paid_at", "completed_at", "deleted", "version",
+)  # fmt: skip
+ITEM_COLUMNS = (
+    "store_id", "source_order_id", "item_id", "product_id", "variation_id", "sku", "name", "quantity",
+    "unit_price", "total", "categories",
+)  # fmt: skip
+ACTIVITY_COLUMNS = (
+    "event_id", "type", "order_key", "store_id", "source_order_id", "list_id", "contact_id", "occurred_at",
+    "from_status", "to_status", "from_store_status", "to_store_status", "currency", "total", "changed_fields",
+    "version",
+)  # fmt: skip
+CONTACT_COLUMNS = (
+    "contact_id", "list_id", "email", "first_name", "last_name", "phone", "marketing_consent", "origin",
+    "store_customers", "created_at", "updated_at", "version",
+)  # fmt: skip
+
+
+def _json(value: Any) -> Jsonb:
+    return Jsonb(value, dumps=lambda v: json.dumps(v, default=str))
+
+
+def order_row(order: dict[str, Any]) -> tuple[Any, ...]:
+    values = {**order, "refunds": _json(order["refunds"]), "coupons": _json(order["coupons"])}
+    return tuple(values[c] for c in ORDER_COLUMNS)
+
+
+def item_rows(order: dict[str, Any]) -> Iterable[tuple[Any, ...]]:
+    for item in order["items"]:
+        values = {**item, "store_id": order["store_id"], "source_order_id": order["source_order_id"]}
+        yield tuple(values[c] for c in ITEM_COLUMNS)
+
+
+def activity_row(activity: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(activity[c] for c in ACTIVITY_COLUMNS)
+
+
+def contact_row(contact: dict[str, Any]) -> tuple[Any, ...]:
+    values = {**contact, "store_customers": _json(contact["store_customers"])}
+    values.setdefault("marketing_consent", None)
+    return tuple(values[c] for c in CONTACT_COLUMNS)
+
+
+def latest_by(records: Iterable[dict[str, Any]], key: Any) -> list[dict[str, Any]]:
+    """One record per key, the one with the highest version (later wins a tie): a batch may hold several
+    versions of one order, and one INSERT ... ON CONFLICT cannot touch a row twice."""
+    best: dict[Any, dict[str, Any]] = {}
+    for record in records:
+        k = key(record)
+        if k not in best or record["version"] >= best[k]["version"]:
+            best[k] = record
+    return list(best.values())

@@ -1,0 +1,114 @@
+"""The sink's SQL, in one place. Every value is a bound parameter or comes through COPY."""
+
+from __future__ import annotations
+
+from sinks.rows import ACTIVITY_COLUMNS, CONTACT_COLUMNS, ITEM_COLUMNS, ORDER_COLUMNS
+
+
+def _cols(columns: tuple[str, ...], prefix: str = "") -> str:
+    return ", ".join(prefix + c for c in columns)
+
+
+def _updates(columns: tuple[str, ...], keys: tuple[str, ...]) -> str:
+    return ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in keys)
+
+
+CREATE_STAGING = """
+CREATE TEMP TABLE IF NOT EXISTS stage_orders (LIKE orders) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_items (LIKE order_items) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_activity (LIKE activity) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_contacts (LIKE contacts) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS applied_orders (store_id text, source_order_id text) ON COMMIT DELETE ROWS;
+"""
+
+COPY_ORDERS = f"COPY stage_orders ({_cols(ORDER_COLUMNS)}) FROM STDIN"
+COPY_ITEMS = f"COPY stage_items ({_cols(ITEM_COLUMNS)}) FROM STDIN"
+COPY_ACTIVITY = f"COPY stage_activity ({_cols(ACTIVITY_COLUMNS)}) FROM STDIN"
+COPY_CONTACTS = f"COPY stage_contacts ({_cols(CONTACT_COLUMNS)}) FROM STDIN"
+
+# Contacts whose statistics a batch can change: the current owners of the staged orders, before the
+# upsert (an order can move from unmatched to a contact), and the staged owners.
+AFFECTED_CONTACTS = """
+SELECT o.contact_id FROM orders o JOIN stage_orders s USING (store_id, source_order_id) WHERE o.contact_id IS NOT NULL
+UNION
+SELECT contact_id FROM stage_orders WHERE contact_id IS NOT NULL
+"""
+
+# Version guard: an older version never overwrites a newer one; the same version again is harmless.
+UPSERT_ORDERS = f"""
+WITH applied AS (
+    INSERT INTO orders AS o ({_cols(ORDER_COLUMNS)})
+    SELECT {_cols(ORDER_COLUMNS)} FROM stage_orders WHERE NOT deleted
+    ON CONFLICT (store_id, source_order_id) DO UPDATE SET {_updates(ORDER_COLUMNS, ("store_id", "source_order_id"))}
+    WHERE o.version <= EXCLUDED.version
+    RETURNING o.store_id, o.source_order_id
+)
+INSERT INTO applied_orders SELECT store_id, source_order_id FROM applied
+"""
+
+# A deleted order's record carries only identity and version: keep the rest of the row as it was.
+MARK_DELETED = """
+UPDATE orders o SET deleted = true, version = s.version
+FROM stage_orders s
+WHERE s.deleted AND o.store_id = s.store_id AND o.source_order_id = s.source_order_id AND o.version <= s.version
+"""
+
+REPLACE_ITEMS_DELETE = """
+DELETE FROM order_items i USING applied_orders a
+WHERE i.store_id = a.store_id AND i.source_order_id = a.source_order_id
+"""
+REPLACE_ITEMS_INSERT = f"""
+INSERT INTO order_items ({_cols(ITEM_COLUMNS)})
+SELECT {_cols(ITEM_COLUMNS, "si.")} FROM stage_items si JOIN applied_orders a USING (store_id, source_order_id)
+"""
+
+PURGE_ORDERS = """
+WITH gone AS (
+    DELETE FROM orders WHERE (store_id, source_order_id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
+    RETURNING store_id, source_order_id
+)
+DELETE FROM order_items i USING gone g WHERE i.store_id = g.store_id AND i.source_order_id = g.source_order_id
+"""
+
+UPSERT_ACTIVITY = f"""
+INSERT INTO activity AS a ({_cols(ACTIVITY_COLUMNS)})
+SELECT {_cols(ACTIVITY_COLUMNS)} FROM stage_activity
+ON CONFLICT (event_id) DO UPDATE SET contact_id = EXCLUDED.contact_id
+WHERE a.contact_id IS DISTINCT FROM EXCLUDED.contact_id
+"""
+
+UPSERT_CONTACTS = f"""
+INSERT INTO contacts AS c ({_cols(CONTACT_COLUMNS)})
+SELECT {_cols(CONTACT_COLUMNS)} FROM stage_contacts
+ON CONFLICT (contact_id) DO UPDATE SET {_updates(CONTACT_COLUMNS, ("contact_id", "list_id", "email"))}
+WHERE c.version <= EXCLUDED.version
+"""
+
+PURGE_CONTACTS = "DELETE FROM contacts WHERE (list_id, email) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
+
+RECOMPUTE_STATS_DELETE = "DELETE FROM contact_order_stats WHERE contact_id = ANY(%s::uuid[])"
+RECOMPUTE_STATS_INSERT = """
+INSERT INTO contact_order_stats
+SELECT contact_id, currency,
+       count(*),
+       count(*) FILTER (WHERE status = 'COMPLETED'),
+       coalesce(sum(net_total) FILTER (WHERE status <> 'CANCELED'), 0),
+       round(coalesce(sum(net_total) FILTER (WHERE status <> 'CANCELED')
+                      / nullif(count(*) FILTER (WHERE status <> 'CANCELED'), 0), 0), 6),
+       min(created_at),
+       max(created_at)
+FROM orders
+WHERE contact_id = ANY(%s::uuid[]) AND NOT deleted
+GROUP BY contact_id, currency
+"""
+
+# The same aggregation over every contact: what the statistics must equal at any time.
+STATS_FROM_SCRATCH = RECOMPUTE_STATS_INSERT.replace("INSERT INTO contact_order_stats\n", "").replace(
+    "contact_id = ANY(%s::uuid[]) AND ", "contact_id IS NOT NULL AND "
+)
+
+LOAD_OFFSETS = "SELECT topic, partition, next_offset FROM sink_offsets WHERE consumer = %s"
+SAVE_OFFSET = """
+INSERT INTO sink_offsets (consumer, topic, partition, next_offset) VALUES (%s, %s, %s, %s)
+ON CONFLICT (consumer, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset
+"""
