@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from typing import Any
 
 import click
 
@@ -227,6 +228,54 @@ def sink_command(consumer_name: str | None, batch_size: int, idle_exit: float | 
     )
     totals = PostgresSink(opts).run(idle_exit_s=idle_exit)
     click.echo(" ".join(f"{k}={v}" for k, v in totals.items()))
+
+
+# -- marketers' views -------------------------------------------------------------------------------
+@main.command("segment")
+@click.option("--file", "segment_file", type=click.File(), help="Segment document (JSON), '-' for stdin.")
+@click.option("--json", "segment_json", help="Segment document inline (JSON).")
+@click.option("--list", "list_id", help="Only contacts of this list.")
+@click.option("--ordered-last-days", type=int, help="Ordered in the last N days.")
+@click.option("--ordered-from", help="Ordered on or after this date (ISO).")
+@click.option("--ordered-to", help="Ordered before this date (ISO).")
+@click.option("--min-orders", type=int, help="At least N orders (see --status).")
+@click.option("--spent-over", help="Spent more than this amount (net of refunds, needs --currency).")
+@click.option("--aov-over", help="Average order value above this amount (needs --currency).")
+@click.option("--currency", help="ISO currency for amount conditions.")
+@click.option("--product", help="Bought this product id.")
+@click.option("--sku", help="Bought this SKU.")
+@click.option("--product-name", help="Bought a product whose name contains this text.")
+@click.option("--category", help="Bought from this category.")
+@click.option("--status", help="Has an order in this status (with --min-orders: counts only those).")
+@click.option("--abandoned-hours", type=int, help="Has a PENDING/CREATED order older than N hours, no COMPLETED since.")
+@click.option("--lapsed-days", type=int, help="Ordered before, but not in the last N days.")
+@click.option("--any", "match_any", is_flag=True, help="Flags combine with OR instead of AND.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--count", "count_only", is_flag=True, help="Print only the number of contacts.")
+def segment_command(**kw: Any) -> None:
+    """Contacts matching a segment: a JSON document and/or flags (see docs/segments.md)."""
+    from ordersync.segment_cli import run_segment
+
+    sys.exit(run_segment(Settings.from_env(), **kw))
+
+
+@main.command("contact")
+@click.argument("email")
+@click.option("--list", "list_id", required=True, help="The contact list.")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of text.")
+def contact_command(email: str, list_id: str, as_json: bool) -> None:
+    """A contact, their orders (with items) and their activity timeline, newest first."""
+    import psycopg
+
+    from schemas.json_view import to_json
+    from sinks.contact_view import load, render_text
+
+    with psycopg.connect(Settings.from_env().database_url) as conn:
+        view = load(conn, list_id, email)
+    if view is None:
+        click.echo(f"no contact {email!r} in list {list_id!r}", err=True)
+        sys.exit(1)
+    click.echo(to_json(view) if as_json else render_text(view))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,94 @@
+"""``ordersync segment``: flags and documents → a segment query → table, CSV, JSON or a count."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from typing import IO, Any
+
+import click
+import psycopg
+
+from ordersync.settings import Settings
+from schemas.json_view import to_json
+from sinks.segments import SegmentError, build_query
+
+
+def conditions_from_flags(kw: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    if kw.get("ordered_last_days") is not None:
+        out.append({"ordered": {"last_days": kw["ordered_last_days"]}})
+    if kw.get("ordered_from") or kw.get("ordered_to"):
+        out.append({"ordered": {"from": kw.get("ordered_from"), "to": kw.get("ordered_to")}})
+    if kw.get("min_orders") is not None:
+        out.append({"order_count": {"op": ">=", "value": kw["min_orders"], "status": kw.get("status")}})
+    elif kw.get("status"):
+        out.append({"has_status": kw["status"]})
+    if kw.get("spent_over") is not None:
+        out.append({"spent": {"op": ">", "value": kw["spent_over"], "currency": kw.get("currency")}})
+    if kw.get("aov_over") is not None:
+        out.append({"average_order_value": {"op": ">", "value": kw["aov_over"], "currency": kw.get("currency")}})
+    for flag, key in (("product", "product_id"), ("sku", "sku"), ("product_name", "name"), ("category", "category")):
+        if kw.get(flag):
+            out.append({"bought": {key: kw[flag]}})
+    if kw.get("abandoned_hours") is not None:
+        out.append({"abandoned_checkout": {"hours": kw["abandoned_hours"]}})
+    if kw.get("lapsed_days") is not None:
+        out.append({"lapsed": {"days": kw["lapsed_days"]}})
+    return out
+
+
+def segment_document(kw: dict[str, Any]) -> dict[str, Any]:
+    parts = []
+    for source in (kw.get("segment_file"), kw.get("segment_json")):
+        if source is None:
+            continue
+        text = source.read() if hasattr(source, "read") else source
+        try:
+            parts.append(json.loads(text))
+        except json.JSONDecodeError as exc:
+            raise SegmentError(f"segment document is not JSON: {exc}") from exc
+    flags = conditions_from_flags(kw)
+    if flags:
+        parts.append({"any" if kw.get("match_any") else "all": flags})
+    if not parts:
+        raise SegmentError("give a segment: --json, --file or condition flags (see --help)")
+    return parts[0] if len(parts) == 1 else {"all": parts}
+
+
+def write(rows: list[dict[str, Any]], fmt: str, out: IO[str]) -> None:
+    if fmt == "json":
+        for row in rows:
+            out.write(to_json(row) + "\n")
+        return
+    columns = ["email", "first_name", "last_name", "list_id", "contact_id"]
+    if fmt == "csv":
+        writer = csv.writer(out)
+        writer.writerow(columns)
+        writer.writerows([[row[c] for c in columns] for row in rows])
+        return
+    widths = {c: max([len(c), *(len(str(row[c] or "")) for row in rows)]) for c in columns}
+    out.write("  ".join(c.ljust(widths[c]) for c in columns) + "\n")
+    for row in rows:
+        out.write("  ".join(str(row[c] or "").ljust(widths[c]) for c in columns) + "\n")
+    out.write(f"({len(rows)} contacts)\n")
+
+
+def run_segment(settings: Settings, **kw: Any) -> int:
+    try:
+        document = segment_document(kw)
+        query, params = build_query(document, list_id=kw.get("list_id"), count=bool(kw.get("count_only")))
+    except SegmentError as exc:
+        click.echo(f"invalid segment: {exc}", err=True)
+        return 2
+    with psycopg.connect(settings.database_url) as conn:
+        cur = conn.execute(query, params)
+        if kw.get("count_only"):
+            row = cur.fetchone()
+            click.echo(row[0] if row else 0)
+            return 0
+        names = [d.name for d in cur.description or []]
+        rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    write(rows, kw.get("fmt") or "table", sys.stdout)
+    return 0

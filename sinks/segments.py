@@ -1,0 +1,246 @@
+"""Segments: marketing conditions → one parameterised SQL query over contacts.
+
+A segment is a small document (JSON or YAML-like dict)::
+
+    {"all": [
+        {"ordered": {"last_days": 30}},
+        {"spent": {"op": ">", "value": "200", "currency": "EUR"}},
+        {"bought": {"category": "Shoes"}},
+        {"any": [{"has_status": "PENDING"}, {"abandoned_checkout": {"hours": 2}}]}
+    ]}
+
+Each condition becomes ``c.contact_id IN (subquery)`` (or ``NOT IN`` when the comparison also holds for
+contacts with no orders at all), which PostgreSQL plans as a (anti) semi-join using the indexes.
+Values are always bound parameters; operators and statuses come from fixed lists, never from input.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from psycopg import sql
+
+STATUSES = ("CREATED", "PENDING", "COMPLETED", "CANCELED", "UNKNOWN")
+OPERATORS: dict[str, tuple[str, Callable[[Any, Any], bool]]] = {
+    ">": (">", operator.gt),
+    ">=": (">=", operator.ge),
+    "<": ("<", operator.lt),
+    "<=": ("<=", operator.le),
+    "=": ("=", operator.eq),
+    "!=": ("<>", operator.ne),
+}
+
+
+class SegmentError(ValueError):
+    """The segment document is invalid; the message says where."""
+
+
+@dataclass
+class Compiled:
+    where: sql.Composable
+    params: list[Any] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Period:
+    start: dt.datetime | None
+    end: dt.datetime | None
+
+    def sql(self, column: str) -> tuple[sql.Composable, list[Any]]:
+        parts, params = [], []
+        if self.start is not None:
+            parts.append(sql.SQL("{} >= %s").format(sql.SQL(column)))
+            params.append(self.start)
+        if self.end is not None:
+            parts.append(sql.SQL("{} < %s").format(sql.SQL(column)))
+            params.append(self.end)
+        if not parts:
+            return sql.SQL("true"), []
+        return sql.SQL(" AND ").join(parts), params
+
+
+def _timestamp(value: Any, where: str) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    try:
+        parsed = dt.datetime.fromisoformat(str(value))
+    except ValueError as exc:
+        raise SegmentError(f"{where}: {value!r} is not an ISO date or timestamp") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _number(value: Any, where: str) -> Decimal:
+    if isinstance(value, float):
+        value = str(value)
+    try:
+        return Decimal(str(value))
+    except (InvalidOperation, ValueError) as exc:
+        raise SegmentError(f"{where}: {value!r} is not a number") from exc
+
+
+def _positive_int(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise SegmentError(f"{where}: {value!r} must be a non-negative integer")
+    return value
+
+
+def _period(spec: dict[str, Any], now: dt.datetime, where: str) -> Period:
+    if "last_days" in spec:
+        return Period(now - dt.timedelta(days=_positive_int(spec["last_days"], f"{where}.last_days")), None)
+    start = _timestamp(spec["from"], f"{where}.from") if spec.get("from") is not None else None
+    end = _timestamp(spec["to"], f"{where}.to") if spec.get("to") is not None else None
+    return Period(start, end)
+
+
+def _op(spec: dict[str, Any], where: str) -> tuple[str, Callable[[Any, Any], bool]]:
+    name = spec.get("op", ">=")
+    if name not in OPERATORS:
+        raise SegmentError(f"{where}.op: {name!r} is not one of {sorted(OPERATORS)}")
+    return OPERATORS[name]
+
+
+def _status(value: Any, where: str) -> str:
+    status = str(value).upper()
+    if status not in STATUSES:
+        raise SegmentError(f"{where}: {value!r} is not one of {STATUSES}")
+    return status
+
+
+LIVE_ORDER = "o.contact_id IS NOT NULL AND NOT o.deleted"
+
+
+def _in(subquery: str, params: list[Any], *, negate: bool = False) -> Compiled:
+    template = "c.contact_id NOT IN ({})" if negate else "c.contact_id IN ({})"
+    return Compiled(sql.SQL(template).format(sql.SQL(subquery)), params)
+
+
+def _aggregate(expr: str, extra_where: sql.Composable, params: list[Any], op: tuple[str, Any], value: Any) -> Compiled:
+    """Contacts whose aggregate over their orders compares to ``value``; contacts with no matching orders
+    have the aggregate 0, so when ``0 op value`` holds the query keeps everyone except the failing ones."""
+    sql_op, py_op = op
+    zero_passes = py_op(0, value)
+    having = f"{expr} {sql_op} %s" if not zero_passes else f"NOT ({expr} {sql_op} %s)"
+    subquery = sql.SQL(
+        "SELECT o.contact_id FROM orders o WHERE " + LIVE_ORDER + " AND {} GROUP BY o.contact_id HAVING " + having
+    ).format(extra_where)
+    return Compiled(
+        sql.SQL("c.contact_id NOT IN ({})" if zero_passes else "c.contact_id IN ({})").format(subquery),
+        [*params, value],
+    )
+
+
+def compile_condition(cond: Any, now: dt.datetime, where: str = "segment") -> Compiled:
+    if not isinstance(cond, dict) or len(cond) != 1:
+        raise SegmentError(f"{where}: each condition is an object with exactly one key")
+    ((kind, spec),) = cond.items()
+    at = f"{where}.{kind}"
+    if kind in ("all", "any"):
+        if not isinstance(spec, list) or not spec:
+            raise SegmentError(f"{at}: needs a non-empty list of conditions")
+        parts = [compile_condition(c, now, f"{at}[{i}]") for i, c in enumerate(spec)]
+        joiner = sql.SQL(" AND " if kind == "all" else " OR ")
+        return Compiled(
+            sql.SQL("({})").format(joiner.join(p.where for p in parts)), [x for p in parts for x in p.params]
+        )
+    if kind == "not":
+        inner = compile_condition(spec, now, at)
+        return Compiled(sql.SQL("NOT ({})").format(inner.where), inner.params)
+    if kind == "ordered":
+        period_sql, params = _period(spec, now, at).sql("o.created_at")
+        return _in_composed(period_sql, params)
+    if kind == "order_count":
+        extra, params = _period(spec, now, at).sql("o.created_at")
+        if spec.get("status") is not None:
+            extra = sql.SQL("{} AND o.status = %s").format(extra)
+            params = [*params, _status(spec["status"], f"{at}.status")]
+        return _aggregate("count(*)", extra, params, _op(spec, at), _positive_int(spec.get("value"), f"{at}.value"))
+    if kind == "spent":
+        currency = _currency(spec, at)
+        extra, params = _period(spec, now, at).sql("o.created_at")
+        extra = sql.SQL("{} AND o.status <> 'CANCELED' AND o.currency = %s").format(extra)
+        return _aggregate(
+            "sum(o.net_total)", extra, [*params, currency], _op(spec, at), _number(spec.get("value"), f"{at}.value")
+        )
+    if kind == "average_order_value":
+        sql_op, _ = _op(spec, at)
+        return _in(
+            f"SELECT contact_id FROM contact_order_stats WHERE currency = %s AND average_order_value {sql_op} %s",
+            [_currency(spec, at), _number(spec.get("value"), f"{at}.value")],
+        )
+    if kind == "bought":
+        return _bought(spec, at)
+    if kind == "has_status":
+        return _in(f"SELECT o.contact_id FROM orders o WHERE {LIVE_ORDER} AND o.status = %s", [_status(spec, at)])
+    if kind == "abandoned_checkout":
+        hours = _positive_int(spec.get("hours"), f"{at}.hours")
+        return _in(
+            f"SELECT o.contact_id FROM orders o WHERE {LIVE_ORDER} AND o.status IN ('PENDING', 'CREATED')"
+            " AND o.created_at < %s AND NOT EXISTS (SELECT 1 FROM orders o2 WHERE o2.contact_id = o.contact_id"
+            " AND NOT o2.deleted AND o2.status = 'COMPLETED' AND o2.created_at > o.created_at)",
+            [now - dt.timedelta(hours=hours)],
+        )
+    if kind == "lapsed":
+        days = _positive_int(spec.get("days"), f"{at}.days")
+        # Contacts who ordered before, but not in the last N days.
+        return _in(
+            f"SELECT o.contact_id FROM orders o WHERE {LIVE_ORDER} GROUP BY o.contact_id HAVING max(o.created_at) < %s",
+            [now - dt.timedelta(days=days)],
+        )
+    raise SegmentError(f"{at}: unknown condition {kind!r}")
+
+
+def _in_composed(extra: sql.Composable, params: list[Any]) -> Compiled:
+    subquery = sql.SQL("SELECT o.contact_id FROM orders o WHERE " + LIVE_ORDER + " AND {}").format(extra)
+    return Compiled(sql.SQL("c.contact_id IN ({})").format(subquery), params)
+
+
+def _currency(spec: dict[str, Any], where: str) -> str:
+    currency = spec.get("currency")
+    if not isinstance(currency, str) or len(currency) != 3 or not currency.isalpha():
+        raise SegmentError(f'{where}.currency: amounts compare within one ISO currency, e.g. "EUR"')
+    return currency.upper()
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _bought(spec: Any, where: str) -> Compiled:
+    if not isinstance(spec, dict) or len(spec) != 1:
+        raise SegmentError(f"{where}: give exactly one of product_id, sku, name, category")
+    ((what, value),) = spec.items()
+    tests = {
+        "product_id": "i.product_id = %s",
+        "sku": "i.sku = %s",
+        "name": "lower(i.name) LIKE '%%' || lower(%s) || '%%'",
+        "category": "i.categories @> ARRAY[%s]::text[]",
+    }
+    if what not in tests:
+        raise SegmentError(f"{where}: {what!r} is not one of {sorted(tests)}")
+    bound = _like_escape(str(value)) if what == "name" else str(value)
+    return _in(
+        "SELECT o.contact_id FROM orders o JOIN order_items i USING (store_id, source_order_id)"
+        f" WHERE {LIVE_ORDER} AND o.status <> 'CANCELED' AND {tests[what]}",
+        [bound],
+    )
+
+
+def build_query(
+    segment: dict[str, Any], *, list_id: str | None = None, now: dt.datetime | None = None, count: bool = False
+) -> tuple[sql.Composed, list[Any]]:
+    """The whole query: contacts of ``list_id`` (or all lists) that satisfy ``segment``."""
+    compiled = compile_condition(segment, now or dt.datetime.now(dt.UTC))
+    scope, params = (sql.SQL("c.list_id = %s AND "), [list_id]) if list_id is not None else (sql.SQL(""), [])
+    select = (
+        sql.SQL("SELECT count(*) FROM contacts c")
+        if count
+        else sql.SQL("SELECT c.contact_id, c.list_id, c.email, c.first_name, c.last_name FROM contacts c")
+    )
+    order = sql.SQL("") if count else sql.SQL(" ORDER BY c.email")
+    query = sql.SQL("{} WHERE {}{}{}").format(select, scope, compiled.where, order)
+    return query, [*params, *compiled.params]
