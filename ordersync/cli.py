@@ -140,6 +140,96 @@ def tail_command(topic: str, from_beginning: bool, limit: int | None, idle_timeo
         tail(Settings.from_env(), topic, from_beginning=from_beginning, limit=limit, idle_timeout=idle_timeout)
 
 
+# -- connectors ------------------------------------------------------------------------------------
+@main.command("connect")
+@click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--store", "store_ids", multiple=True, help="Only this store (repeatable).")
+@click.option(
+    "--backfill-only", "mode", flag_value="backfill", default=True, help="Import the history, then exit (default)."
+)
+@click.option("--follow", "mode", flag_value="follow", help="After the backfill, keep polling for changes.")
+@click.option("--full", is_flag=True, help="Forget the cursors and re-import everything.")
+def connect_command(config_path: str, store_ids: tuple[str, ...], mode: str, full: bool) -> None:
+    """Publish the stores' orders and customers to the raw topics."""
+    import asyncio
+    import logging
+
+    from ordersync.stores import ConfigError, load_stores
+    from ordersync.topics_admin import create_topics
+    from producers.run import connect
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        stores = load_stores(config_path)
+        if store_ids:
+            unknown = set(store_ids) - {s.id for s in stores}
+            if unknown:
+                raise ConfigError(f"unknown store ids: {sorted(unknown)}")
+            stores = [s for s in stores if s.id in store_ids]
+        for store in stores:  # fail now, not mid-run, if a secret is missing
+            for attr in (
+                ("consumer_key_env", "consumer_secret_env") if store.platform == "woocommerce" else ("api_key_env",)
+            ):
+                store.secret(attr)
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    settings = Settings.from_env()
+    create_topics(settings)
+    result = asyncio.run(connect(settings, stores, follow=mode == "follow", full=full))
+    click.echo(f"published {result.orders} orders and {result.customers} customers")
+    for error in result.errors:
+        click.echo(f"error: {error}", err=True)
+    sys.exit(1 if result.errors else 0)
+
+
+@main.command("simulate")
+@click.argument("platform", type=click.Choice(["woocommerce", "prestashop"]))
+@click.option("--port", type=int, required=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--orders", type=int, default=1000, show_default=True, help="Orders in the history.")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--rate", type=float, default=0.0, help="New or changed orders per second, live.")
+@click.option("--fail-rate", type=float, default=0.0, help="Share of requests answered 429/500.")
+@click.option("--timezone", default=None, help="The shop's time zone.")
+@click.option("--typing", type=click.Choice(["ints", "strings"]), default="ints", help="PrestaShop value typing.")
+@click.option("--webhook-url", default=None, help="WooCommerce: deliver signed webhooks here.")
+@click.option("--key-env", default=None, help="Env var with the API key (WooCommerce: KEY:SECRET).")
+@click.option("--webhook-secret-env", default=None, help="Env var with the webhook secret.")
+def simulate_command(
+    platform: str, port: int, host: str, orders: int, seed: int, rate: float, fail_rate: float, timezone: str | None,
+    typing: str, webhook_url: str | None, key_env: str | None, webhook_secret_env: str | None,
+) -> None:  # fmt: skip
+    """Serve a simulated shop that follows the store's documented API."""
+    import asyncio
+    import os
+
+    from producers.simulators import prestashop, woocommerce
+    from producers.simulators.faults import Faults
+
+    faults = Faults(random_rate=fail_rate)
+    credential = os.environ.get(key_env or "", "") or ("ck_demo:cs_demo" if platform == "woocommerce" else "DEMOKEY")
+    if platform == "woocommerce":
+        key, _, secret = credential.partition(":")
+        wsim = woocommerce.WooCommerceSimulator(
+            seed=seed, orders=orders, consumer_key=key, consumer_secret=secret, timezone=timezone or "Europe/Zurich",
+            webhook_url=webhook_url, webhook_secret=os.environ.get(webhook_secret_env or "") or None, faults=faults,
+        )  # fmt: skip
+        click.echo(f"WooCommerce simulator on http://{host}:{port}{woocommerce.API} ({orders} orders, seed {seed})")
+        asyncio.run(woocommerce.serve(wsim, host, port, rate))
+    else:
+        psim = prestashop.PrestaShopSimulator(
+            seed=seed,
+            orders=orders,
+            api_key=credential,
+            timezone=timezone or "Europe/Lisbon",
+            typing=typing,
+            faults=faults,
+        )
+        click.echo(f"PrestaShop simulator on http://{host}:{port}/api ({orders} orders, seed {seed})")
+        asyncio.run(prestashop.serve(psim, host, port, rate))
+
+
 # -- processor -------------------------------------------------------------------------------------
 @main.command("process")
 @click.option(

@@ -1,0 +1,188 @@
+"""The connector loop for one store: backfill the full history once (resumable), then follow changes
+by polling. Raw events go to ``raw.orders`` / ``raw.customers``; cursors to ``connector-state``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ordersync.stores import StoreConfig
+from producers.cursors import CursorStore
+from producers.http_client import StoreHttp
+from producers.prestashop import PrestaShopSource
+from producers.publisher import Publisher
+from producers.source import Page, StoreSource, fallback_id, raw_customer_event, raw_order_event
+from producers.woocommerce import WooCommerceSource
+from schemas import encode
+
+log = logging.getLogger("ordersync.connector")
+POLL_OVERLAP = dt.timedelta(seconds=5)  # re-read a little: same-second changes and clock skew
+CHECKPOINT_EVERY = 2000  # orders between cursor saves during a backfill
+
+
+@dataclass
+class Topics:
+    raw_orders: str
+    raw_customers: str
+    state: str
+
+    @classmethod
+    def with_prefix(cls, prefix: str) -> Topics:
+        return cls(prefix + "raw.orders", prefix + "raw.customers", prefix + "connector-state")
+
+
+@dataclass
+class Progress:
+    """Orders/s and ETA on a terminal; a log line every few seconds otherwise."""
+
+    store_id: str
+    total: int | None = None
+    done: int = 0
+    started: float = field(default_factory=time.monotonic)
+    last_print: float = 0.0
+    tty: bool = field(default_factory=lambda: sys.stderr.isatty())
+
+    def add(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now - self.last_print < (0.2 if self.tty else 5.0):
+            return
+        self.last_print = now
+        elapsed = max(now - self.started, 1e-6)
+        rate = self.done / elapsed
+        if self.total:
+            share = min(1.0, self.done / self.total)
+            eta = (self.total - self.done) / rate if rate else 0
+            bar = "#" * int(share * 30)
+            text = f"{self.store_id}: [{bar:<30}] {self.done}/{self.total} orders {rate:,.0f}/s ETA {eta:,.0f}s"
+        else:
+            text = f"{self.store_id}: {self.done} orders {rate:,.0f}/s"
+        if self.tty:
+            print("\r" + text, end="", file=sys.stderr, flush=True)
+        else:
+            log.info(text)
+
+    def finish(self) -> None:
+        if self.tty and self.last_print:
+            print(file=sys.stderr)
+
+
+def make_source(store: StoreConfig) -> tuple[StoreSource, StoreHttp]:
+    if store.platform == "woocommerce":
+        http = WooCommerceSource.http_for(store)
+        return WooCommerceSource(store, http), http
+    http = PrestaShopSource.http_for(store)
+    return PrestaShopSource(store, http), http
+
+
+class Connector:
+    def __init__(
+        self, store: StoreConfig, source: StoreSource, publisher: Publisher, cursors: CursorStore, topics: Topics
+    ) -> None:
+        self.store = store
+        self.source = source
+        self.publisher = publisher
+        self.cursors = cursors
+        self.topics = topics
+        self.published_orders = 0
+        self.published_customers = 0
+
+    async def publish_orders(self, page: Page, obtained_by: str) -> int:
+        contexts = await self.source.contexts(page.documents)
+        for (text, doc), context in zip(page.documents, contexts, strict=True):
+            # A document without a readable id is still published: the processor dead-letters it.
+            order_id = self.source.order_id(doc) or fallback_id(text)
+            event = raw_order_event(
+                self.store, self.source.platform, text, order_id, obtained_by, self.source.order_modified_at(doc), context,
+                self.source.operation(doc),
+            )  # fmt: skip
+            self.publisher.publish(
+                self.topics.raw_orders, f"{self.store.id}:{order_id}", encode("raw_order_event", event)
+            )
+        self.publisher.poll()
+        self.published_orders += len(page.documents)
+        return len(page.documents)
+
+    async def publish_customers(self, page: Page, obtained_by: str) -> int:
+        for text, doc in page.documents:
+            cid = self.source.customer_id(doc) or fallback_id(text)
+            event = raw_customer_event(
+                self.store, self.source.platform, text, cid, obtained_by, self.source.customer_modified_at(doc)
+            )
+            self.publisher.publish(
+                self.topics.raw_customers, f"{self.store.id}:{cid}", encode("raw_customer_event", event)
+            )
+        self.published_customers += len(page.documents)
+        return len(page.documents)
+
+    async def backfill(self, progress: Progress | None = None) -> None:
+        await self._backfill_stream("CUSTOMERS", self.source.customer_pages, self.publish_customers, None)
+        await self._backfill_stream(
+            "ORDERS", lambda pos: self.source.order_pages(pos, dt.datetime.now(dt.UTC)), self.publish_orders, progress
+        )
+
+    async def _backfill_stream(
+        self,
+        stream: str,
+        pages: Callable[[str | None], AsyncIterator[Page]],
+        publish: Callable[[Page, str], Any],
+        progress: Progress | None,
+    ) -> None:
+        cursor = self.cursors.get(self.store.id, stream)
+        if cursor.backfill_complete:
+            return
+        if cursor.high_water_mark is None:
+            # Polling later picks up everything changed since the backfill began.
+            cursor = cursor.advanced(high_water_mark=dt.datetime.now(dt.UTC) - POLL_OVERLAP)
+        since_save = 0
+        async for page in pages(cursor.backfill_position):
+            n = await publish(page, "BACKFILL")
+            since_save += n
+            cursor = cursor.advanced(
+                backfill_position=page.position or cursor.backfill_position, published=cursor.published + n
+            )
+            if progress is not None:
+                progress.add(n)
+            if since_save >= CHECKPOINT_EVERY:
+                await self.cursors.save(cursor)
+                since_save = 0
+        await self.cursors.save(cursor.advanced(backfill_complete=True))
+
+    async def poll_once(self) -> int:
+        """Publish every order changed since the high-water mark; then move the mark."""
+        cursor = self.cursors.get(self.store.id, "ORDERS")
+        since = (cursor.high_water_mark or dt.datetime.now(dt.UTC)) - POLL_OVERLAP
+        started = dt.datetime.now(dt.UTC)
+        count = 0
+        newest = cursor.high_water_mark
+        async for page in self.source.changed_orders(since):
+            count += await self.publish_orders(page, "POLL")
+            for _, doc in page.documents:
+                modified = self.source.order_modified_at(doc)
+                if modified is not None and (newest is None or modified > newest):
+                    newest = modified
+        if isinstance(self.source, PrestaShopSource):
+            async for page in self.source.changed_customers(since):
+                await self.publish_customers(page, "POLL")
+        # Never beyond when this scan began: an order changed during the scan, on a page already
+        # passed, must still be found by the next one.
+        mark = min(newest, started) if newest is not None else cursor.high_water_mark
+        await self.cursors.save(cursor.advanced(high_water_mark=mark, published=cursor.published + count))
+        return count
+
+    async def follow(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            started = time.monotonic()
+            count = await self.poll_once()
+            if count:
+                log.info("%s: %d changed orders published", self.store.id, count)
+            remaining = self.store.poll_interval_s - (time.monotonic() - started)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=max(0.05, remaining))

@@ -1,0 +1,134 @@
+"""HTTP to a store: retries with backoff for 429 / 5xx / timeouts / non-JSON pages, Retry-After honoured,
+then one clear error naming the store and the URL (with any credentials redacted)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+
+log = logging.getLogger("ordersync.connector.http")
+SECRET_PARAMS = {"consumer_key", "consumer_secret", "ws_key"}
+RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
+
+
+class StoreError(RuntimeError):
+    """A store request failed for good; the message names the store, the URL and the reason."""
+
+    def __init__(self, store_id: str, url: str, reason: str) -> None:
+        super().__init__(f"store {store_id}: {reason} ({url})")
+        self.store_id, self.url, self.reason = store_id, url, reason
+
+
+@dataclass(frozen=True)
+class Response:
+    text: str
+    headers: dict[str, str]
+    status: int
+
+
+def redacted(url: str, params: dict[str, Any] | None) -> str:
+    shown = {k: ("***" if k in SECRET_PARAMS else v) for k, v in (params or {}).items()}
+    return f"{url}?{urlencode(shown, safe='[],|>:')}" if shown else url
+
+
+class StoreHttp:
+    def __init__(
+        self,
+        store_id: str,
+        base_url: str,
+        *,
+        auth: aiohttp.BasicAuth | None = None,
+        query_auth: dict[str, str] | None = None,
+        attempts: int = 6,
+        timeout_s: float = 30.0,
+        max_backoff_s: float = 30.0,
+        concurrency: int = 8,
+    ) -> None:
+        self.store_id = store_id
+        self.base_url = base_url.rstrip("/")
+        self.auth = auth
+        self.query_auth = query_auth or {}
+        self.attempts = attempts
+        self.max_backoff_s = max_backoff_s
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._session: aiohttp.ClientSession | None = None
+        self._limit = asyncio.Semaphore(concurrency)
+        self.retries = 0
+
+    async def __aenter__(self) -> StoreHttp:
+        self._session = aiohttp.ClientSession(timeout=self.timeout, auth=self.auth)
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def get(self, path: str, params: dict[str, Any] | None = None, *, expect_json: bool = True) -> Response:
+        assert self._session is not None, "use StoreHttp as an async context manager"
+        url = self.base_url + path
+        shown = redacted(url, params)
+        query = {**(params or {}), **self.query_auth}
+        delay = 0.5
+        reason = "no attempt made"
+        for attempt in range(1, self.attempts + 1):
+            wait: float | None = None
+            try:
+                async with self._limit, self._session.get(url, params=query) as response:
+                    text = await response.text()
+                    headers = {k: v for k, v in response.headers.items()}
+                    if response.status == 200:
+                        if not expect_json or _looks_like_json(text):
+                            return Response(text, headers, 200)
+                        reason = f"HTTP 200 but the body is not JSON (starts {text[:60]!r})"
+                    elif response.status in RETRY_STATUSES:
+                        reason = f"HTTP {response.status}"
+                        wait = _retry_after(headers.get("Retry-After"))
+                    elif response.status in (401, 403):
+                        raise StoreError(self.store_id, shown, f"HTTP {response.status}: credentials refused")
+                    else:
+                        raise StoreError(self.store_id, shown, f"HTTP {response.status}: {text[:200]}")
+            except (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+                reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            if attempt == self.attempts:
+                break
+            self.retries += 1
+            pause = wait if wait is not None else delay * (1 + random.random() * 0.2)
+            log.warning(
+                "store %s: %s on %s; retry %d/%d in %.1fs",
+                self.store_id,
+                reason,
+                shown,
+                attempt,
+                self.attempts - 1,
+                pause,
+            )
+            await asyncio.sleep(pause)
+            delay = min(delay * 2, self.max_backoff_s)
+        raise StoreError(self.store_id, shown, f"gave up after {self.attempts} attempts: {reason}")
+
+
+def _looks_like_json(text: str) -> bool:
+    stripped = text.lstrip()
+    if not stripped or stripped[0] not in "[{":
+        return False
+    try:
+        json.loads(stripped)
+    except json.JSONDecodeError:
+        return False
+    return True
+
+
+def _retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None

@@ -1,0 +1,113 @@
+"""What the connector loop needs from a store platform (woocommerce.py, prestashop.py implement it),
+and the raw events it publishes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ordersync.stores import StoreConfig
+
+Document = tuple[str, Any]  # (exact text as received, parsed value)
+
+
+@dataclass(frozen=True)
+class Page:
+    documents: list[Document]
+    position: str | None  # where a resumed backfill continues after this page
+
+
+class StoreSource(Protocol):
+    platform: str  # "WOOCOMMERCE" / "PRESTASHOP"
+    store: StoreConfig
+
+    async def count_orders(self) -> int | None: ...
+    def order_pages(self, position: str | None, until: dt.datetime) -> AsyncIterator[Page]: ...
+    def changed_orders(self, since: dt.datetime) -> AsyncIterator[Page]: ...
+    def customer_pages(self, position: str | None) -> AsyncIterator[Page]: ...
+    async def contexts(self, documents: list[Document]) -> list[dict[str, Any]]: ...
+    def order_id(self, doc: Any) -> str | None: ...
+    def order_modified_at(self, doc: Any) -> dt.datetime | None: ...
+    def customer_id(self, doc: Any) -> str | None: ...
+    def customer_modified_at(self, doc: Any) -> dt.datetime | None: ...
+    def operation(self, doc: Any) -> str: ...
+
+
+def fallback_id(text: str) -> str:
+    """A key for a document whose id cannot be read: stable, so duplicates of it still collapse."""
+    return "unreadable-" + hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:16]
+
+
+def base_context(store: StoreConfig) -> dict[str, Any]:
+    return {
+        "store_timezone": store.timezone,
+        "currency_iso": None,
+        "order_state": None,
+        "product_categories": [],
+        "customer": None,
+    }
+
+
+def raw_order_event(
+    store: StoreConfig,
+    platform: str,
+    text: str,
+    source_order_id: str,
+    obtained_by: str,
+    modified_at: dt.datetime | None,
+    context: dict[str, Any],
+    operation: str = "UPSERT",
+) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "store_id": store.id,
+        "platform": platform,
+        "list_id": store.list_id,
+        "obtained_by": obtained_by,
+        "operation": operation,
+        "source_order_id": source_order_id,
+        "source_modified_at": modified_at,
+        "fetched_at": dt.datetime.now(dt.UTC),
+        "document": text,
+        "context": context,
+    }
+
+
+def raw_customer_event(
+    store: StoreConfig,
+    platform: str,
+    text: str,
+    source_customer_id: str,
+    obtained_by: str,
+    modified_at: dt.datetime | None,
+) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "store_id": store.id,
+        "platform": platform,
+        "list_id": store.list_id,
+        "obtained_by": obtained_by,
+        "operation": "UPSERT",
+        "source_customer_id": source_customer_id,
+        "source_modified_at": modified_at,
+        "fetched_at": dt.datetime.now(dt.UTC),
+        "store_timezone": store.timezone,
+        "document": text,
+    }
+
+
+def parse_time(value: Any, tz: str) -> dt.datetime | None:
+    """Best effort, for cursors only (the processor does the strict parsing)."""
+    import zoneinfo
+
+    if not isinstance(value, str) or not value or value.startswith("0000"):
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=zoneinfo.ZoneInfo(tz))).astimezone(dt.UTC)
