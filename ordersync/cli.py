@@ -183,6 +183,60 @@ def connect_command(config_path: str, store_ids: tuple[str, ...], mode: str, ful
     sys.exit(1 if result.errors else 0)
 
 
+@main.group()
+def webhook() -> None:
+    """The WooCommerce webhook receiver."""
+
+
+@webhook.command("serve")
+@click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8085, show_default=True)
+def webhook_serve(config_path: str, host: str, port: int) -> None:
+    """Receive signed WooCommerce webhooks at POST /webhooks/woocommerce/{store_id}."""
+    import asyncio
+    import logging
+
+    from aiohttp import web
+
+    from ordersync.stores import ConfigError, load_stores
+    from ordersync.topics_admin import create_topics
+    from producers.publisher import Publisher
+    from producers.webhook import WebhookReceiver
+    from producers.woocommerce import WooCommerceSource
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings.from_env()
+    try:
+        stores = load_stores(config_path)
+        publisher = Publisher(settings.kafka_bootstrap)
+        receiver = WebhookReceiver(
+            stores, publisher, settings.topic_prefix + "raw.orders", settings.topic_prefix + "dlq"
+        )
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    create_topics(settings)
+
+    async def serve() -> None:
+        https = {s.id: WooCommerceSource.http_for(s) for s in stores if s.platform == "woocommerce"}
+        for store_id, http in https.items():
+            await http.__aenter__()
+            receiver.sources[store_id] = WooCommerceSource(receiver.stores[store_id], http)
+        runner = web.AppRunner(receiver.app())
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        click.echo(f"webhook receiver on http://{host}:{port}/webhooks/woocommerce/<store_id>")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+            for http in https.values():
+                await http.__aexit__()
+
+    asyncio.run(serve())
+
+
 @main.command("simulate")
 @click.argument("platform", type=click.Choice(["woocommerce", "prestashop"]))
 @click.option("--port", type=int, required=True)

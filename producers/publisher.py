@@ -45,6 +45,12 @@ class Publisher:
             except BufferError:
                 self._producer.poll(0.1)  # local queue full: let deliveries drain
 
+    def publish_raw(
+        self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, str | bytes | None]]
+    ) -> None:
+        """Publish bytes as they are (dead letters), with headers."""
+        self._producer.produce(topic, key=key, value=value, headers=headers, on_delivery=self._on_delivery)
+
     def poll(self) -> None:
         self._producer.poll(0)
 

@@ -1,0 +1,147 @@
+"""WooCommerce webhook receiver: ``POST /webhooks/woocommerce/{store_id}``.
+
+- The signature (``X-WC-Webhook-Signature``: base64 HMAC-SHA256 of the RAW body with the store's
+  secret) is checked over the exact bytes received, in constant time; the body is PHP-escaped JSON, so
+  it is never re-serialised first. Missing or wrong → 401 and nothing is published.
+- The creation ping (form body ``webhook_id=N``, no JSON) → 200.
+- ``order.created`` / ``order.updated`` / ``order.restored`` → an UPSERT raw event; ``order.deleted``
+  (body ``{"id": N}``) → a DELETE raw event.
+- 2xx only after Kafka acknowledged the event. Signed but unreadable bodies go to the dead-letter topic
+  and get a 400. WooCommerce does not retry failed deliveries, so polling stays on as the safety net.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from aiohttp import web
+
+from ordersync.stores import StoreConfig
+from producers.publisher import Publisher, PublishError
+from producers.source import base_context, parse_time, raw_order_event
+from producers.woocommerce import WooCommerceSource
+from schemas import encode
+
+log = logging.getLogger("ordersync.webhook")
+UPSERT_TOPICS = {"order.created", "order.updated", "order.restored"}
+
+
+def signature_valid(body: bytes, secret: str, signature: str | None) -> bool:
+    if not signature:
+        return False
+    expected = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+    return hmac.compare_digest(expected.encode(), signature.strip().encode())
+
+
+@dataclass
+class WebhookStats:
+    accepted: int = 0
+    refused: int = 0
+    pings: int = 0
+    dead_letters: int = 0
+    ignored: int = 0
+
+
+class WebhookReceiver:
+    def __init__(
+        self,
+        stores: list[StoreConfig],
+        publisher: Publisher,
+        raw_orders_topic: str,
+        dlq_topic: str,
+        sources: dict[str, WooCommerceSource] | None = None,
+    ) -> None:
+        self.stores = {s.id: s for s in stores if s.platform == "woocommerce"}
+        self.secrets = {s.id: s.secret("webhook_secret_env") for s in self.stores.values() if s.webhook_secret_env}
+        self.publisher = publisher
+        self.raw_orders_topic = raw_orders_topic
+        self.dlq_topic = dlq_topic
+        self.sources = sources or {}  # for product categories; without one, events carry none
+        self.stats = WebhookStats()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        store_id = request.match_info["store_id"]
+        store = self.stores.get(store_id)
+        if store is None:
+            return web.json_response({"error": f"unknown store {store_id!r}"}, status=404)
+        body = await request.read()
+        topic = request.headers.get("X-WC-Webhook-Topic", "")
+        if body.startswith(b"webhook_id=") and not topic:
+            self.stats.pings += 1
+            return web.Response(text="ok")
+        secret = self.secrets.get(store_id)
+        if secret is None or not signature_valid(body, secret, request.headers.get("X-WC-Webhook-Signature")):
+            self.stats.refused += 1
+            log.warning("store %s: webhook refused: missing or invalid signature", store_id)
+            return web.json_response({"error": "invalid signature"}, status=401)
+        if not topic.startswith("order."):
+            self.stats.ignored += 1
+            log.info("store %s: webhook topic %r is not about orders; ignored", store_id, topic)
+            return web.json_response({"ignored": topic})
+        try:
+            text = body.decode("utf-8")
+            doc: Any = json.loads(text, parse_float=Decimal)
+            order_id = doc.get("id") if isinstance(doc, dict) else None
+            if not isinstance(order_id, int | str) or not str(order_id):
+                raise ValueError("no order id")
+        except (UnicodeDecodeError, ValueError) as exc:
+            return await self._dead_letter(store_id, topic, body, f"unreadable webhook body: {exc}")
+        if topic in UPSERT_TOPICS:
+            context = base_context(store)
+            source = self.sources.get(store_id)
+            if source is not None:
+                try:
+                    context = (await source.contexts([(text, doc)]))[0]
+                except Exception as exc:  # categories are an enrichment; the order must not wait on them
+                    log.warning("store %s: no categories for webhook order %s: %s", store_id, order_id, exc)
+            event = raw_order_event(
+                store, "WOOCOMMERCE", text, str(order_id), "WEBHOOK",
+                parse_time(doc.get("date_modified_gmt"), "UTC"), context,
+            )  # fmt: skip
+        elif topic == "order.deleted":
+            event = raw_order_event(
+                store, "WOOCOMMERCE", text, str(order_id), "WEBHOOK", None, base_context(store), "DELETE"
+            )
+        else:
+            self.stats.ignored += 1
+            return web.json_response({"ignored": topic})
+        self.publisher.publish(self.raw_orders_topic, f"{store_id}:{order_id}", encode("raw_order_event", event))
+        try:
+            await self.publisher.flush(30)
+        except PublishError as exc:
+            log.error("store %s: webhook event not acknowledged by Kafka: %s", store_id, exc)
+            return web.json_response({"error": "not stored, try again"}, status=503)
+        self.stats.accepted += 1
+        return web.json_response({"accepted": str(order_id)}, status=202)
+
+    async def _dead_letter(self, store_id: str, topic: str, body: bytes, reason: str) -> web.Response:
+        self.stats.dead_letters += 1
+        log.warning("store %s: %s", store_id, reason)
+        headers: list[tuple[str, str | bytes | None]] = [
+            ("dlq.reason", reason.encode()),
+            ("dlq.stage", b"webhook"),
+            ("dlq.source.store", store_id.encode()),
+            ("dlq.source.webhook_topic", topic.encode()),
+        ]
+        self.publisher.publish_raw(self.dlq_topic, store_id.encode(), body, headers)
+        try:
+            await self.publisher.flush(30)
+        except PublishError:
+            return web.json_response({"error": "not stored, try again"}, status=503)
+        return web.json_response({"error": reason}, status=400)
+
+    async def health(self, _: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", **self.stats.__dict__})
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=8 * 1024 * 1024)
+        app.router.add_post("/webhooks/woocommerce/{store_id}", self.handle)
+        app.router.add_get("/health", self.health)
+        return app

@@ -1,0 +1,136 @@
+"""Diffing orders into timeline events, and joining them to contacts (pure, no broker)."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from processors import envelope
+from processors.activity import decide
+from processors.contacts import contact_id, customer_alias, merge, new_contact, normalise_email
+from processors.join import on_alias, on_contact, on_order, routing_key
+from processors.model import ContactHint
+from processors.normalise import normalise_order
+from tests.raw_events import woo_doc, woo_event
+
+UTC = dt.UTC
+
+
+def order(status: str = "processing", modified: str = "2024-03-14T09:05:00", **doc: Any) -> dict[str, Any]:
+    return normalise_order(woo_event(woo_doc(status=status, date_modified_gmt=modified, **doc))).order
+
+
+def test_first_sight_is_created() -> None:
+    d = decide(None, order())
+    assert d.apply and [a["type"] for a in d.activities] == ["ORDER_CREATED"]
+    assert d.activities[0]["to_status"] == "PENDING"
+
+
+def test_duplicate_and_older_versions_emit_nothing() -> None:
+    first = decide(None, order())
+    assert first.state is not None
+    assert decide(first.state, order()).apply is False
+    newer = decide(first.state, order("completed", "2024-03-14T10:00:00"))
+    assert newer.state is not None
+    assert decide(newer.state, order("processing", "2024-03-14T09:05:00")).apply is False
+
+
+def test_status_change_names_from_and_to() -> None:
+    first = decide(None, order())
+    d = decide(first.state, order("completed", "2024-03-14T10:00:00"))
+    assert [a["type"] for a in d.activities] == ["ORDER_STATUS_CHANGED"]
+    a = d.activities[0]
+    assert (a["from_status"], a["to_status"], a["from_store_status"], a["to_store_status"]) == ("PENDING", "COMPLETED", "processing", "completed")
+
+
+def test_content_change_is_an_update_naming_the_fields() -> None:
+    first = decide(None, order())
+    changed = order(modified="2024-03-14T10:00:00", total="40.00", refunds=[{"id": 1, "reason": "x", "total": "-4.05"}])
+    d = decide(first.state, changed)
+    assert [a["type"] for a in d.activities] == ["ORDER_UPDATED"]
+    assert set(d.activities[0]["changed_fields"]) >= {"total", "refunded_total", "refunds"}
+
+
+def test_delete_then_restore() -> None:
+    first = decide(None, order())
+    deleted = {**order(), "deleted": True, "version": first.state["version"] + 1}  # type: ignore[index]
+    d = decide(first.state, deleted)
+    assert [a["type"] for a in d.activities] == ["ORDER_DELETED"]
+    assert decide(d.state, {**deleted}).apply is False  # the same delete again
+    restored = decide(d.state, order(modified="2024-03-15T00:00:00"))
+    assert restored.activities[-1]["type"] == "ORDER_UPDATED" and restored.activities[-1]["changed_fields"][0] == "restored"
+
+
+def test_event_ids_are_deterministic() -> None:
+    a = decide(None, order()).activities[0]["event_id"]
+    b = decide(None, copy.deepcopy(order())).activities[0]["event_id"]
+    assert a == b
+    assert a != decide(None, order(modified="2024-03-14T09:06:00")).activities[0]["event_id"]
+
+
+def test_email_normalisation_and_contact_ids() -> None:
+    assert normalise_email("  Zoë@Example.COM ") == "zoë@example.com"
+    assert normalise_email("not an email") is None and normalise_email("") is None
+    assert contact_id("7", "a@b.co") == contact_id("7", "a@b.co") != contact_id("8", "a@b.co")
+
+
+def hint(email: str | None = "zoe.muller@example.com", customer: str | None = "12") -> ContactHint:
+    return ContactHint(email, "Zoë", "Müller", None, customer)
+
+
+def test_order_before_customer_creates_one_contact_and_customer_data_merges_into_it() -> None:
+    contacts: dict[str, Any] = {}
+    pending: dict[str, Any] = {}
+    o = order()
+    key = routing_key(o, hint())
+    out = on_order(contacts, pending, key, o, [], hint())
+    assert len(out.contacts) == 1 and out.orders[0]["matched"] and out.orders[0]["contact_id"] == out.contacts[0]["contact_id"]
+    assert out.contacts[0]["origin"] == "ORDER_BILLING"
+    later = new_contact("7", o["contact_email"], ContactHint(o["contact_email"], "Zoe", "Muller", "+41", "12"), "STORE_CUSTOMER", "woo-ch", dt.datetime(2025, 1, 1, tzinfo=UTC))
+    merged = on_contact(contacts, key, later)
+    assert len(merged.contacts) == 1
+    c = merged.contacts[0]
+    assert c["contact_id"] == out.contacts[0]["contact_id"] and c["origin"] == "ORDER_BILLING" and c["phone"] == "+41"
+    assert len(contacts) == 1
+    assert on_contact(contacts, key, later).contacts == []  # the same again changes nothing
+
+
+def test_order_without_email_waits_for_its_customer_then_matches() -> None:
+    contacts: dict[str, Any] = {}
+    pending: dict[str, Any] = {}
+    o = normalise_order(woo_event(woo_doc(billing={"email": ""}, customer_id=55))).order
+    h = hint(email=None, customer="55")
+    key = routing_key(o, h)
+    assert key == customer_alias("7", "woo-ch", "55")
+    activity = decide(None, o).activities
+    first = on_order(contacts, pending, key, o, activity, h)
+    assert first.orders[0]["matched"] is False and first.activities[0]["contact_id"] is None
+    assert key in pending
+    contact = new_contact("7", "late@example.com", ContactHint("late@example.com", None, None, None, "55"), "STORE_CUSTOMER", "woo-ch", dt.datetime(2025, 1, 1, tzinfo=UTC))
+    matched = on_alias(contacts, pending, key, contact)
+    assert matched.orders[0]["matched"] and matched.orders[0]["contact_id"] == contact["contact_id"]
+    assert matched.activities[0]["event_id"] == activity[0]["event_id"]  # same event, now with its contact
+    assert key not in pending
+
+
+def test_guest_without_email_or_customer_is_kept_unmatched() -> None:
+    o = normalise_order(woo_event(woo_doc(billing={"email": ""}, customer_id=0))).order
+    h = hint(email=None, customer=None)
+    out = on_order({}, {}, routing_key(o, h), o, [], h)
+    assert out.orders[0]["matched"] is False and out.contacts == []
+
+
+def test_merge_keeps_identity_and_moves_version_forward() -> None:
+    base = new_contact("7", "a@b.co", ContactHint("a@b.co", "A", None, None, None), "IMPORT", None, dt.datetime(2024, 1, 1, tzinfo=UTC))
+    update = {**base, "last_name": "B", "first_name": None, "version": base["version"] - 10, "origin": "STORE_CUSTOMER"}
+    merged = merge(base, update)
+    assert merged is not None
+    assert merged["first_name"] == "A" and merged["last_name"] == "B" and merged["origin"] == "IMPORT"
+    assert merged["version"] > base["version"]
+
+
+def test_envelope_keeps_decimals_and_times_exact() -> None:
+    value = {"a": Decimal("1.100000"), "t": dt.datetime(2024, 1, 1, 12, tzinfo=UTC), "n": [None, "x"]}
+    assert envelope.loads(envelope.dumps(value)) == value

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from pathlib import Path
+
+import pytest
+
+from ordersync.stores import ConfigError, load_stores
+from producers.documents import PageError, split_array, split_resource_list
+from producers.http_client import redacted
+from producers.webhook import signature_valid
+
+
+def test_split_array_keeps_each_document_byte_for_byte() -> None:
+    page = '[{"id":1,"u":"https:\\/\\/x.ch","p":7.50} , {"id":2,"price":3}]'
+    docs = split_array(page)
+    assert [t for t, _ in docs] == ['{"id":1,"u":"https:\\/\\/x.ch","p":7.50}', '{"id":2,"price":3}']
+    assert str(docs[0][1]["p"]) == "7.50"  # parsed as Decimal, never float
+
+
+def test_split_array_empty_and_broken() -> None:
+    assert split_array(" [ ] ") == []
+    with pytest.raises(PageError):
+        split_array("<html>")
+    with pytest.raises(PageError):
+        split_array('[{"id":1} {"id":2}]')
+
+
+def test_prestashop_lists_and_empty_answer() -> None:
+    assert [d["id"] for _, d in split_resource_list('{"orders":[{"id":1},{"id":"2"}]}', "orders")] == [1, "2"]
+    assert split_resource_list("[]", "orders") == []
+
+
+def test_secrets_are_redacted_from_urls() -> None:
+    shown = redacted("https://shop/wp-json/wc/v3/orders", {"page": 2, "consumer_key": "ck_x", "consumer_secret": "cs_y"})
+    assert "ck_x" not in shown and "cs_y" not in shown and "page=2" in shown
+
+
+def test_webhook_signature_is_over_raw_bytes() -> None:
+    body = b'{"id":1,"u":"https:\\/\\/x"}'
+    sig = base64.b64encode(hmac.new(b"s3cret", body, hashlib.sha256).digest()).decode()
+    assert signature_valid(body, "s3cret", sig)
+    assert not signature_valid(body.replace(b"\\/", b"/"), "s3cret", sig)  # re-serialised: refused
+    assert not signature_valid(body, "other", sig)
+    assert not signature_valid(body, "s3cret", None)
+
+
+def test_store_config_loads_and_validates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "stores.toml"
+    path.write_text(
+        '[[store]]\nid = "w"\nplatform = "woocommerce"\nbase_url = "http://x"\nlist_id = 7\ntimezone = "Europe/Zurich"\n'
+        'consumer_key_env = "K"\nconsumer_secret_env = "S"\n[store.status_overrides]\nrefunded = "completed"\n'
+    )
+    (store,) = load_stores(path)
+    assert store.list_id == "7" and store.status_overrides == {"refunded": "COMPLETED"}
+    monkeypatch.setenv("K", "ck_live_123")
+    assert store.secret("consumer_key_env") == "ck_live_123"
+    assert "ck_live_123" not in repr(store)
+    monkeypatch.delenv("S", raising=False)
+    with pytest.raises(ConfigError, match="S"):
+        store.secret("consumer_secret_env")
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('[[store]]\nid = "w"\nplatform = "magento"\nbase_url = "x"\nlist_id = "1"\n', "platform"),
+        ('[[store]]\nid = "w"\nplatform = "woocommerce"\nbase_url = "x"\nlist_id = "1"\ntimezone = "Mars/Base"\n', "timezone"),
+        ('[[store]]\nid = "w"\nplatform = "woocommerce"\nbase_url = "x"\nlist_id = "1"\npassword = "x"\n', "unknown keys"),
+        ('[[store]]\nid = "w"\nplatform = "woocommerce"\nbase_url = "x"\nlist_id = "1"\n[store.status_overrides]\na = "DONE"\n', "status_overrides"),
+        ("not toml [", "stores.toml"),
+    ],
+)
+def test_bad_store_config_is_a_clear_error(tmp_path: Path, body: str, message: str) -> None:
+    path = tmp_path / "stores.toml"
+    path.write_text(body)
+    with pytest.raises(ConfigError, match=message):
+        load_stores(path)
