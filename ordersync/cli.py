@@ -245,13 +245,14 @@ def webhook_serve(config_path: str, host: str, port: int) -> None:
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--rate", type=float, default=0.0, help="New or changed orders per second, live.")
 @click.option("--fail-rate", type=float, default=0.0, help="Share of requests answered 429/500.")
+@click.option("--latency-ms", type=float, default=0.0, help="Delay added to every API request.")
 @click.option("--timezone", default=None, help="The shop's time zone.")
 @click.option("--typing", type=click.Choice(["ints", "strings"]), default="ints", help="PrestaShop value typing.")
 @click.option("--webhook-url", default=None, help="WooCommerce: deliver signed webhooks here.")
 @click.option("--key-env", default=None, help="Env var with the API key (WooCommerce: KEY:SECRET).")
 @click.option("--webhook-secret-env", default=None, help="Env var with the webhook secret.")
 def simulate_command(
-    platform: str, port: int, host: str, orders: int, seed: int, rate: float, fail_rate: float, timezone: str | None,
+    platform: str, port: int, host: str, orders: int, seed: int, rate: float, fail_rate: float, latency_ms: float, timezone: str | None,
     typing: str, webhook_url: str | None, key_env: str | None, webhook_secret_env: str | None,
 ) -> None:  # fmt: skip
     """Serve a simulated shop that follows the store's documented API."""
@@ -261,7 +262,7 @@ def simulate_command(
     from producers.simulators import prestashop, woocommerce
     from producers.simulators.faults import Faults
 
-    faults = Faults(random_rate=fail_rate)
+    faults = Faults(random_rate=fail_rate, latency_s=latency_ms / 1000)
     credential = os.environ.get(key_env or "", "") or ("ck_demo:cs_demo" if platform == "woocommerce" else "DEMOKEY")
     if platform == "woocommerce":
         key, _, secret = credential.partition(":")

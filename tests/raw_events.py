@@ -27,7 +27,16 @@ def woo_doc(order_id: int = 1379, **overrides: Any) -> dict[str, Any]:
         "billing": {"first_name": "Zoë", "last_name": "Müller", "email": "Zoe.Muller@Example.com", "phone": "+41 79"},
         "shipping": {"first_name": "Zoë", "last_name": "Müller", "phone": ""},
         "line_items": [
-            {"id": 1, "name": "Trail Boot - 42", "product_id": 22, "variation_id": 23, "quantity": 3, "total": "30.00", "sku": None, "price": 10},
+            {
+                "id": 1,
+                "name": "Trail Boot - 42",
+                "product_id": 22,
+                "variation_id": 23,
+                "quantity": 3,
+                "total": "30.00",
+                "sku": None,
+                "price": 10,
+            },
         ],
         "coupon_lines": [],
         "refunds": [],
@@ -91,7 +100,16 @@ def ps_event(doc: dict[str, Any] | None = None, state: dict[str, Any] | None = N
 
 
 def state(sid: int, name: str, paid: bool = False, shipped: bool = False) -> dict[str, Any]:
-    return {"id": str(sid), "name": name, "paid": paid, "shipped": shipped, "delivery": shipped, "logable": paid, "invoice": paid, "module_name": None}
+    return {
+        "id": str(sid),
+        "name": name,
+        "paid": paid,
+        "shipped": shipped,
+        "delivery": shipped,
+        "logable": paid,
+        "invoice": paid,
+        "module_name": None,
+    }
 
 
 T = dt.datetime(2024, 3, 14, 9, 5, tzinfo=dt.UTC)

@@ -42,7 +42,12 @@ def test_status_change_names_from_and_to() -> None:
     d = decide(first.state, order("completed", "2024-03-14T10:00:00"))
     assert [a["type"] for a in d.activities] == ["ORDER_STATUS_CHANGED"]
     a = d.activities[0]
-    assert (a["from_status"], a["to_status"], a["from_store_status"], a["to_store_status"]) == ("PENDING", "COMPLETED", "processing", "completed")
+    assert (a["from_status"], a["to_status"], a["from_store_status"], a["to_store_status"]) == (
+        "PENDING",
+        "COMPLETED",
+        "processing",
+        "completed",
+    )
 
 
 def test_content_change_is_an_update_naming_the_fields() -> None:
@@ -60,7 +65,10 @@ def test_delete_then_restore() -> None:
     assert [a["type"] for a in d.activities] == ["ORDER_DELETED"]
     assert decide(d.state, {**deleted}).apply is False  # the same delete again
     restored = decide(d.state, order(modified="2024-03-15T00:00:00"))
-    assert restored.activities[-1]["type"] == "ORDER_UPDATED" and restored.activities[-1]["changed_fields"][0] == "restored"
+    assert (
+        restored.activities[-1]["type"] == "ORDER_UPDATED"
+        and restored.activities[-1]["changed_fields"][0] == "restored"
+    )
 
 
 def test_event_ids_are_deterministic() -> None:
@@ -86,9 +94,20 @@ def test_order_before_customer_creates_one_contact_and_customer_data_merges_into
     o = order()
     key = routing_key(o, hint())
     out = on_order(contacts, pending, key, o, [], hint())
-    assert len(out.contacts) == 1 and out.orders[0]["matched"] and out.orders[0]["contact_id"] == out.contacts[0]["contact_id"]
+    assert (
+        len(out.contacts) == 1
+        and out.orders[0]["matched"]
+        and out.orders[0]["contact_id"] == out.contacts[0]["contact_id"]
+    )
     assert out.contacts[0]["origin"] == "ORDER_BILLING"
-    later = new_contact("7", o["contact_email"], ContactHint(o["contact_email"], "Zoe", "Muller", "+41", "12"), "STORE_CUSTOMER", "woo-ch", dt.datetime(2025, 1, 1, tzinfo=UTC))
+    later = new_contact(
+        "7",
+        o["contact_email"],
+        ContactHint(o["contact_email"], "Zoe", "Muller", "+41", "12"),
+        "STORE_CUSTOMER",
+        "woo-ch",
+        dt.datetime(2025, 1, 1, tzinfo=UTC),
+    )
     merged = on_contact(contacts, key, later)
     assert len(merged.contacts) == 1
     c = merged.contacts[0]
@@ -108,7 +127,14 @@ def test_order_without_email_waits_for_its_customer_then_matches() -> None:
     first = on_order(contacts, pending, key, o, activity, h)
     assert first.orders[0]["matched"] is False and first.activities[0]["contact_id"] is None
     assert key in pending
-    contact = new_contact("7", "late@example.com", ContactHint("late@example.com", None, None, None, "55"), "STORE_CUSTOMER", "woo-ch", dt.datetime(2025, 1, 1, tzinfo=UTC))
+    contact = new_contact(
+        "7",
+        "late@example.com",
+        ContactHint("late@example.com", None, None, None, "55"),
+        "STORE_CUSTOMER",
+        "woo-ch",
+        dt.datetime(2025, 1, 1, tzinfo=UTC),
+    )
     matched = on_alias(contacts, pending, key, contact)
     assert matched.orders[0]["matched"] and matched.orders[0]["contact_id"] == contact["contact_id"]
     assert matched.activities[0]["event_id"] == activity[0]["event_id"]  # same event, now with its contact
@@ -123,7 +149,9 @@ def test_guest_without_email_or_customer_is_kept_unmatched() -> None:
 
 
 def test_merge_keeps_identity_and_moves_version_forward() -> None:
-    base = new_contact("7", "a@b.co", ContactHint("a@b.co", "A", None, None, None), "IMPORT", None, dt.datetime(2024, 1, 1, tzinfo=UTC))
+    base = new_contact(
+        "7", "a@b.co", ContactHint("a@b.co", "A", None, None, None), "IMPORT", None, dt.datetime(2024, 1, 1, tzinfo=UTC)
+    )
     update = {**base, "last_name": "B", "first_name": None, "version": base["version"] - 10, "origin": "STORE_CUSTOMER"}
     merged = merge(base, update)
     assert merged is not None

@@ -34,7 +34,9 @@ def test_prestashop_lists_and_empty_answer() -> None:
 
 
 def test_secrets_are_redacted_from_urls() -> None:
-    shown = redacted("https://shop/wp-json/wc/v3/orders", {"page": 2, "consumer_key": "ck_x", "consumer_secret": "cs_y"})
+    shown = redacted(
+        "https://shop/wp-json/wc/v3/orders", {"page": 2, "consumer_key": "ck_x", "consumer_secret": "cs_y"}
+    )
     assert "ck_x" not in shown and "cs_y" not in shown and "page=2" in shown
 
 
@@ -67,9 +69,18 @@ def test_store_config_loads_and_validates(tmp_path: Path, monkeypatch: pytest.Mo
     ("body", "message"),
     [
         ('[[store]]\nid = "w"\nplatform = "magento"\nbase_url = "x"\nlist_id = "1"\n', "platform"),
-        ('[[store]]\nid = "w"\nplatform = "woocommerce"\nbase_url = "x"\nlist_id = "1"\ntimezone = "Mars/Base"\n', "timezone"),
-        ('[[store]]\nid = "w"\nplatform = "woocommerce"\nbase_url = "x"\nlist_id = "1"\npassword = "x"\n', "unknown keys"),
-        ('[[store]]\nid = "w"\nplatform = "woocommerce"\nbase_url = "x"\nlist_id = "1"\n[store.status_overrides]\na = "DONE"\n', "status_overrides"),
+        (
+            '[[store]]\nid = "w"\nplatform = "woocommerce"\nbase_url = "x"\nlist_id = "1"\ntimezone = "Mars/Base"\n',
+            "timezone",
+        ),
+        (
+            '[[store]]\nid = "w"\nplatform = "woocommerce"\nbase_url = "x"\nlist_id = "1"\npassword = "x"\n',
+            "unknown keys",
+        ),
+        (
+            '[[store]]\nid = "w"\nplatform = "woocommerce"\nbase_url = "x"\nlist_id = "1"\n[store.status_overrides]\na = "DONE"\n',
+            "status_overrides",
+        ),
         ("not toml [", "stores.toml"),
     ],
 )

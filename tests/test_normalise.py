@@ -54,7 +54,19 @@ def test_docs_example_refund_key_is_accepted() -> None:
 
 
 def test_float_price_never_reaches_money() -> None:
-    doc = woo_doc(line_items=[{"id": 1, "product_id": 5, "variation_id": 0, "quantity": 3, "total": "10.00", "sku": "A", "price": 3.3333333333333335}])
+    doc = woo_doc(
+        line_items=[
+            {
+                "id": 1,
+                "product_id": 5,
+                "variation_id": 0,
+                "quantity": 3,
+                "total": "10.00",
+                "sku": "A",
+                "price": 3.3333333333333335,
+            }
+        ]
+    )
     item = normalise_order(woo_event(doc)).order["items"][0]
     assert item["unit_price"] == Decimal("3.333333") and item["variation_id"] is None
 
@@ -77,7 +89,11 @@ def test_zone_less_dates_without_gmt_use_the_store_zone() -> None:
 def test_prestashop_both_typings_give_the_same_order(strings: bool) -> None:
     order = normalise_order(ps_event(ps_doc(strings=strings), state(2, "Payment accepted", paid=True))).order
     assert order["source_order_id"] == "7" and order["store_customer_id"] == "42"
-    assert order["status"] == "CREATED" and order["store_status"] == "2" and order["store_status_label"] == "Payment accepted"
+    assert (
+        order["status"] == "CREATED"
+        and order["store_status"] == "2"
+        and order["store_status_label"] == "Payment accepted"
+    )
     assert order["currency"] == "EUR"
     assert order["total"] == Decimal("20.23") and order["tax_total"] == Decimal("3.78")
     item = order["items"][0]
@@ -127,7 +143,9 @@ def test_delete_event_marks_the_order_deleted_with_a_newer_version() -> None:
         (lambda e: e.update(platform="OTHER"), "not supported"),
         (lambda e: e.update(document="[1, 2]"), "not a JSON object"),
         (
-            lambda e: e.update(document=json.dumps(woo_doc(line_items=[{"id": 1, "product_id": 2, "quantity": -2, "total": "1"}]))),
+            lambda e: e.update(
+                document=json.dumps(woo_doc(line_items=[{"id": 1, "product_id": 2, "quantity": -2, "total": "1"}]))
+            ),
             "negative quantity",
         ),
     ],
@@ -148,7 +166,15 @@ def test_prestashop_unresolved_currency_is_an_error() -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("12.50", Decimal("12.5")), ("20.230000", Decimal("20.23")), (3, Decimal(3)), (Decimal("7.5"), Decimal("7.5")), ("", 0), (None, 0), ("1,234.00", Decimal("1234"))],
+    [
+        ("12.50", Decimal("12.5")),
+        ("20.230000", Decimal("20.23")),
+        (3, Decimal(3)),
+        (Decimal("7.5"), Decimal("7.5")),
+        ("", 0),
+        (None, 0),
+        ("1,234.00", Decimal("1234")),
+    ],
 )
 def test_money_is_exact(value: object, expected: Decimal) -> None:
     assert money(value, "x") == expected

@@ -69,8 +69,15 @@ def test_prestashop_default_states_by_name(sid: int, name: str, paid: bool, ship
 
 def test_prestashop_other_install_ids_resolve_by_name() -> None:
     # A PS 1.6-era install: "Remote payment accepted" is id 12, COD validation is id 14.
-    assert prestashop_status("12", PrestaShopState("12", "Remote payment accepted", True, False, False, True)) == "PENDING"
-    assert prestashop_status("14", PrestaShopState("14", "Awaiting Cash On Delivery validation", False, False, False, False)) == "PENDING"
+    assert (
+        prestashop_status("12", PrestaShopState("12", "Remote payment accepted", True, False, False, True)) == "PENDING"
+    )
+    assert (
+        prestashop_status(
+            "14", PrestaShopState("14", "Awaiting Cash On Delivery validation", False, False, False, False)
+        )
+        == "PENDING"
+    )
 
 
 @pytest.mark.parametrize(

@@ -41,6 +41,7 @@ class Faults:
     rng: random.Random = field(default_factory=lambda: random.Random(7))
     served: int = 0
     injected: int = 0
+    latency_s: float = 0.0  # added to every API request: a slow shop
 
     def next_fault(self) -> int | None:
         if self.queued:
@@ -56,6 +57,8 @@ def fault_middleware(faults: Faults) -> Any:
         if request.path.startswith("/__sim"):
             return await handler(request)
         faults.served += 1
+        if faults.latency_s:
+            await asyncio.sleep(faults.latency_s)
         status = faults.next_fault()
         if status is None:
             return await handler(request)
@@ -83,6 +86,8 @@ def add_control_routes(
     async def post_faults(request: web.Request) -> web.Response:
         body = await request.json()
         faults.queued.extend(int(s) for s in body.get("next", []))
+        if "latency_s" in body:
+            faults.latency_s = float(body["latency_s"])
         if "random_rate" in body:
             faults.random_rate = float(body["random_rate"])
         return web.json_response({"queued": faults.queued, "random_rate": faults.random_rate})

@@ -115,7 +115,7 @@ class WooCommerceSimulator:
         return {
             "id": order.id,
             "parent_id": 0,
-            "status": order.status,
+            "status": "trash" if order.trashed else order.status,
             "number": order.number,
             "order_key": f"wc_order_{order.id:08x}",
             "created_via": "checkout",

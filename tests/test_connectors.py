@@ -1,0 +1,196 @@
+"""Connectors against the simulators and the real broker: backfill, resume after SIGKILL, polling,
+webhooks, faults, bad input."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from schemas import decode
+from tests.kafka_helpers import drain
+from tests.processes import free_port, http_json, port_open, running, wait_for
+from tests.shops import HOOK_SECRET, SECRETS, shop, stores_toml
+
+
+@pytest.fixture
+def env(subprocess_env: dict[str, str], topic_prefix: str) -> dict[str, str]:
+    return {**subprocess_env, **SECRETS, "ORDERSYNC_TOPIC_PREFIX": topic_prefix, "ORDERSYNC_PARTITIONS": "2"}
+
+
+def raw_keys(bootstrap: str, topic: str) -> Counter[str]:
+    return Counter(m.key().decode() for m in drain(bootstrap, topic))
+
+
+def connect(env: dict[str, str], config: Path, log: Path, *args: str, timeout: float = 300) -> tuple[int, str]:
+    with running(["connect", "--config", str(config), *args], env, log) as proc:
+        code = proc.wait(timeout)
+        return code, proc.output()
+
+
+@pytest.mark.parametrize(
+    ("platform", "extra"),
+    [("woocommerce", ()), ("prestashop", ("--typing", "strings")), ("prestashop", ("--typing", "ints"))],
+)
+def test_backfill_gives_every_order_exactly_once_plus_customers(
+    env: dict[str, str], kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, platform: str, extra: tuple[str, ...]
+) -> None:
+    with shop(platform, "s1", env, tmp_path, *extra, orders=450, seed=11) as s:
+        config = stores_toml(tmp_path / "stores.toml", s)
+        code, output = connect(env, config, tmp_path / "connect.log")
+        assert code == 0, output
+        truth = s.truth()
+    keys = raw_keys(kafka_bootstrap, f"{topic_prefix}raw.orders")
+    assert set(keys) == {f"s1:{oid}" for oid in truth}
+    assert len(keys) == 450
+    events = [decode(m.value()) for m in drain(kafka_bootstrap, f"{topic_prefix}raw.orders")]
+    assert all(e["obtained_by"] == "BACKFILL" and e["list_id"] == "1" for e in events)
+    if platform == "prestashop":
+        assert all(e["context"]["currency_iso"] in ("EUR", "USD", "CHF") for e in events)
+        assert all(e["context"]["order_state"]["name"] for e in events)
+    assert any(
+        e["context"]["product_categories"] and e["context"]["product_categories"][0]["categories"] for e in events
+    )
+    customers = raw_keys(kafka_bootstrap, f"{topic_prefix}raw.customers")
+    assert len(customers) == 150  # the simulator makes orders / 3 customers
+    assert "published 450 orders and 150 customers" in output
+
+
+def test_killed_backfill_resumes_without_missing_orders(
+    env: dict[str, str], kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    with shop("woocommerce", "w", env, tmp_path, "--latency-ms", "60", orders=5000, seed=5) as s:
+        config = stores_toml(tmp_path / "stores.toml", s)
+        with running(["connect", "--config", str(config)], env, tmp_path / "first.log") as first:
+            # Kill once a checkpoint exists and the backfill is not finished.
+            def checkpointed() -> bool:
+                cursors = [decode(m.value()) for m in drain(kafka_bootstrap, f"{topic_prefix}connector-state")]
+                return any(
+                    c["stream"] == "ORDERS" and c["backfill_position"] and not c["backfill_complete"] for c in cursors
+                )
+
+            wait_for(lambda: not first.alive() or checkpointed(), 120, "a backfill checkpoint")
+            assert first.alive(), "the backfill finished before it could be killed; make the shop slower"
+            first.kill()
+        before = raw_keys(kafka_bootstrap, f"{topic_prefix}raw.orders")
+        assert 0 < len(before) < 5000
+        s.faults(latency_s=0)
+        code, output = connect(env, config, tmp_path / "second.log")
+        assert code == 0, output
+        truth = s.truth()
+    keys = raw_keys(kafka_bootstrap, f"{topic_prefix}raw.orders")
+    assert set(keys) == {f"w:{oid}" for oid in truth}
+    # It resumed: the second run did not re-import the whole history.
+    second_run = int(output.split("published ")[1].split(" orders")[0])
+    assert second_run < 5000
+
+
+def test_polling_picks_up_changes_after_the_backfill(
+    env: dict[str, str], kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    with (
+        shop("woocommerce", "w", env, tmp_path, orders=200) as woo,
+        shop("prestashop", "p", env, tmp_path, orders=200, seed=2) as ps,
+    ):
+        config = stores_toml(tmp_path / "stores.toml", woo, ps)
+        with running(["connect", "--config", str(config), "--follow"], env, tmp_path / "follow.log") as proc:
+            wait_for(
+                lambda: len(raw_keys(kafka_bootstrap, f"{topic_prefix}raw.orders")) >= 400 or not proc.alive(),
+                120,
+                "backfill",
+            )
+            changed_w = woo.tick(creates=3, updates=4, trashes=1)
+            changed_p = ps.tick(creates=2, updates=3)
+
+            def polled() -> set[str]:
+                return {
+                    m.key().decode()
+                    for m in drain(kafka_bootstrap, f"{topic_prefix}raw.orders")
+                    if decode(m.value())["obtained_by"] == "POLL"
+                }
+
+            wanted = {f"w:{i}" for i in changed_w} | {f"p:{i}" for i in changed_p}
+            wait_for(lambda: wanted <= polled() or not proc.alive(), 60, "polled changes")
+            assert proc.alive(), proc.output()
+            assert proc.stop() == 0
+    deletes = [decode(m.value()) for m in drain(kafka_bootstrap, f"{topic_prefix}raw.orders")]
+    assert any(e["operation"] == "DELETE" and e["obtained_by"] == "POLL" for e in deletes)  # the trashed order
+
+
+def test_429s_and_500s_are_survived(
+    env: dict[str, str], kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    with shop("woocommerce", "w", env, tmp_path, "--fail-rate", "0.3", orders=600, seed=3) as s:
+        config = stores_toml(tmp_path / "stores.toml", s)
+        code, output = connect(env, config, tmp_path / "connect.log")
+        assert code == 0, output
+        assert s.stats()["injected"] > 0
+        truth = s.truth()
+    assert set(raw_keys(kafka_bootstrap, f"{topic_prefix}raw.orders")) == {f"w:{oid}" for oid in truth}
+    assert "retry" in output
+
+
+def test_html_error_pages_end_in_a_clear_error_and_no_cursor(
+    env: dict[str, str], kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    with shop("prestashop", "p", env, tmp_path, orders=50) as s:
+        s.faults(next=[200] * 50)  # an HTML page with status 200, again and again
+        config = stores_toml(tmp_path / "stores.toml", s)
+        code, output = connect(env, config, tmp_path / "connect.log", timeout=240)
+    assert code == 1
+    assert "store p:" in output and "not JSON" in output and f"127.0.0.1:{s.port}/api/" in output
+    cursors = [decode(m.value()) for m in drain(kafka_bootstrap, f"{topic_prefix}connector-state")]
+    assert not any(c["stream"] == "ORDERS" and c["backfill_complete"] for c in cursors)
+
+
+def test_wrong_credentials_fail_fast_without_leaking_them(env: dict[str, str], tmp_path: Path) -> None:
+    with shop("woocommerce", "w", env, tmp_path, orders=10) as s:
+        config = stores_toml(tmp_path / "stores.toml", s)
+        code, output = connect({**env, "T_WOO_SECRET": "cs_wrong_value"}, config, tmp_path / "connect.log")
+    assert code == 1 and "credentials refused" in output
+    assert "cs_wrong_value" not in output
+
+
+def sign(body: bytes, secret: str = HOOK_SECRET) -> str:
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
+def test_webhooks_signed_ping_tampered(
+    env: dict[str, str], kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    with shop("woocommerce", "w", env, tmp_path, orders=5) as s:
+        config = stores_toml(tmp_path / "stores.toml", s)
+        port = free_port()
+        with running(
+            ["webhook", "serve", "--config", str(config), "--port", str(port)], env, tmp_path / "hook.log"
+        ) as proc:
+            wait_for(lambda: port_open(port) or not proc.alive(), 60, "webhook receiver")
+            url = f"http://127.0.0.1:{port}/webhooks/woocommerce/w"
+            order = json.dumps({"id": 1001, "status": "completed", "date_modified_gmt": "2026-01-01T10:00:00",
+                                "_links": {"self": [{"href": "https://shop/x"}]}}).replace("/", "\\/").encode()  # fmt: skip
+            topic = {"X-WC-Webhook-Topic": "order.updated", "Content-Type": "application/json"}
+
+            assert http_json(url, b"webhook_id=12", {"Content-Type": "application/x-www-form-urlencoded"})[0] == 200
+            assert http_json(url, order, {**topic, "X-WC-Webhook-Signature": sign(order)})[0] == 202
+            tampered = order.replace(b"completed", b"cancelled")
+            assert http_json(url, tampered, {**topic, "X-WC-Webhook-Signature": sign(order)})[0] == 401
+            assert http_json(url, order, {**topic, "X-WC-Webhook-Signature": sign(order, "wrong")})[0] == 401
+            assert http_json(url, order, topic)[0] == 401
+            deleted = b'{"id":1002}'
+            delete_headers = {"X-WC-Webhook-Topic": "order.deleted", "X-WC-Webhook-Signature": sign(deleted)}
+            assert http_json(url, deleted, delete_headers)[0] == 202
+            garbage = b"{not json"
+            assert http_json(url, garbage, {**topic, "X-WC-Webhook-Signature": sign(garbage)})[0] == 400
+    events = [decode(m.value()) for m in drain(kafka_bootstrap, f"{topic_prefix}raw.orders")]
+    assert [(e["source_order_id"], e["operation"], e["obtained_by"]) for e in events] == [
+        ("1001", "UPSERT", "WEBHOOK"),
+        ("1002", "DELETE", "WEBHOOK"),
+    ] or sorted((e["source_order_id"], e["operation"]) for e in events) == [("1001", "UPSERT"), ("1002", "DELETE")]
+    assert events[0]["document"].encode() == order or events[1]["document"].encode() == order  # exactly as received
+    dlq = drain(kafka_bootstrap, f"{topic_prefix}dlq")
+    assert [m.value() for m in dlq] == [garbage]
