@@ -10,8 +10,14 @@ Two stages, because an order's state is partitioned by order key but its contact
    with it, so the contact lookup is local (faust has no stream-table join: it is a lookup in the agent).
    It emits to ``orders``, ``activity`` and ``contacts``.
 
-Processing is exactly-once (Kafka transactions); tables live in RocksDB with changelog topics.
-Anything that cannot be decoded or normalised goes to ``dlq`` with the reason in headers.
+Delivery is at-least-once with outputs published (and acknowledged by Kafka) before the source offsets
+are committed; every output is idempotent (deterministic event ids, contact ids and versions), so each
+consumer's state is exactly-once. faust's ``exactly_once`` mode is deliberately NOT used: it puts a send
+into the transaction of the *destination* partition, so a repartitioned record (``by-contact``) stays in
+an open transaction, invisible to read_committed readers, until that partition happens to commit (we saw
+records stuck for minutes, and aborted on transaction timeout). See docs/processor.md.
+Tables live in RocksDB with changelog topics. Anything that cannot be decoded or normalised goes to
+``dlq`` with the reason in headers.
 """
 
 from __future__ import annotations
@@ -73,7 +79,8 @@ def create_app(opts: ProcessorOptions) -> faust.App:
         broker=f"kafka://{opts.bootstrap}",
         store="rocksdb://",
         datadir=str(opts.data_dir),
-        processing_guarantee="exactly_once",
+        processing_guarantee="at_least_once",
+        stream_publish_on_commit=True,  # outputs acknowledged before the offsets that produced them commit
         topic_partitions=opts.partitions,
         topic_replication_factor=opts.replication_factor,
         table_standby_replicas=opts.standby_replicas,
