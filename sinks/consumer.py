@@ -44,6 +44,7 @@ class PostgresSink:
         self._stop = threading.Event()
         self._conn: psycopg.Connection[Any] | None = None
         self._prepared = False
+        self._assigned_at: float | None = None  # idle-exit counts only once partitions are ours
         self._batch = Batch()
         self.totals = {"orders": 0, "activities": 0, "contacts": 0, "batches": 0, "dead_letters": 0}
         self.consumer = Consumer(
@@ -55,6 +56,9 @@ class PostgresSink:
                 "auto.offset.reset": "earliest",
                 "partition.assignment.strategy": "range",  # eager: every rebalance revokes everything
                 "fetch.max.bytes": 52428800,
+                # A sink killed without leaving the group holds its partitions until the session times out.
+                "session.timeout.ms": 10000,
+                "heartbeat.interval.ms": 2000,
             }
         )
         self.dlq = Producer({"bootstrap.servers": opts.bootstrap, "enable.idempotence": True, "acks": "all"})
@@ -96,12 +100,14 @@ class PostgresSink:
             tp.offset = offsets.get((tp.topic, tp.partition), OFFSET_BEGINNING)
         log.info("assigned %s", ", ".join(f"{tp.topic}[{tp.partition}]@{tp.offset}" for tp in partitions))
         consumer.assign(partitions)
+        self._assigned_at = time.monotonic()
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Unwritten messages are dropped, not lost: their offsets were not stored, so whoever owns the
         # partitions next (maybe us) reads them again from the offsets in PostgreSQL.
         self._batch = Batch()
         consumer.unassign()
+        self._assigned_at = None
 
     def _dead_letter(self, msg: Message, reason: str) -> None:
         self.totals["dead_letters"] += 1
@@ -188,8 +194,10 @@ class PostgresSink:
                 waited = time.monotonic() - batch_started >= self.opts.batch_wait_s
                 if self._batch.messages and (full or waited or not messages):
                     self.flush()
-                if idle_exit_s is not None and time.monotonic() - last_message > idle_exit_s:
-                    break
+                if idle_exit_s is not None and self._assigned_at is not None:
+                    quiet_since = max(last_message, self._assigned_at)
+                    if time.monotonic() - quiet_since > idle_exit_s and not self._batch.messages:
+                        break
             self.flush()
         finally:
             self.consumer.close()

@@ -43,7 +43,12 @@ def prepare(conn: psycopg.Connection[Any]) -> None:
 
 
 def write_batch(conn: psycopg.Connection[Any], batch: Batch, consumer: str) -> WriteResult:
-    orders = latest_by(batch.orders, lambda o: (o["store_id"], o["source_order_id"]))
+    # Live versions and deletes are staged separately: a batch can hold an order's last live version
+    # and, later, its delete; the upsert applies the first, then the delete marks it.
+    key = lambda o: (o["store_id"], o["source_order_id"])  # noqa: E731
+    orders = latest_by((o for o in batch.orders if not o["deleted"]), key) + latest_by(
+        (o for o in batch.orders if o["deleted"]), key
+    )
     contacts = latest_by(batch.contacts, lambda c: c["contact_id"])
     activities = list({a["event_id"]: a for a in batch.activities}.values())
     with conn.transaction(), conn.cursor() as cur:

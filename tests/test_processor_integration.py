@@ -180,7 +180,9 @@ def test_worker_killed_mid_stream_loses_nothing_and_redeliveries_are_identical(
         proc = Proc(args, env, tmp_path / f"proc-{round_}.log")
         try:
             wait_for(
-                lambda p=proc, r=round_: not p.alive() or len(drain(kafka_bootstrap, f"{topics}activity")) > (r + 1) * 400,
+                lambda p=proc, r=round_: (
+                    not p.alive() or len(drain(kafka_bootstrap, f"{topics}activity")) > (r + 1) * 400
+                ),
                 180,
                 "some activity",
             )

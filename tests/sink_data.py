@@ -1,0 +1,96 @@
+"""Contract records for sink and segment tests: orders with items, their activity, their contacts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from processors.contacts import contact_id
+
+UTC = dt.UTC
+CATEGORIES = ["Shoes", "Bags", "Shirts", "Sale", "x'); DROP TABLE orders; --"]
+STATUSES = ["CREATED", "PENDING", "COMPLETED", "CANCELED", "UNKNOWN"]
+
+
+def contact(list_id: str, email: str, version: int = 1) -> dict[str, Any]:
+    at = dt.datetime(2024, 1, 1, tzinfo=UTC)
+    return {
+        "contact_id": contact_id(list_id, email), "list_id": list_id, "email": email, "first_name": "F", "last_name": None,
+        "phone": None, "marketing_consent": None, "origin": "IMPORT", "store_customers": [], "created_at": at, "updated_at": at,
+        "version": version,
+    }  # fmt: skip
+
+
+def order(
+    order_id: int,
+    email: str | None,
+    *,
+    status: str = "COMPLETED",
+    created: dt.datetime,
+    total: str = "10.00",
+    refunded: str = "0",
+    currency: str = "EUR",
+    items: list[dict[str, Any]] | None = None,
+    version: int = 1,
+    list_id: str = "1",
+    deleted: bool = False,
+) -> dict[str, Any]:
+    t, r = Decimal(total), Decimal(refunded)
+    return {
+        "order_key": f"s:{order_id}", "store_id": "s", "platform": "WOOCOMMERCE", "source_order_id": str(order_id),
+        "order_number": str(order_id), "list_id": list_id, "contact_id": contact_id(list_id, email) if email else None,
+        "contact_email": email, "matched": email is not None, "store_customer_id": None, "status": status,
+        "store_status": status.lower(), "store_status_label": None, "currency": currency, "total": t, "subtotal": t,
+        "tax_total": Decimal(0), "shipping_total": Decimal(0), "discount_total": Decimal(0), "refunded_total": r,
+        "net_total": t - r, "refunds": [], "coupons": [],
+        "items": items if items is not None else [item("1", "P1", "Shoes")],
+        "created_at": created, "modified_at": created, "paid_at": None, "completed_at": None, "deleted": deleted,
+        "version": version,
+    }  # fmt: skip
+
+
+def item(item_id: str, product: str, category: str, name: str | None = None, sku: str | None = None) -> dict[str, Any]:
+    return {
+        "item_id": item_id, "product_id": product, "variation_id": None, "sku": sku, "name": name or f"Product {product}",
+        "quantity": 1, "unit_price": Decimal("10"), "total": Decimal("10"), "categories": [category],
+    }  # fmt: skip
+
+
+def activity(o: dict[str, Any], kind: str = "ORDER_CREATED") -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{o['order_key']}|{kind}|{o['version']}")), "type": kind,
+        "order_key": o["order_key"], "store_id": o["store_id"], "source_order_id": o["source_order_id"],
+        "list_id": o["list_id"], "contact_id": o["contact_id"], "occurred_at": o["modified_at"], "from_status": None,
+        "to_status": o["status"], "from_store_status": None, "to_store_status": o["store_status"],
+        "currency": o["currency"], "total": o["total"], "changed_fields": [], "version": o["version"],
+    }  # fmt: skip
+
+
+def random_history(
+    n_orders: int, n_contacts: int, seed: int = 1
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Orders (two versions each), their activity, and contacts."""
+    rng = random.Random(seed)
+    contacts = [contact("1", f"c{i}@example.com") for i in range(n_contacts)]
+    orders, acts = [], []
+    base = dt.datetime(2024, 1, 1, tzinfo=UTC)
+    for i in range(n_orders):
+        email = contacts[rng.randrange(n_contacts)]["email"] if rng.random() < 0.95 else None
+        created = base + dt.timedelta(hours=rng.randrange(20000))
+        items = [item(str(j), f"P{rng.randrange(30)}", rng.choice(CATEGORIES)) for j in range(rng.choice([1, 2, 3]))]
+        first = order(
+            i,
+            email,
+            status="PENDING",
+            created=created,
+            total=f"{rng.randrange(100, 50000) / 100:.2f}",
+            items=items,
+            version=1,
+        )
+        second = {**first, "status": rng.choice(STATUSES), "version": 2}
+        orders += [first, second]
+        acts += [activity(first), activity(second, "ORDER_STATUS_CHANGED")]
+    return orders, acts, contacts

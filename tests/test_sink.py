@@ -1,0 +1,187 @@
+"""The PostgreSQL sink against the real broker and database: exactly once under SIGKILL, PostgreSQL
+restarts, version guards, deletes; migrations."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from ordersync.settings import Settings
+from ordersync.topics_admin import create_topics
+from schemas import encode
+from sinks import statements as q
+from sinks.migrate import MigrationError, migrate
+from tests.endpoints import Endpoints
+from tests.kafka_helpers import produce
+from tests.processes import Proc, running, wait_for
+from tests.sink_data import activity, contact, order, random_history
+from tests.sink_data import dt as _dt
+
+UTC = _dt.UTC
+
+
+@pytest.fixture
+def env(subprocess_env: dict[str, str], topic_prefix: str, database_url: str) -> dict[str, str]:
+    env = {
+        **subprocess_env,
+        "ORDERSYNC_TOPIC_PREFIX": topic_prefix,
+        "ORDERSYNC_PARTITIONS": "3",
+        "ORDERSYNC_DATABASE_URL": database_url,
+    }
+    create_topics(Settings.from_env(env))
+    return env
+
+
+@pytest.fixture
+def clean_db(database_url: str) -> str:
+    migrate(database_url)
+    with psycopg.connect(database_url) as conn:
+        conn.execute("TRUNCATE contacts, orders, order_items, activity, contact_order_stats, sink_offsets")
+    return database_url
+
+
+def publish(
+    bootstrap: str,
+    prefix: str,
+    orders: list[dict[str, Any]],
+    acts: list[dict[str, Any]],
+    contacts: list[dict[str, Any]],
+) -> None:
+    produce(
+        bootstrap,
+        f"{prefix}contacts",
+        [(f"{c['list_id']}:{c['email']}".encode(), encode("contact", c)) for c in contacts],
+    )
+    produce(bootstrap, f"{prefix}orders", [(o["order_key"].encode(), encode("order", o)) for o in orders])
+    produce(bootstrap, f"{prefix}activity", [(a["order_key"].encode(), encode("activity", a)) for a in acts])
+
+
+def counts(url: str) -> dict[str, int]:
+    with psycopg.connect(url) as conn:
+        return {
+            t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            for t in ("orders", "activity", "contacts", "order_items")
+        }  # type: ignore[index]
+
+
+def stats_match_recomputation(url: str) -> None:
+    with psycopg.connect(url) as conn:
+        kept = sorted(conn.execute("SELECT * FROM contact_order_stats").fetchall())
+        fresh = sorted(conn.execute(q.STATS_FROM_SCRATCH).fetchall())
+    assert kept == fresh and kept
+
+
+def test_migrations_are_idempotent_and_guarded(database_url: str, tmp_path: Path) -> None:
+    migrate(database_url)
+    assert migrate(database_url) == []
+    changed = tmp_path / "migrations"
+    changed.mkdir()
+    from sinks.migrate import MIGRATIONS_DIR
+
+    for f in MIGRATIONS_DIR.glob("*.sql"):
+        (changed / f.name).write_text(f.read_text() + "\n-- edited after release\n")
+    with pytest.raises(MigrationError, match="changed after it was applied"):
+        migrate(database_url, changed)
+
+
+def test_sink_killed_repeatedly_lands_every_event_once(
+    env: dict[str, str], clean_db: str, kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    orders, acts, contacts = random_history(4000, 500)
+    publish(kafka_bootstrap, topic_prefix, orders, acts, contacts)
+    total_messages = len(orders) + len(acts) + len(contacts)
+    args = ["sink", "--batch-size", "300"]
+    rng = random.Random(3)
+    kills = 0
+    for round_ in range(4):
+        proc = Proc(args, env, tmp_path / f"sink-{round_}.log")
+        try:
+            target = (round_ + 1) * total_messages // 6
+            wait_for(lambda p=proc, t=target: not p.alive() or _landed(clean_db) >= t, 120, "progress")
+            assert proc.alive(), proc.output()[-2000:]
+            _sleep_a_little(rng)
+            proc.kill()
+            kills += 1
+        finally:
+            proc.close()
+    assert kills == 4
+    with running([*args, "--idle-exit", "5"], env, tmp_path / "sink-final.log") as proc:
+        assert proc.wait(300) == 0, proc.output()[-2000:]
+    c = counts(clean_db)
+    assert c["orders"] == 4000 and c["activity"] == 8000 and c["contacts"] == 500
+    with psycopg.connect(clean_db) as conn:
+        assert conn.execute("SELECT count(*) FROM orders WHERE version <> 2").fetchone() == (0,)
+        expected_items = sum(len(o["items"]) for o in orders if o["version"] == 2)
+        assert c["order_items"] == expected_items
+        stored = dict(((t, p), o) for t, p, o in conn.execute("SELECT topic, partition, next_offset FROM sink_offsets"))
+    assert sum(stored.values()) == total_messages  # offsets cover exactly what was consumed
+    stats_match_recomputation(clean_db)
+
+
+def _landed(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT coalesce(sum(next_offset), 0) FROM sink_offsets").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _sleep_a_little(rng: random.Random) -> None:
+    import time
+
+    time.sleep(rng.random() * 0.3)  # a random moment inside the next batch, on purpose not a condition
+
+
+def test_postgres_restart_during_consumption_loses_nothing(
+    env: dict[str, str], clean_db: str, kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, endpoints: Endpoints
+) -> None:
+    if endpoints.source != "local stack" and Settings.from_env().uses_external_database:
+        pytest.skip("restarting PostgreSQL needs the local stack")
+    from ordersync.stack import LocalPostgres
+
+    orders, acts, contacts = random_history(2000, 200, seed=9)
+    publish(kafka_bootstrap, topic_prefix, orders, acts, contacts)
+    pg = LocalPostgres(Settings.from_env({k: v for k, v in env.items() if k != "ORDERSYNC_DATABASE_URL"}))
+    with running(["sink", "--batch-size", "200", "--idle-exit", "8"], env, tmp_path / "sink.log") as proc:
+        wait_for(lambda: not proc.alive() or _landed(clean_db) > 1000, 120, "some progress")
+        pg.down()
+        pg.up()
+        assert proc.wait(300) == 0, proc.output()[-2000:]
+        assert "PostgreSQL unavailable" in proc.output()
+    c = counts(clean_db)
+    assert (c["orders"], c["activity"], c["contacts"]) == (2000, 4000, 200)
+    stats_match_recomputation(clean_db)
+
+
+def test_versions_deletes_and_tombstones(
+    env: dict[str, str], clean_db: str, kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    created = _dt.datetime(2024, 5, 1, tzinfo=UTC)
+    v1 = order(1, "a@example.com", status="PENDING", created=created, version=1)
+    v3 = order(1, "a@example.com", status="COMPLETED", created=created, version=3, total="12.00")
+    v2 = order(1, "a@example.com", status="CANCELED", created=created, version=2)
+    gone = order(2, "a@example.com", created=created, version=1)
+    deleted = {**order(2, None, created=created, version=5, total="0", items=[]), "deleted": True}
+    purge = order(3, "a@example.com", created=created, version=1)
+    publish(
+        kafka_bootstrap,
+        topic_prefix,
+        [v1, v3, v2, gone, deleted, purge],
+        [activity(v1)],
+        [contact("1", "a@example.com")],
+    )
+    produce(kafka_bootstrap, f"{topic_prefix}orders", [(b"s:3", None)])
+    with running(["sink", "--idle-exit", "5"], env, tmp_path / "sink.log") as proc:
+        assert proc.wait(120) == 0, proc.output()
+    with psycopg.connect(clean_db) as conn:
+        rows = {
+            r[0]: r[1:]
+            for r in conn.execute("SELECT source_order_id, status, version, total, deleted, contact_email FROM orders")
+        }
+        stats = conn.execute("SELECT order_count, spent FROM contact_order_stats").fetchall()
+    assert rows["1"][:3] == ("COMPLETED", 3, 12)  # the older v2, arriving later, did not overwrite v3
+    assert rows["2"][3:] == (True, "a@example.com")  # deleted, the rest of the row kept
+    assert "3" not in rows  # a tombstone purges
+    assert stats == [(1, 12)]  # deleted and purged orders no longer count
