@@ -285,6 +285,38 @@ def simulate_command(
         asyncio.run(prestashop.serve(psim, host, port, rate))
 
 
+@main.group()
+def contacts() -> None:
+    """Contacts of the marketing lists."""
+
+
+@contacts.command("import")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--list", "list_id", required=True, help="The contact list to import into.")
+def contacts_import(csv_file: str, list_id: str) -> None:
+    """Import contacts from a CSV file (email, first_name, last_name, phone, consent)."""
+    from pathlib import Path
+
+    from ordersync.topics_admin import create_topics
+    from producers.contacts_import import import_csv
+    from producers.publisher import Publisher
+
+    settings = Settings.from_env()
+    create_topics(settings)
+    try:
+        report = import_csv(
+            Path(csv_file), list_id, Publisher(settings.kafka_bootstrap),
+            settings.topic_prefix + "contacts.import", settings.topic_prefix + "dlq",
+        )  # fmt: skip
+    except (ValueError, UnicodeDecodeError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(f"imported {report.imported} contacts into list {list_id}")
+    for reason in report.rejected:
+        click.echo(f"rejected {reason} (kept in the dead-letter topic)", err=True)
+    sys.exit(1 if report.rejected else 0)
+
+
 # -- processor -------------------------------------------------------------------------------------
 @main.command("process")
 @click.option(

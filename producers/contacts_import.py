@@ -1,0 +1,81 @@
+"""``ordersync contacts import FILE.csv --list L``: contacts from a CSV file onto ``contacts.import``.
+
+Columns (header row, case-insensitive): ``email`` (required), ``first_name``, ``last_name``, ``phone``,
+``consent``. Rows without a usable e-mail are not dropped: each goes to the dead-letter topic with its
+line number, is reported, and the command exits 1.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import re
+import unicodedata
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from producers.publisher import Publisher
+from schemas import encode
+
+# The same identity rules as the processor's (processors/contacts.py); duplicated on purpose, because
+# components do not import each other: both follow docs/contract.md ("normalised: trimmed, lower-cased").
+CONTACT_NAMESPACE = uuid.UUID("6f1c7a52-1d3e-4c4e-9a57-0b7f3d2e9c10")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+@dataclass
+class ImportReport:
+    imported: int = 0
+    rejected: list[str] = field(default_factory=list)
+
+
+def _email(raw: str) -> str | None:
+    email = unicodedata.normalize("NFC", raw).strip().lower()
+    return email if _EMAIL.match(email) else None
+
+
+def import_csv(path: Path, list_id: str, publisher: Publisher, topic: str, dlq_topic: str) -> ImportReport:
+    report = ImportReport()
+    now = dt.datetime.now(dt.UTC)
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or "email" not in [h.strip().lower() for h in reader.fieldnames]:
+            raise ValueError(f"{path}: the header row must have an 'email' column")
+        for line, row in enumerate(reader, start=2):
+            row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
+            email = _email(row.get("email", ""))
+            if email is None:
+                reason = f"line {line}: {row.get('email', '')!r} is not an e-mail address"
+                report.rejected.append(reason)
+                publisher.publish_raw(
+                    dlq_topic, f"{list_id}:line-{line}".encode(), ",".join(row.values()).encode(),
+                    [("dlq.reason", reason.encode()), ("dlq.stage", b"contacts-import"), ("dlq.source.file", str(path).encode())],
+                )  # fmt: skip
+                continue
+            consent = row.get("consent", "").lower()
+            record: dict[str, object] = {
+                "contact_id": str(uuid.uuid5(CONTACT_NAMESPACE, f"{list_id}:{email}")),
+                "list_id": list_id,
+                "email": email,
+                "first_name": row.get("first_name") or None,
+                "last_name": row.get("last_name") or None,
+                "phone": row.get("phone") or None,
+                "marketing_consent": {
+                    "1": True,
+                    "true": True,
+                    "yes": True,
+                    "0": False,
+                    "false": False,
+                    "no": False,
+                }.get(consent),
+                "origin": "IMPORT",
+                "store_customers": [],
+                "created_at": now,
+                "updated_at": now,
+                "version": int(now.timestamp() * 1_000_000),
+            }
+            publisher.publish(topic, f"{list_id}:{email}", encode("contact", record))
+            report.imported += 1
+    publisher.flush_sync()
+    return report
