@@ -230,13 +230,19 @@ def test_contacts_import_feeds_the_processor_and_bad_rows_are_kept(
     env: dict[str, str], topics: str, kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     csv_file = tmp_path / "contacts.csv"
-    csv_file.write_text("Email,First_Name,Last_Name,consent\n Ana@Example.com ,Ana,Silva,yes\nnot-an-email,X,Y,\nbo@example.com,Bo,,no\n")
+    csv_file.write_text(
+        "Email,First_Name,Last_Name,consent\n Ana@Example.com ,Ana,Silva,yes\nnot-an-email,X,Y,\nbo@example.com,Bo,,no\n"
+    )
     with running(["contacts", "import", str(csv_file), "--list", "1"], env, tmp_path / "import.log") as imp:
         assert imp.wait(60) == 1  # one bad row
         assert "imported 2 contacts" in imp.output() and "line 3" in imp.output()
-    assert [dict(m.headers() or [])["dlq.stage"] for m in drain(kafka_bootstrap, f"{topics}dlq")] == [b"contacts-import"]
+    assert [dict(m.headers() or [])["dlq.stage"] for m in drain(kafka_bootstrap, f"{topics}dlq")] == [
+        b"contacts-import"
+    ]
     with running(processor(env, tmp_path), env, tmp_path / "proc.log") as proc:
-        got = consume_until(kafka_bootstrap, f"{topics}contacts", lambda ms: len(ms) >= 2, alive=proc.alive, deadline_s=120)
+        got = consume_until(
+            kafka_bootstrap, f"{topics}contacts", lambda ms: len(ms) >= 2, alive=proc.alive, deadline_s=120
+        )
     emails = {decode(m.value())["email"]: decode(m.value()) for m in got}
     assert set(emails) == {"ana@example.com", "bo@example.com"}
     assert emails["ana@example.com"]["marketing_consent"] is True and emails["ana@example.com"]["origin"] == "IMPORT"

@@ -1,0 +1,117 @@
+"""Backfill throughput: simulator → connector → raw topic, against the raw confluent-kafka produce rate
+of the very same messages measured in the same run.
+
+    python bench/connector_backfill.py [--orders 100000] [--concurrency 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+
+from common import Timer, end_offsets, report, rss_mib, settings_with_stack, spawn, unique_prefix  # type: ignore[import-not-found]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def read_all(bootstrap: str, topic: str) -> list[tuple[bytes, bytes]]:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"b-{uuid.uuid4().hex}", "enable.partition.eof": True})
+    parts = list(c.list_topics(topic, timeout=30).topics[topic].partitions)
+    c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
+    out, eof = [], set()
+    while len(eof) < len(parts):
+        for m in c.consume(10000, 1.0):
+            if m.error():
+                eof.add(m.partition())
+            else:
+                out.append((m.key(), m.value()))
+    c.close()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--orders", type=int, default=100_000)
+    ap.add_argument("--concurrency", type=int, default=4)
+    args = ap.parse_args()
+    settings = settings_with_stack()
+    prefix = unique_prefix("backfill")
+    work = Path(tempfile.mkdtemp(prefix="ordersync-bench-"))
+    port = free_port()
+    env = {"ORDERSYNC_TOPIC_PREFIX": prefix, "ORDERSYNC_KAFKA_BOOTSTRAP": settings.kafka_bootstrap, "ORDERSYNC_DATABASE_URL": settings.database_url,
+           "B_WOO": "ck_bench:cs_bench", "B_KEY": "ck_bench", "B_SECRET": "cs_bench"}  # fmt: skip
+    sim = spawn(
+        ["simulate", "woocommerce", "--port", str(port), "--orders", str(args.orders), "--key-env", "B_WOO"],
+        env,
+        work / "sim.log",
+    )
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.5)
+    (work / "stores.toml").write_text(
+        f'[[store]]\nid = "bench"\nplatform = "woocommerce"\nbase_url = "http://127.0.0.1:{port}"\nlist_id = "1"\n'
+        f'consumer_key_env = "B_KEY"\nconsumer_secret_env = "B_SECRET"\npage_concurrency = {args.concurrency}\n'
+    )
+    try:
+        with Timer() as t:
+            conn = spawn(["connect", "--config", str(work / "stores.toml")], env, work / "connect.log")
+            peak = 0.0
+            while conn.poll() is None:
+                peak = max(peak, rss_mib(conn.pid))
+                time.sleep(0.5)
+        if conn.returncode != 0:
+            sys.exit(f"connector failed:\n{(work / 'connect.log').read_text()[-3000:]}")
+        published = end_offsets(settings.kafka_bootstrap, prefix + "raw.orders")
+        sim_rss = rss_mib(sim.pid)
+    finally:
+        sim.terminate()
+    messages = read_all(settings.kafka_bootstrap, prefix + "raw.orders")
+    baseline_topic = prefix + "baseline"
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True, "acks": "all",
+                         "linger.ms": 20, "compression.type": "lz4", "batch.size": 1_000_000})  # fmt: skip
+    with Timer() as b:
+        for key, value in messages:
+            while True:
+                try:
+                    producer.produce(baseline_topic, key=key, value=value)
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+        producer.flush(120)
+    size = sum(len(v) for _, v in messages) / max(1, len(messages))
+    report(
+        f"Connector backfill, WooCommerce simulator, {args.orders:,} orders",
+        [
+            ("orders published", f"{published:,} (+ customers)"),
+            ("connector wall time", f"{t.seconds:.1f} s"),
+            ("connector throughput", f"{published / t.seconds:,.0f} orders/s (page concurrency {args.concurrency})"),
+            (
+                "baseline: raw produce of the same messages",
+                f"{len(messages) / b.seconds:,.0f} msg/s ({b.seconds:.1f} s)",
+            ),
+            ("mean raw event size", f"{size / 1024:.1f} KiB"),
+            ("connector peak RSS", f"{peak:.0f} MiB"),
+            ("simulator RSS", f"{sim_rss:.0f} MiB"),
+        ],
+    )
+    print(f"  logs: {work}")
+    _ = os
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""Sink throughput (orders with ~3 items, their activity) against the raw COPY rate of the same rows
+into the same PostgreSQL in the same run.
+
+    python bench/sink.py [--orders 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import psycopg
+from confluent_kafka import Producer
+
+from common import Timer, fresh_database, report, settings_with_stack, unique_prefix  # type: ignore[import-not-found]
+
+from ordersync.settings import Settings
+from ordersync.topics_admin import create_topics
+from schemas import encode
+from sinks.consumer import PostgresSink, SinkOptions
+from sinks.migrate import migrate
+from sinks.rows import ACTIVITY_COLUMNS, ITEM_COLUMNS, ORDER_COLUMNS, activity_row, item_rows, order_row
+
+sys.path.insert(0, ".")
+from tests.sink_data import random_history  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--orders", type=int, default=100_000)
+    args = ap.parse_args()
+    base = settings_with_stack()
+    prefix = unique_prefix("sink")
+    settings = Settings.from_env(
+        {
+            "ORDERSYNC_TOPIC_PREFIX": prefix,
+            "ORDERSYNC_KAFKA_BOOTSTRAP": base.kafka_bootstrap,
+            "ORDERSYNC_DATABASE_URL": base.database_url,
+        }
+    )
+    create_topics(settings)
+    orders, acts, contacts = random_history(args.orders // 2, max(10, args.orders // 10))  # two versions per order
+    producer = Producer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "linger.ms": 20,
+            "compression.type": "lz4",
+            "batch.size": 1_000_000,
+        }
+    )
+
+    def send(topic: str, key: str, value: bytes) -> None:
+        while True:
+            try:
+                producer.produce(topic, key=key.encode(), value=value)
+                return
+            except BufferError:
+                producer.poll(0.05)
+
+    for c in contacts:
+        send(prefix + "contacts", f"1:{c['email']}", encode("contact", c))
+    for o in orders:
+        send(prefix + "orders", o["order_key"], encode("order", o))
+    for a in acts:
+        send(prefix + "activity", a["order_key"], encode("activity", a))
+    producer.flush(300)
+    messages = len(orders) + len(acts) + len(contacts)
+    item_count = sum(len(o["items"]) for o in orders)
+
+    with fresh_database(settings, "copy") as url:
+        migrate(url)
+        with psycopg.connect(url) as conn, Timer() as copy_t:
+            with conn.cursor() as cur:
+                with cur.copy(f"COPY orders ({', '.join(ORDER_COLUMNS)}) FROM STDIN") as cp:
+                    for o in orders[1::2]:  # one row per order (the latest version), as the sink ends with
+                        cp.write_row(order_row(o))
+                with cur.copy(f"COPY order_items ({', '.join(ITEM_COLUMNS)}) FROM STDIN") as cp:
+                    for o in orders[1::2]:
+                        for row in item_rows(o):
+                            cp.write_row(row)
+                with cur.copy(f"COPY activity ({', '.join(ACTIVITY_COLUMNS)}) FROM STDIN") as cp:
+                    for a in acts:
+                        cp.write_row(activity_row(a))
+            conn.commit()
+    copy_rows = len(orders) // 2 + sum(len(o["items"]) for o in orders[1::2]) + len(acts)
+
+    with fresh_database(settings, "sink") as url:
+        sink = PostgresSink(SinkOptions(settings.kafka_bootstrap, url, prefix, prefix + "sink", batch_size=5000))
+        with Timer() as sink_t:
+            totals = sink.run(idle_exit_s=3, install_signals=False)
+        sink_seconds = sink_t.seconds - 3  # minus the idle wait that ends the run
+        with psycopg.connect(url) as conn:
+            landed = conn.execute("SELECT sum(next_offset) FROM sink_offsets").fetchone()
+    assert landed and landed[0] == messages, (landed, messages)
+    report(
+        f"PostgreSQL sink, {len(orders):,} order messages (2 versions × {len(orders) // 2:,} orders, {item_count / len(orders):.1f} items each), {len(acts):,} activity, {len(contacts):,} contacts",
+        [
+            ("sink", f"{messages / sink_seconds:,.0f} messages/s ({sink_seconds:.1f} s, {totals['batches']} batches)"),
+            (
+                "sink, rows written",
+                f"{(len(orders) + item_count + len(acts)) / sink_seconds:,.0f} rows/s (orders + items + activity, all versions)",
+            ),
+            (
+                "baseline: raw COPY of the final rows",
+                f"{copy_rows / copy_t.seconds:,.0f} rows/s ({copy_t.seconds:.1f} s, no indexes dropped)",
+            ),
+            (
+                "sink / baseline",
+                f"{((len(orders) + item_count + len(acts)) / sink_seconds) / (copy_rows / copy_t.seconds):.2f}",
+            ),
+        ],
+    )
+    _ = time
+
+
+if __name__ == "__main__":
+    main()
