@@ -15,9 +15,8 @@ import time
 import uuid
 from pathlib import Path
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
-
 from common import Timer, end_offsets, report, rss_mib, settings_with_stack, spawn, unique_prefix  # type: ignore[import-not-found]
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 
 def free_port() -> int:

@@ -17,9 +17,8 @@ import uuid
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
-from confluent_kafka import Producer
-
 from common import Timer, end_offsets, report, rss_mib, settings_with_stack, spawn, unique_prefix  # type: ignore[import-not-found]
+from confluent_kafka import Producer
 
 from ordersync.settings import Settings
 from ordersync.topics_admin import create_topics

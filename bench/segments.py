@@ -14,7 +14,6 @@ import time
 import uuid
 
 import psycopg
-
 from common import Timer, fresh_database, report, settings_with_stack  # type: ignore[import-not-found]
 
 from sinks.migrate import migrate

@@ -11,9 +11,8 @@ import sys
 import time
 
 import psycopg
-from confluent_kafka import Producer
-
 from common import Timer, fresh_database, report, settings_with_stack, unique_prefix  # type: ignore[import-not-found]
+from confluent_kafka import Producer
 
 from ordersync.settings import Settings
 from ordersync.topics_admin import create_topics
@@ -23,7 +22,7 @@ from sinks.migrate import migrate
 from sinks.rows import ACTIVITY_COLUMNS, ITEM_COLUMNS, ORDER_COLUMNS, activity_row, item_rows, order_row
 
 sys.path.insert(0, ".")
-from tests.sink_data import random_history  # noqa: E402
+from tests.sink_data import random_history
 
 
 def main() -> None:
@@ -94,7 +93,7 @@ def main() -> None:
             landed = conn.execute("SELECT sum(next_offset) FROM sink_offsets").fetchone()
     assert landed and landed[0] == messages, (landed, messages)
     report(
-        f"PostgreSQL sink, {len(orders):,} order messages (2 versions × {len(orders) // 2:,} orders, {item_count / len(orders):.1f} items each), {len(acts):,} activity, {len(contacts):,} contacts",
+        f"PostgreSQL sink, {len(orders):,} order messages (2 versions x {len(orders) // 2:,} orders, {item_count / len(orders):.1f} items each), {len(acts):,} activity, {len(contacts):,} contacts",
         [
             ("sink", f"{messages / sink_seconds:,.0f} messages/s ({sink_seconds:.1f} s, {totals['batches']} batches)"),
             (
