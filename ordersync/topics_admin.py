@@ -47,10 +47,13 @@ def describe(admin: AdminClient, names: list[str]) -> dict[str, ExistingTopic]:
     return out
 
 
-def create_topics(settings: Settings) -> CreateReport:
-    """Create missing catalogue topics; report existing ones whose settings differ. Idempotent."""
+def create_topics(settings: Settings, only: set[str] | None = None) -> CreateReport:
+    """Create missing catalogue topics (or only those short names); report existing ones whose settings
+    differ. Idempotent."""
     admin = admin_client(settings)
     topics = catalogue(settings.topic_prefix, settings.partitions, settings.replication_factor)
+    if only is not None:
+        topics = [t for t in topics if t.spec.short_name in only]
     existing = describe(admin, [t.name for t in topics])
     missing = [t for t in topics if t.name not in existing]
     report = CreateReport(created=[], unchanged=[], differing={})

@@ -55,7 +55,7 @@ log = logging.getLogger("ordersync.processor")
 @dataclass(frozen=True)
 class ProcessorOptions:
     bootstrap: str
-    topic_prefix: str
+    topic_prefix: str  # where the raw topics are
     partitions: int
     replication_factor: int
     app_id: str
@@ -64,6 +64,7 @@ class ProcessorOptions:
     web_port: int | None = None  # None: no web server
     standby_replicas: int = 0
     commit_interval_s: float = 0.5
+    output_prefix: str | None = None  # where outputs and internal topics go (a replay writes elsewhere)
 
 
 def _headers(event: EventT) -> list[tuple[str, bytes]]:
@@ -74,6 +75,7 @@ def _headers(event: EventT) -> list[tuple[str, bytes]]:
 
 def create_app(opts: ProcessorOptions) -> faust.App:
     p = opts.topic_prefix
+    out = opts.output_prefix or opts.topic_prefix
     app = faust.App(
         opts.app_id,
         broker=f"kafka://{opts.bootstrap}",
@@ -93,11 +95,16 @@ def create_app(opts: ProcessorOptions) -> faust.App:
     )
 
     def topic(name: str, internal: bool = False) -> faust.TopicT:
-        return app.topic(p + name, key_type=bytes, value_type=bytes, partitions=opts.partitions, internal=internal)
+        return app.topic(name, key_type=bytes, value_type=bytes, partitions=opts.partitions, internal=internal)
 
-    raw_orders, raw_customers, imports = topic("raw.orders"), topic("raw.customers"), topic("contacts.import")
-    by_contact = topic("processor.by-contact", internal=True)
-    orders_out, activity_out, contacts_out, dlq = topic("orders"), topic("activity"), topic("contacts"), topic("dlq")
+    raw_orders, raw_customers, imports = (
+        topic(p + "raw.orders"),
+        topic(p + "raw.customers"),
+        topic(p + "contacts.import"),
+    )
+    by_contact = topic(out + "processor.by-contact", internal=True)
+    orders_out, activity_out, contacts_out = topic(out + "orders"), topic(out + "activity"), topic(out + "contacts")
+    dlq = topic(out + "dlq")
 
     # faust picks table serializers from the declared types: untyped means JSON (our str keys and the
     # order-state dicts), bytes means raw (contacts and pending hold envelope bytes).
