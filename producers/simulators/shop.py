@@ -121,6 +121,7 @@ class Shop:
         self.currencies = currencies
         self.end = end or dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
         self.clock = self.end
+        self.version = 0  # bumped on every change: renderers cache per version
         self.next_line_id = 1
         self.next_refund_id = 900000
         self.number_offset = number_offset
@@ -226,11 +227,13 @@ class Shop:
         return self.clock
 
     def create_order(self) -> Order:
+        self.version += 1
         return self._new_order(self.advance_clock(0))
 
     def update_order(self) -> Order | None:
         """Move a random order along its status graph (or refund part of it); None if none can move."""
         rng = self.rng
+        self.version += 1
         candidates = [o for o in self.orders.values() if not o.trashed]
         if not candidates:
             return None
@@ -251,6 +254,7 @@ class Shop:
         if not candidates:
             return None
         order = self.rng.choice(candidates)
+        self.version += 1
         order.trashed = True
         order.modified = max(self.advance_clock(0), order.modified + dt.timedelta(seconds=1))
         return order

@@ -77,6 +77,10 @@ class WooCommerceSimulator:
         self.webhooks_sent = 0
         self.webhooks_failed = 0
         self._session: aiohttp.ClientSession | None = None
+        # Rendering 100 orders per page in Python is slow; a shop serving a big backfill should not
+        # be the bottleneck of the connector's benchmark, so texts and query results are cached.
+        self._texts: dict[int, tuple[dt.datetime, bool, str, str]] = {}
+        self._queries: dict[tuple[Any, ...], tuple[int, list[Order]]] = {}
         self._deliveries: set[asyncio.Task[None]] = set()
 
     # -- rendering ----------------------------------------------------------------------------------
@@ -201,7 +205,14 @@ class WooCommerceSimulator:
     def _error(status: int, code: str, message: str) -> web.Response:
         return web.json_response({"code": code, "message": message, "data": {"status": status}}, status=status)
 
-    def _page(self, request: web.Request, items: list[Any], render: Any) -> web.Response:
+    def order_text(self, order: Order) -> str:
+        cached = self._texts.get(order.id)
+        if cached is None or cached[0] != order.modified or cached[1] != order.trashed or cached[2] != order.status:
+            cached = (order.modified, order.trashed, order.status, php_json(self.render_order(order)))
+            self._texts[order.id] = cached
+        return cached[3]
+
+    def _page(self, request: web.Request, items: list[Any], render: Any, text: Any = None) -> web.Response:
         try:
             page = int(request.query.get("page", "1"))
             per_page = int(request.query.get("per_page", "10"))
@@ -212,7 +223,7 @@ class WooCommerceSimulator:
         total = len(items)
         pages = math.ceil(total / per_page) if total else 0
         chunk = items[(page - 1) * per_page : page * per_page]
-        body = php_json([render(x) for x in chunk])
+        body = "[" + ",".join(text(x) for x in chunk) + "]" if text else php_json([render(x) for x in chunk])
         base = f"{request.scheme}://{request.host}{request.path}"
         params = {k: v for k, v in request.query.items() if k not in ("consumer_key", "consumer_secret")}
         links = []
@@ -249,6 +260,20 @@ class WooCommerceSimulator:
         statuses = set(request.query.getall("status[]", []) + request.query.get("status", "any").split(","))
         statuses.discard("")
         include = {int(x) for x in request.query.get("include", "").split(",") if x.strip().isdigit()}
+        orderby = request.query.get("orderby", "date")
+        signature = (
+            tuple(sorted(statuses)),
+            tuple(sorted(include)),
+            after,
+            before,
+            mod_after,
+            mod_before,
+            orderby,
+            request.query.get("order", "desc"),
+        )
+        cached = self._queries.get(signature)
+        if cached is not None and cached[0] == self.shop.version:
+            return self._page(request, cached[1], self.render_order, self.order_text)
         orders = []
         for order in self.shop.orders.values():
             if order.trashed and "trash" not in statuses:
@@ -262,14 +287,16 @@ class WooCommerceSimulator:
             if (mod_after and not order.modified > mod_after) or (mod_before and not order.modified < mod_before):
                 continue
             orders.append(order)
-        orderby = request.query.get("orderby", "date")
         key = {"id": lambda o: o.id, "modified": lambda o: (o.modified, o.id), "date": lambda o: (o.created, o.id)}.get(
             orderby
         )
         if key is None:
             return self._error(400, "rest_invalid_param", "Invalid parameter(s): orderby")
         orders.sort(key=key, reverse=request.query.get("order", "desc") == "desc")
-        return self._page(request, orders, self.render_order)
+        if len(self._queries) > 64:
+            self._queries.clear()
+        self._queries[signature] = (self.shop.version, orders)
+        return self._page(request, orders, self.render_order, self.order_text)
 
     async def get_order(self, request: web.Request) -> web.Response:
         if not self._authorised(request):
@@ -277,7 +304,7 @@ class WooCommerceSimulator:
         order = self.shop.orders.get(int(request.match_info["id"]))
         if order is None:
             return self._error(404, "woocommerce_rest_shop_order_invalid_id", "Invalid ID.")
-        return web.Response(text=php_json(self.render_order(order)), content_type="application/json")
+        return web.Response(text=self.order_text(order), content_type="application/json")
 
     async def list_customers(self, request: web.Request) -> web.Response:
         if not self._authorised(request):
