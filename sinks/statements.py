@@ -14,7 +14,7 @@ def _updates(columns: tuple[str, ...], keys: tuple[str, ...]) -> str:
 
 
 CREATE_STAGING = """
-CREATE TEMP TABLE IF NOT EXISTS stage_orders (LIKE orders) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_orders (LIKE orders INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS stage_items (LIKE order_items) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS stage_activity (LIKE activity) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS stage_contacts (LIKE contacts) ON COMMIT DELETE ROWS;
@@ -39,7 +39,8 @@ UPSERT_ORDERS = f"""
 WITH applied AS (
     INSERT INTO orders AS o ({_cols(ORDER_COLUMNS)})
     SELECT {_cols(ORDER_COLUMNS)} FROM stage_orders WHERE NOT deleted
-    ON CONFLICT (store_id, source_order_id) DO UPDATE SET {_updates(ORDER_COLUMNS, ("store_id", "source_order_id"))}
+    ON CONFLICT (store_id, source_order_id) DO UPDATE SET {_updates(ORDER_COLUMNS, ("store_id", "source_order_id"))},
+        synced_at = clock_timestamp()
     WHERE o.version <= EXCLUDED.version
     RETURNING o.store_id, o.source_order_id
 )
@@ -48,7 +49,7 @@ INSERT INTO applied_orders SELECT store_id, source_order_id FROM applied
 
 # A deleted order's record carries only identity and version: keep the rest of the row as it was.
 MARK_DELETED = """
-UPDATE orders o SET deleted = true, version = s.version
+UPDATE orders o SET deleted = true, version = s.version, synced_at = clock_timestamp()
 FROM stage_orders s
 WHERE s.deleted AND o.store_id = s.store_id AND o.source_order_id = s.source_order_id AND o.version <= s.version
 """

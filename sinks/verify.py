@@ -13,9 +13,11 @@ from typing import Any
 
 import psycopg
 
+from sinks.rows import ORDER_COLUMNS
+
 COMPARED: dict[str, tuple[str, str]] = {
     # table: (columns, order)
-    "orders": ("*", "store_id, source_order_id"),
+    "orders": (", ".join(ORDER_COLUMNS), "store_id, source_order_id"),  # not synced_at: when, not what
     "order_items": ("*", "store_id, source_order_id, item_id"),
     "activity": ("*", "event_id"),
     "contact_order_stats": ("*", "contact_id, currency"),
