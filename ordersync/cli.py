@@ -413,6 +413,69 @@ def sink_command(consumer_name: str | None, batch_size: int, idle_exit: float | 
     click.echo(" ".join(f"{k}={v}" for k, v in totals.items()))
 
 
+@main.command("run")
+@click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--webhook-port", type=int, default=8085, show_default=True, help="0: no webhook receiver.")
+@click.option("--metrics-port", type=int, default=9108, show_default=True, help="/health and /metrics.")
+@click.option("--log-dir", type=click.Path(file_okay=False), default=None, help="Children's logs; default .stack/run/.")
+def run_command(config_path: str, webhook_port: int, metrics_port: int, log_dir: str | None) -> None:
+    """Run connectors, webhook receiver, processor and sink, supervised (restarted if one dies)."""
+    import logging
+    import signal
+    from pathlib import Path
+
+    from ordersync.stores import ConfigError, load_stores
+    from ordersync.supervisor import Child, Metrics, Supervisor, serve_http
+    from ordersync.topics_admin import create_topics
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings.from_env()
+    try:
+        stores = load_stores(config_path)
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    create_topics(settings)
+    children = [
+        Child("processor", ["process", "--config", config_path, "--loglevel", "warn"]),
+        Child("sink", ["sink"]),
+        Child("connectors", ["connect", "--config", config_path, "--follow"]),
+    ]
+    if webhook_port and any(s.platform == "woocommerce" and s.webhook_secret_env for s in stores):
+        children.append(Child("webhooks", ["webhook", "serve", "--config", config_path, "--port", str(webhook_port)]))
+    supervisor = Supervisor(children, Path(log_dir) if log_dir else settings.stack_dir / "run")
+    p = settings.topic_prefix
+    groups = {
+        f"{p}processor": [p + "raw.orders", p + "raw.customers"],
+        f"{p}sink": [p + "orders", p + "activity", p + "contacts"],
+    }
+    server = serve_http(
+        supervisor, Metrics(supervisor, settings.kafka_bootstrap, settings.database_url, p, groups), metrics_port
+    )
+    click.echo(f"health and metrics on http://127.0.0.1:{metrics_port}/health and /metrics")
+    signal.signal(signal.SIGTERM, supervisor.stop)
+    signal.signal(signal.SIGINT, supervisor.stop)
+    try:
+        supervisor.watch()
+    finally:
+        supervisor.shutdown()
+        server.shutdown()
+
+
+@main.command("demo")
+@click.option("--orders", type=int, default=5000, show_default=True, help="Orders of history across the two shops.")
+@click.option("--rate", type=float, default=5.0, show_default=True, help="Live new/changed orders per second per shop.")
+@click.option("--live-seconds", type=float, default=30.0, show_default=True, help="How long to watch live orders.")
+def demo_command(orders: int, rate: float, live_seconds: float) -> None:
+    """See the whole pipeline work: two simulated shops → Kafka → processor → PostgreSQL, then a summary."""
+    import logging
+
+    from ordersync.demo import run_demo
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    sys.exit(run_demo(Settings.from_env(), orders, rate, live_seconds))
+
+
 @main.command("replay")
 @click.option("--target-database", required=True, help="PostgreSQL URL of the database to rebuild (migrated if new).")
 @click.option(

@@ -1,0 +1,215 @@
+"""``ordersync demo``: the whole pipeline on this machine, against two simulated shops.
+
+Starts the local stack, a WooCommerce and a PrestaShop simulator with a history that keep taking and
+changing orders (WooCommerce also delivers signed webhooks), and the supervised pipeline (connectors,
+webhook receiver, processor, sink). Shows progress, waits for the history to land, watches live orders
+for a while, then prints a summary. Ctrl-C stops everything cleanly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+import socket
+import statistics
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import psycopg
+
+from ordersync.settings import Settings
+from ordersync.supervisor import Child, Supervisor
+from ordersync.topics_admin import create_topics
+from sinks.contact_view import load, render_text
+from sinks.segments import build_query
+
+DEMO_DB = "ordersync_demo"
+EXAMPLE_SEGMENTS: dict[str, dict[str, Any]] = {
+    "ordered in the last 30 days": {"ordered": {"last_days": 30}},
+    "spent more than 200 EUR": {"spent": {"op": ">", "value": 200, "currency": "EUR"}},
+    "bought from category Shoes": {"bought": {"category": "Shoes"}},
+    "pending order older than 2 hours, nothing completed since": {"abandoned_checkout": {"hours": 2}},
+    "3 or more orders, ordered nothing in 90 days": {
+        "all": [{"order_count": {"op": ">=", "value": 3}}, {"lapsed": {"days": 90}}]
+    },
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, deadline_s: float) -> bool:
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return True
+        time.sleep(0.3)
+    return False
+
+
+def demo_database(settings: Settings) -> str:
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{DEMO_DB}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{DEMO_DB}"')
+    return str(psycopg.conninfo.make_conninfo(settings.database_url, dbname=DEMO_DB))
+
+
+def query_one(url: str, sql: str, params: tuple[Any, ...] = ()) -> Any:
+    try:
+        with psycopg.connect(url) as conn:
+            row = conn.execute(sql, params).fetchone()
+            return row[0] if row else None
+    except psycopg.Error:
+        return None
+
+
+def run_demo(settings: Settings, orders: int, rate: float, live_seconds: float) -> int:
+    from ordersync.stack import LocalKafka, LocalPostgres
+
+    if not settings.uses_external_kafka:
+        LocalKafka(settings).up()
+    if not settings.uses_external_database:
+        LocalPostgres(settings).up()
+    prefix = dt.datetime.now(dt.UTC).strftime("demo-%Y%m%d%H%M%S.")
+    run_settings = Settings.from_env({**os.environ, "ORDERSYNC_TOPIC_PREFIX": prefix})
+    create_topics(run_settings)
+    db_url = demo_database(settings)
+    work = settings.stack_dir / "demo"
+    work.mkdir(parents=True, exist_ok=True)
+    woo_port, ps_port, hook_port = free_port(), free_port(), free_port()
+    woo_orders, ps_orders = orders * 3 // 5, orders - orders * 3 // 5
+    key, secret, ps_key, hook = (secrets.token_hex(12) for _ in range(4))
+    env = {
+        "ORDERSYNC_TOPIC_PREFIX": prefix, "ORDERSYNC_DATABASE_URL": db_url, "ORDERSYNC_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "DEMO_WOO_KEY": key, "DEMO_WOO_SECRET": secret, "DEMO_WOO_CRED": f"{key}:{secret}", "DEMO_PS_KEY": ps_key, "DEMO_HOOK": hook,
+    }  # fmt: skip
+    config = work / "stores.toml"
+    config.write_text(
+        f'[[store]]\nid = "woo"\nplatform = "woocommerce"\nbase_url = "http://127.0.0.1:{woo_port}"\nlist_id = "1"\n'
+        'timezone = "Europe/Zurich"\npoll_interval_s = 5\nconsumer_key_env = "DEMO_WOO_KEY"\n'
+        'consumer_secret_env = "DEMO_WOO_SECRET"\nwebhook_secret_env = "DEMO_HOOK"\n\n'
+        f'[[store]]\nid = "ps"\nplatform = "prestashop"\nbase_url = "http://127.0.0.1:{ps_port}"\nlist_id = "1"\n'
+        'timezone = "Europe/Lisbon"\npoll_interval_s = 1\napi_key_env = "DEMO_PS_KEY"\n'
+    )
+    sims = [
+        Child("sim-woocommerce", ["simulate", "woocommerce", "--port", str(woo_port), "--orders", str(woo_orders), "--seed", "1",
+                                  "--rate", str(rate), "--key-env", "DEMO_WOO_CRED", "--webhook-secret-env", "DEMO_HOOK",
+                                  "--webhook-url", f"http://127.0.0.1:{hook_port}/webhooks/woocommerce/woo"], env),
+        Child("sim-prestashop", ["simulate", "prestashop", "--port", str(ps_port), "--orders", str(ps_orders), "--seed", "2",
+                                 "--rate", str(rate), "--typing", "strings", "--key-env", "DEMO_PS_KEY"], env),
+    ]  # fmt: skip
+    pipeline = [
+        Child(
+            "processor",
+            [
+                "process",
+                "--config",
+                str(config),
+                "--loglevel",
+                "warn",
+                "--data-dir",
+                str(work / "processor-state" / prefix),
+            ],
+            env,
+        ),
+        Child("sink", ["sink"], env),
+        Child("webhooks", ["webhook", "serve", "--config", str(config), "--port", str(hook_port)], env),
+        Child("connectors", ["connect", "--config", str(config), "--follow"], env),
+    ]
+    supervisor = Supervisor(sims + pipeline, work / "logs" / prefix.rstrip("."))
+    click.echo(
+        f"ordersync demo: {woo_orders} WooCommerce + {ps_orders} PrestaShop orders of history, {rate}/s live changes per shop"
+    )
+    click.echo(f"logs in {supervisor.log_dir}")
+    watcher = threading.Thread(target=supervisor.watch, daemon=True)
+    watcher.start()
+    try:
+        if not (wait_port(woo_port, 300) and wait_port(ps_port, 300)):
+            click.echo("the simulators did not start; see their logs", err=True)
+            return 1
+        started = time.monotonic()
+        while True:
+            landed = query_one(db_url, "SELECT count(*) FROM orders") or 0
+            activity = query_one(db_url, "SELECT count(*) FROM activity") or 0
+            rate_now = landed / max(1e-6, time.monotonic() - started)
+            click.echo(
+                f"\r  history: {landed}/{orders} orders in PostgreSQL ({rate_now:,.0f}/s), {activity} activity events   ",
+                nl=False,
+            )
+            if landed >= orders:
+                break
+            time.sleep(2)
+        click.echo(
+            f"\n  history landed in {time.monotonic() - started:.0f} s; watching live orders for {live_seconds:.0f} s"
+        )
+        live_from = dt.datetime.now(dt.UTC)
+        time.sleep(live_seconds)
+        summary(db_url, live_from, prefix, config, env)
+        return 0
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: stopping")
+        return 130
+    finally:
+        supervisor.stop()
+        supervisor.shutdown(grace_s=30)
+
+
+def summary(db_url: str, live_from: dt.datetime, prefix: str, config: Path, env: dict[str, str]) -> None:
+    with psycopg.connect(db_url) as conn:
+        click.echo("\nOrders per normalised status per store")
+        rows = conn.execute(
+            "SELECT store_id, status, count(*), sum(net_total) FILTER (WHERE currency = 'EUR') FROM orders WHERE NOT deleted"
+            " GROUP BY 1, 2 ORDER BY 1, 2"
+        ).fetchall()
+        for store, status, n, eur in rows:
+            click.echo(f"  {store:<5} {status:<10} {n:>6} orders   net {eur or 0:>12,.2f} EUR")
+        matched = conn.execute("SELECT count(*) FILTER (WHERE matched), count(*) FROM orders").fetchone()
+        if matched:
+            click.echo(
+                f"  {matched[0]} of {matched[1]} orders matched to a contact (the rest have no e-mail and are kept, flagged)"
+            )
+        click.echo("\nExample segments (list 1)")
+        for name, segment in EXAMPLE_SEGMENTS.items():
+            query, params = build_query(segment, list_id="1", count=True)
+            row = conn.execute(query, params).fetchone()
+            click.echo(f"  {row[0] if row else 0:>6} contacts  {name}")
+        email = conn.execute(
+            "SELECT c.email FROM contacts c JOIN orders o USING (contact_id) GROUP BY c.email ORDER BY count(*) DESC, c.email LIMIT 1"
+        ).fetchone()
+        if email:
+            view = load(conn, "1", email[0])
+            if view:
+                click.echo("\nOne contact, with their orders and timeline\n")
+                click.echo("\n".join("  " + line for line in render_text(view).splitlines()[:40]))
+        lat = [
+            float(r[0])
+            for r in conn.execute(
+                "SELECT extract(epoch FROM synced_at - modified_at) FROM orders WHERE modified_at >= %s", (live_from,)
+            ).fetchall()
+        ]
+    click.echo(
+        "\nEnd-to-end latency of live orders (store modification → PostgreSQL row; store times have 1 s resolution)"
+    )
+    if len(lat) >= 2:
+        q = statistics.quantiles(lat, n=100)
+        click.echo(
+            f"  {len(lat)} orders: p50 {q[49]:.2f} s, p95 {q[94]:.2f} s, p99 {q[98]:.2f} s, max {max(lat):.2f} s"
+        )
+    else:
+        click.echo(f"  only {len(lat)} live orders were measured")
+    click.echo("\nTry next (the demo's data stays in database ordersync_demo):")
+    click.echo(f"  export ORDERSYNC_DATABASE_URL={db_url} ORDERSYNC_TOPIC_PREFIX={prefix}")
+    click.echo("  .venv/bin/ordersync segment --list 1 --ordered-last-days 30 --spent-over 200 --currency EUR")
+    click.echo("  .venv/bin/ordersync segment --list 1 --category Shoes --format csv")
+    if email:
+        click.echo(f"  .venv/bin/ordersync contact {email[0]} --list 1")
+    click.echo("  .venv/bin/ordersync tail activity --limit 5")
+    _ = (config, env)

@@ -1,0 +1,206 @@
+"""``ordersync run``: the streaming deployment in one command.
+
+Runs connectors (follow mode), the webhook receiver, the processor and the sink as child processes,
+restarts any that dies (with backoff), and serves ``/health`` and Prometheus ``/metrics``: components up,
+restarts, consumer lag per group, dead letters, and end-to-end latency (store change → PostgreSQL row).
+Each part is also runnable alone (``ordersync connect --follow``, ``webhook serve``, ``process``,
+``sink``) for separate containers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("ordersync.run")
+LATENCY_BUCKETS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+
+@dataclass
+class Child:
+    name: str
+    args: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+    log_file: Path | None = None
+
+    @property
+    def up(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+class Supervisor:
+    def __init__(self, children: list[Child], log_dir: Path) -> None:
+        self.children = children
+        self.log_dir = log_dir
+        self.stopping = threading.Event()
+
+    def start(self, child: Child) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        child.log_file = self.log_dir / f"{child.name}.log"
+        out = child.log_file.open("ab")
+        child.proc = subprocess.Popen(
+            [sys.executable, "-m", "ordersync.cli", *child.args],
+            env={**os.environ, **child.env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches the supervisor, which stops children in order
+        )
+        child.started_at = time.monotonic()
+        log.info("started %s (pid %d), log %s", child.name, child.proc.pid, child.log_file)
+
+    def watch(self) -> None:
+        for child in self.children:
+            self.start(child)
+        while not self.stopping.wait(1.0):
+            for child in self.children:
+                if child.up or self.stopping.is_set():
+                    continue
+                code = child.proc.returncode if child.proc else None
+                # Back off when a child keeps dying right after start.
+                delay = min(30.0, 2.0 ** min(child.restarts, 5)) if time.monotonic() - child.started_at < 30 else 1.0
+                log.warning(
+                    "%s exited with %s; restarting in %.0fs (restart #%d)", child.name, code, delay, child.restarts + 1
+                )
+                if self.stopping.wait(delay):
+                    break
+                child.restarts += 1
+                self.start(child)
+
+    def stop(self, *_: Any) -> None:
+        self.stopping.set()
+
+    def shutdown(self, grace_s: float = 60) -> None:
+        # In reverse start order: producers first, then the processor, the sink last.
+        for child in reversed(self.children):
+            if child.up and child.proc is not None:
+                child.proc.send_signal(signal.SIGTERM)
+                try:
+                    child.proc.wait(grace_s)
+                except subprocess.TimeoutExpired:
+                    child.proc.kill()
+                log.info("stopped %s", child.name)
+
+
+class Metrics:
+    """Reads lag, dead letters and latency from Kafka and PostgreSQL when scraped."""
+
+    def __init__(
+        self, supervisor: Supervisor, bootstrap: str, database_url: str, prefix: str, groups: dict[str, list[str]]
+    ) -> None:
+        self.supervisor = supervisor
+        self.bootstrap = bootstrap
+        self.database_url = database_url
+        self.prefix = prefix
+        self.groups = groups  # group id → topics it consumes
+
+    def lag(self) -> dict[str, int]:
+        from confluent_kafka import Consumer, TopicPartition
+
+        out = {}
+        for group, topics in self.groups.items():
+            consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": group, "enable.auto.commit": False})
+            try:
+                total = 0
+                for topic in topics:
+                    md = consumer.list_topics(topic, timeout=5)
+                    if topic not in md.topics or md.topics[topic].error is not None:
+                        continue
+                    tps = [TopicPartition(topic, p) for p in md.topics[topic].partitions]
+                    for tp in consumer.committed(tps, timeout=5):
+                        high = consumer.get_watermark_offsets(tp, timeout=5)[1]
+                        total += high - max(tp.offset, 0) if tp.offset >= 0 else high
+                out[group] = total
+            finally:
+                consumer.close()
+        return out
+
+    def dead_letters(self) -> int:
+        from confluent_kafka import Consumer, TopicPartition
+
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "ordersync-metrics"})
+        try:
+            topic = self.prefix + "dlq"
+            md = consumer.list_topics(topic, timeout=5)
+            if topic not in md.topics or md.topics[topic].error is not None:
+                return 0
+            return sum(
+                consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5)[1]
+                for p in md.topics[topic].partitions
+            )
+        finally:
+            consumer.close()
+
+    def latencies(self) -> list[float]:
+        import psycopg
+
+        with contextlib.suppress(psycopg.Error), psycopg.connect(self.database_url, connect_timeout=3) as conn:
+            rows = conn.execute(
+                "SELECT extract(epoch FROM synced_at - modified_at) FROM orders"
+                " WHERE synced_at > now() - interval '5 minutes' AND modified_at > now() - interval '10 minutes'"
+            ).fetchall()
+            return [float(r[0]) for r in rows]
+        return []
+
+    def render(self) -> str:
+        lines = ["# TYPE ordersync_component_up gauge", "# TYPE ordersync_component_restarts_total counter"]
+        for child in self.supervisor.children:
+            lines.append(f'ordersync_component_up{{component="{child.name}"}} {int(child.up)}')
+            lines.append(f'ordersync_component_restarts_total{{component="{child.name}"}} {child.restarts}')
+        with contextlib.suppress(Exception):
+            lines.append("# TYPE ordersync_consumer_lag gauge")
+            for group, lag in self.lag().items():
+                lines.append(f'ordersync_consumer_lag{{group="{group}"}} {lag}')
+        with contextlib.suppress(Exception):
+            lines.append("# TYPE ordersync_dead_letters gauge")
+            lines.append(f"ordersync_dead_letters {self.dead_letters()}")
+        values = self.latencies()
+        lines.append("# HELP ordersync_end_to_end_latency_seconds store modification to PostgreSQL row, last 5 minutes")
+        lines.append("# TYPE ordersync_end_to_end_latency_seconds histogram")
+        for bound in LATENCY_BUCKETS:
+            lines.append(
+                f'ordersync_end_to_end_latency_seconds_bucket{{le="{bound}"}} {sum(1 for v in values if v <= bound)}'
+            )
+        lines.append(f'ordersync_end_to_end_latency_seconds_bucket{{le="+Inf"}} {len(values)}')
+        lines.append(f"ordersync_end_to_end_latency_seconds_sum {sum(values):.3f}")
+        lines.append(f"ordersync_end_to_end_latency_seconds_count {len(values)}")
+        return "\n".join(lines) + "\n"
+
+
+def serve_http(supervisor: Supervisor, metrics: Metrics, port: int) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/health":
+                import json
+
+                body = json.dumps({c.name: {"up": c.up, "restarts": c.restarts} for c in supervisor.children}).encode()
+                status = 200 if all(c.up for c in supervisor.children) else 503
+                content_type = "application/json"
+            elif self.path == "/metrics":
+                body, status, content_type = metrics.render().encode(), 200, "text/plain; version=0.0.4"
+            else:
+                body, status, content_type = b"not found\n", 404, "text/plain"
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
