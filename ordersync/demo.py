@@ -15,6 +15,7 @@ import socket
 import statistics
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,8 @@ def demo_database(settings: Settings) -> str:
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{DEMO_DB}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{DEMO_DB}"')
-    return str(psycopg.conninfo.make_conninfo(settings.database_url, dbname=DEMO_DB))
+    parts = urllib.parse.urlsplit(settings.database_url)
+    return urllib.parse.urlunsplit(parts._replace(path="/" + DEMO_DB))
 
 
 def query_one(url: str, sql: str, params: tuple[Any, ...] = ()) -> Any:
@@ -188,7 +190,7 @@ def summary(db_url: str, live_from: dt.datetime, prefix: str, config: Path, env:
             view = load(conn, "1", email[0])
             if view:
                 click.echo("\nOne contact, with their orders and timeline\n")
-                click.echo("\n".join("  " + line for line in render_text(view).splitlines()[:40]))
+                click.echo("\n".join("  " + line for line in render_text(view, max_orders=3, max_activity=8).splitlines()))
         lat = [
             float(r[0])
             for r in conn.execute(

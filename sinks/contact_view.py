@@ -36,7 +36,7 @@ def load(conn: psycopg.Connection[Any], list_id: str, email: str) -> dict[str, A
         }
 
 
-def render_text(view: dict[str, Any]) -> str:
+def render_text(view: dict[str, Any], max_orders: int | None = None, max_activity: int | None = None) -> str:
     c = view["contact"]
     name = " ".join(x for x in (c["first_name"], c["last_name"]) if x) or "(no name)"
     lines = [f"{name} <{c['email']}>  list {c['list_id']}  id {c['contact_id']}  origin {c['origin']}"]
@@ -47,7 +47,7 @@ def render_text(view: dict[str, Any]) -> str:
         )
     lines.append("")
     lines.append(f"Orders ({len(view['orders'])})")
-    for o in view["orders"]:
+    for o in view["orders"][:max_orders]:
         flag = " [deleted]" if o["deleted"] else ""
         lines.append(
             f"  {o['created_at']:%Y-%m-%d %H:%M} UTC  {o['store_id']} #{o['order_number'] or o['source_order_id']}"
@@ -57,9 +57,11 @@ def render_text(view: dict[str, Any]) -> str:
         for item in o["items"]:
             cats = ", ".join(item["categories"])
             lines.append(f"      {item['quantity']} x {item['name']}  {item['total']}  [{cats}]")
+    if max_orders is not None and len(view["orders"]) > max_orders:
+        lines.append(f"  … {len(view['orders']) - max_orders} older orders")
     lines.append("")
     lines.append(f"Activity ({len(view['activity'])})")
-    for a in view["activity"]:
+    for a in view["activity"][:max_activity]:
         detail = ""
         if a["type"] == "ORDER_STATUS_CHANGED":
             detail = f"{a['from_status']} → {a['to_status']} ({a['from_store_status']} → {a['to_store_status']})"
