@@ -6,6 +6,7 @@ COPY producers producers
 COPY processors processors
 COPY schemas schemas
 COPY sinks sinks
+COPY stores.example.toml ./stores.example.toml
 RUN pip install --no-cache-dir .
 RUN useradd --system --create-home ordersync
 USER ordersync

@@ -32,5 +32,11 @@ typecheck: install
 test: lint typecheck stack-up
 	eval "$$($(BIN)/ordersync stack env)" && $(BIN)/pytest $(PYTEST_ARGS)
 
+demo: install
+	$(BIN)/ordersync demo
+
+bench: stack-up
+	for b in connector_backfill processor sink segments; do $(BIN)/python bench/$$b.py || exit 1; done
+
 clean: stack-down
 	rm -rf .stack $(VENV)

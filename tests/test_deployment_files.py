@@ -30,5 +30,12 @@ def test_docker_compose_file_parses() -> None:
         [*command, "-f", str(ROOT / "docker-compose.yml"), "config"], capture_output=True, text=True, env=env
     )
     assert result.returncode == 0, result.stderr
-    for service in ("kafka", "postgres"):
-        assert f"{service}:" in result.stdout
+    for service in ("kafka", "postgres", "topics", "migrate", "connectors", "webhooks", "processor", "sink"):
+        assert f"  {service}:" in result.stdout
+
+
+def test_example_store_config_is_valid() -> None:
+    from ordersync.stores import load_stores
+
+    stores = load_stores(ROOT / "stores.example.toml")
+    assert {s.platform for s in stores} == {"woocommerce", "prestashop"}
