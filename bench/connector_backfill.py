@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -23,6 +24,14 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def read_all(bootstrap: str, topic: str) -> list[tuple[bytes, bytes]]:
@@ -44,6 +53,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--orders", type=int, default=100_000)
     ap.add_argument("--concurrency", type=int, default=4)
+    ap.add_argument(
+        "--profile", action="store_true", help="Run the connector under cProfile and print where its time goes."
+    )
     args = ap.parse_args()
     settings = settings_with_stack()
     prefix = unique_prefix("backfill")
@@ -68,10 +80,20 @@ def main() -> None:
     )
     try:
         with Timer() as t:
-            conn = spawn(["connect", "--config", str(work / "stores.toml")], env, work / "connect.log")
+            connect_args = ["connect", "--config", str(work / "stores.toml")]
+            if args.profile:
+                conn = subprocess.Popen(
+                    [sys.executable, "-m", "cProfile", "-o", str(work / "connect.prof"), "-m", "ordersync.cli", *connect_args],
+                    env={**os.environ, **env}, stdout=(work / "connect.log").open("wb"), stderr=subprocess.STDOUT,
+                )  # fmt: skip
+            else:
+                conn = spawn(connect_args, env, work / "connect.log")
             peak = 0.0
+            conn_cpu = sim_cpu = 0.0
             while conn.poll() is None:
                 peak = max(peak, rss_mib(conn.pid))
+                conn_cpu = max(conn_cpu, cpu_seconds(conn.pid))
+                sim_cpu = cpu_seconds(sim.pid)
                 time.sleep(0.5)
         if conn.returncode != 0:
             sys.exit(f"connector failed:\n{(work / 'connect.log').read_text()[-3000:]}")
@@ -104,11 +126,24 @@ def main() -> None:
                 f"{len(messages) / b.seconds:,.0f} msg/s ({b.seconds:.1f} s)",
             ),
             ("mean raw event size", f"{size / 1024:.1f} KiB"),
+            (
+                "CPU seconds: connector / simulator",
+                f"{conn_cpu:.1f} s / {sim_cpu:.1f} s (2 cores shared by both and the broker)",
+            ),
+            (
+                "connector CPU per order",
+                f"{conn_cpu / max(1, published) * 1e6:.0f} µs → at most {published / max(conn_cpu, 1e-6):,.0f} orders/s per core",
+            ),
             ("connector peak RSS", f"{peak:.0f} MiB"),
             ("simulator RSS", f"{sim_rss:.0f} MiB"),
         ],
     )
     print(f"  logs: {work}")
+    if args.profile:
+        import pstats
+
+        print("\n  where the connector's time goes (cProfile, top 15 by own time):")
+        pstats.Stats(str(work / "connect.prof")).sort_stats("tottime").print_stats(15)
     _ = os
 
 

@@ -27,7 +27,7 @@ from schemas import encode
 
 def raw_event(i: int, rng: random.Random) -> bytes:
     items = [
-        {"id": j, "name": f"Product {p}", "product_id": p, "variation_id": 0, "quantity": 1 + j, "total": f"{10 + p}.50", "sku": f"S{p}", "price": 10.5}
+        {"id": j + 1, "name": f"Product {p}", "product_id": p, "variation_id": 0, "quantity": 1 + j, "total": f"{10 + p}.50", "sku": f"S{p}", "price": 10.5}
         for j, p in enumerate(rng.sample(range(1, 200), 3))
     ]  # fmt: skip
     doc = {
@@ -81,7 +81,7 @@ def main() -> None:
             "batch.size": 1_000_000,
         }
     )
-    for i in range(args.orders):
+    for i in range(1, args.orders + 1):  # ids start at 1: WooCommerce has no order 0
         while True:
             try:
                 producer.produce(prefix + "raw.orders", key=f"bench:{i}".encode(), value=raw_event(i, rng))
@@ -110,7 +110,7 @@ def main() -> None:
                 if worker.poll() is not None:
                     sys.exit(f"worker died:\n{(work / 'worker.log').read_text()[-3000:]}")
                 time.sleep(1)
-                done = end_offsets(settings.kafka_bootstrap, prefix + "orders")
+                done = end_offsets(settings.kafka_bootstrap, prefix + "orders") + end_offsets(settings.kafka_bootstrap, prefix + "dlq")
                 samples.append((time.perf_counter(), done))
         rss = rss_mib(worker.pid)
     finally:
