@@ -110,7 +110,9 @@ def main() -> None:
                 if worker.poll() is not None:
                     sys.exit(f"worker died:\n{(work / 'worker.log').read_text()[-3000:]}")
                 time.sleep(1)
-                done = end_offsets(settings.kafka_bootstrap, prefix + "orders") + end_offsets(settings.kafka_bootstrap, prefix + "dlq")
+                done = end_offsets(settings.kafka_bootstrap, prefix + "orders") + end_offsets(
+                    settings.kafka_bootstrap, prefix + "dlq"
+                )
                 samples.append((time.perf_counter(), done))
         rss = rss_mib(worker.pid)
     finally:

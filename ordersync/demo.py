@@ -190,7 +190,9 @@ def summary(db_url: str, live_from: dt.datetime, prefix: str, config: Path, env:
             view = load(conn, "1", email[0])
             if view:
                 click.echo("\nOne contact, with their orders and timeline\n")
-                click.echo("\n".join("  " + line for line in render_text(view, max_orders=3, max_activity=8).splitlines()))
+                click.echo(
+                    "\n".join("  " + line for line in render_text(view, max_orders=3, max_activity=8).splitlines())
+                )
         lat = [
             float(r[0])
             for r in conn.execute(

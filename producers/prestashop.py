@@ -24,7 +24,7 @@ import aiohttp
 from ordersync.stores import StoreConfig
 from producers.documents import PageError, split_resource_list
 from producers.http_client import StoreError, StoreHttp
-from producers.source import Document, Page, base_context, parse_time
+from producers.source import Document, Page, base_context, document_id, parse_time
 
 PER_PAGE = 100
 BATCH_IDS = 50
@@ -195,8 +195,7 @@ class PrestaShopSource:
         return out
 
     def order_id(self, doc: Any) -> str | None:
-        value = doc.get("id") if isinstance(doc, dict) else None
-        return str(value) if isinstance(value, int | str) and str(value) else None
+        return document_id(doc)
 
     def order_modified_at(self, doc: Any) -> dt.datetime | None:
         return parse_time(doc.get("date_upd"), self.store.timezone) if isinstance(doc, dict) else None

@@ -37,6 +37,12 @@ class StoreSource(Protocol):
     def operation(self, doc: Any) -> str: ...
 
 
+def document_id(doc: Any) -> str | None:
+    """The ``id`` of a store document (int or string, by platform and version), or None."""
+    value = doc.get("id") if isinstance(doc, dict) else None
+    return str(value) if isinstance(value, int | str) and str(value) else None
+
+
 def fallback_id(text: str) -> str:
     """A key for a document whose id cannot be read: stable, so duplicates of it still collapse."""
     return "unreadable-" + hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:16]
@@ -52,6 +58,23 @@ def base_context(store: StoreConfig) -> dict[str, Any]:
     }
 
 
+def _envelope(
+    store: StoreConfig, platform: str, text: str, obtained_by: str, operation: str, modified_at: dt.datetime | None
+) -> dict[str, Any]:
+    """What every raw event carries, whatever the document."""
+    return {
+        "event_id": str(uuid.uuid4()),
+        "store_id": store.id,
+        "platform": platform,
+        "list_id": store.list_id,
+        "obtained_by": obtained_by,
+        "operation": operation,
+        "source_modified_at": modified_at,
+        "fetched_at": dt.datetime.now(dt.UTC),
+        "document": text,
+    }
+
+
 def raw_order_event(
     store: StoreConfig,
     platform: str,
@@ -62,19 +85,8 @@ def raw_order_event(
     context: dict[str, Any],
     operation: str = "UPSERT",
 ) -> dict[str, Any]:
-    return {
-        "event_id": str(uuid.uuid4()),
-        "store_id": store.id,
-        "platform": platform,
-        "list_id": store.list_id,
-        "obtained_by": obtained_by,
-        "operation": operation,
-        "source_order_id": source_order_id,
-        "source_modified_at": modified_at,
-        "fetched_at": dt.datetime.now(dt.UTC),
-        "document": text,
-        "context": context,
-    }
+    envelope = _envelope(store, platform, text, obtained_by, operation, modified_at)
+    return {**envelope, "source_order_id": source_order_id, "context": context}
 
 
 def raw_customer_event(
@@ -85,19 +97,8 @@ def raw_customer_event(
     obtained_by: str,
     modified_at: dt.datetime | None,
 ) -> dict[str, Any]:
-    return {
-        "event_id": str(uuid.uuid4()),
-        "store_id": store.id,
-        "platform": platform,
-        "list_id": store.list_id,
-        "obtained_by": obtained_by,
-        "operation": "UPSERT",
-        "source_customer_id": source_customer_id,
-        "source_modified_at": modified_at,
-        "fetched_at": dt.datetime.now(dt.UTC),
-        "store_timezone": store.timezone,
-        "document": text,
-    }
+    envelope = _envelope(store, platform, text, obtained_by, "UPSERT", modified_at)
+    return {**envelope, "source_customer_id": source_customer_id, "store_timezone": store.timezone}
 
 
 def parse_time(value: Any, tz: str) -> dt.datetime | None:

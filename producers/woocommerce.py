@@ -20,7 +20,7 @@ import aiohttp
 from ordersync.stores import StoreConfig
 from producers.documents import PageError, split_array
 from producers.http_client import StoreError, StoreHttp
-from producers.source import Document, Page, base_context, parse_time
+from producers.source import Document, Page, base_context, document_id, parse_time
 
 API = "/wp-json/wc/v3"
 PER_PAGE = 100
@@ -132,8 +132,7 @@ class WooCommerceSource:
         return out
 
     def order_id(self, doc: Any) -> str | None:
-        value = doc.get("id") if isinstance(doc, dict) else None
-        return str(value) if isinstance(value, int | str) and str(value) else None
+        return document_id(doc)
 
     def order_modified_at(self, doc: Any) -> dt.datetime | None:
         if not isinstance(doc, dict):

@@ -116,3 +116,17 @@ async def run_live(rate: float, step: Callable[[], Awaitable[None]]) -> None:
         await step()
         next_at += interval
         await asyncio.sleep(max(0.0, next_at - loop.time()))
+
+
+async def serve_forever(
+    app: web.Application, host: str, port: int, rate: float, step: Callable[[], Awaitable[None]]
+) -> None:
+    """Serve a simulator's app, changing the shop live at ``rate`` changes per second."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    try:
+        await run_live(rate, step)
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()

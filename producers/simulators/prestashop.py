@@ -5,7 +5,6 @@ empty list answered as ``[]``."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hmac
 import re
@@ -21,7 +20,7 @@ from producers.simulators.faults import (
     basic_credentials,
     fault_middleware,
     php_json,
-    run_live,
+    serve_forever,
 )
 from producers.simulators.shop import Order, Shop, StatusModel
 
@@ -332,11 +331,4 @@ class PrestaShopSimulator:
 
 
 async def serve(sim: PrestaShopSimulator, host: str, port: int, rate: float) -> None:
-    runner = web.AppRunner(sim.app())
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    try:
-        await run_live(rate, sim.live_step)
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()
+    await serve_forever(sim.app(), host, port, rate, sim.live_step)

@@ -25,7 +25,7 @@ from producers.simulators.faults import (
     basic_credentials,
     fault_middleware,
     php_json,
-    run_live,
+    serve_forever,
 )
 from producers.simulators.shop import Order, Shop, StatusModel
 
@@ -415,14 +415,7 @@ class WooCommerceSimulator:
 
 
 async def serve(sim: WooCommerceSimulator, host: str, port: int, rate: float) -> None:
-    runner = web.AppRunner(sim.app())
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    try:
-        await run_live(rate, sim.live_step)
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()
+    await serve_forever(sim.app(), host, port, rate, sim.live_step)
 
 
 __all__ = ["API", "STATUSES", "WooCommerceSimulator", "json", "serve"]
