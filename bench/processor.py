@@ -66,6 +66,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--orders", type=int, default=100_000)
     ap.add_argument("--partitions", type=int, default=4)
+    ap.add_argument(
+        "--profile", action="store_true", help="Run the worker under cProfile and print where its time goes."
+    )
     args = ap.parse_args()
     base = settings_with_stack()
     prefix = unique_prefix("processor")

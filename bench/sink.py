@@ -28,6 +28,7 @@ from tests.sink_data import random_history
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--orders", type=int, default=100_000)
+    ap.add_argument("--profile", action="store_true", help="Profile the sink (cProfile) and print where its time goes.")
     args = ap.parse_args()
     base = settings_with_stack()
     prefix = unique_prefix("sink")
@@ -86,8 +87,13 @@ def main() -> None:
 
     with fresh_database(settings, "sink") as url:
         sink = PostgresSink(SinkOptions(settings.kafka_bootstrap, url, prefix, prefix + "sink", batch_size=5000))
+        profiler = __import__("cProfile").Profile() if args.profile else None
         with Timer() as sink_t:
+            if profiler:
+                profiler.enable()
             totals = sink.run(idle_exit_s=3, install_signals=False)
+            if profiler:
+                profiler.disable()
         sink_seconds = sink_t.seconds - 3  # minus the idle wait that ends the run
         with psycopg.connect(url) as conn:
             landed = conn.execute("SELECT sum(next_offset) FROM sink_offsets").fetchone()
@@ -110,6 +116,11 @@ def main() -> None:
             ),
         ],
     )
+    if profiler:
+        import pstats
+
+        print("\n  where the sink's time goes (cProfile, top 20 by own time):")
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
     _ = time
 
 

@@ -103,6 +103,17 @@ WHERE contact_id = ANY(%s::uuid[]) AND NOT deleted
 GROUP BY contact_id, currency
 """
 
+RECOMPUTE_CATEGORIES_DELETE = "DELETE FROM contact_categories WHERE contact_id = ANY(%s::uuid[])"
+RECOMPUTE_CATEGORIES_INSERT = """
+INSERT INTO contact_categories
+SELECT o.contact_id, c.category, count(DISTINCT (o.store_id, o.source_order_id))
+FROM orders o
+JOIN order_items i USING (store_id, source_order_id)
+CROSS JOIN LATERAL unnest(i.categories) AS c(category)
+WHERE o.contact_id = ANY(%s::uuid[]) AND NOT o.deleted AND o.status <> 'CANCELED'
+GROUP BY o.contact_id, c.category
+"""
+
 # The same aggregation over every contact: what the statistics must equal at any time.
 STATS_FROM_SCRATCH = RECOMPUTE_STATS_INSERT.replace("INSERT INTO contact_order_stats\n", "").replace(
     "contact_id = ANY(%s::uuid[]) AND ", "contact_id IS NOT NULL AND "

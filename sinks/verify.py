@@ -21,6 +21,7 @@ COMPARED: dict[str, tuple[str, str]] = {
     "order_items": ("*", "store_id, source_order_id, item_id"),
     "activity": ("*", "event_id"),
     "contact_order_stats": ("*", "contact_id, currency"),
+    "contact_categories": ("*", "contact_id, category"),
     "contacts": ("contact_id, list_id, email", "contact_id"),
 }
 

@@ -90,6 +90,8 @@ def write_batch(conn: psycopg.Connection[Any], batch: Batch, consumer: str) -> W
             ids_list = list(affected)
             cur.execute(q.RECOMPUTE_STATS_DELETE, (ids_list,))
             cur.execute(q.RECOMPUTE_STATS_INSERT, (ids_list,))
+            cur.execute(q.RECOMPUTE_CATEGORIES_DELETE, (ids_list,))
+            cur.execute(q.RECOMPUTE_CATEGORIES_INSERT, (ids_list,))
         if activities:
             with cur.copy(q.COPY_ACTIVITY) as copy:
                 for activity in activities:

@@ -40,7 +40,9 @@ def env(subprocess_env: dict[str, str], topic_prefix: str, database_url: str) ->
 def clean_db(database_url: str) -> str:
     migrate(database_url)
     with psycopg.connect(database_url) as conn:
-        conn.execute("TRUNCATE contacts, orders, order_items, activity, contact_order_stats, sink_offsets")
+        conn.execute(
+            "TRUNCATE contacts, orders, order_items, activity, contact_order_stats, contact_categories, sink_offsets"
+        )
     return database_url
 
 
