@@ -161,11 +161,24 @@ def compile_condition(cond: Any, now: dt.datetime, where: str = "segment") -> Co
         return _aggregate("count(*)", extra, params, _op(spec, at), _positive_int(spec.get("value"), f"{at}.value"))
     if kind == "spent":
         currency = _currency(spec, at)
-        extra, params = _period(spec, now, at).sql("o.created_at")
+        value = _number(spec.get("value"), f"{at}.value")
+        period = _period(spec, now, at)
+        if period.start is None and period.end is None:
+            # All time: the per-contact statistics the sink keeps current answer it from one small table.
+            sql_op, py_op = _op(spec, at)
+            if py_op(0, value):
+                return _in(
+                    f"SELECT contact_id FROM contact_order_stats WHERE currency = %s AND NOT (spent {sql_op} %s)",
+                    [currency, value],
+                    negate=True,
+                )
+            return _in(
+                f"SELECT contact_id FROM contact_order_stats WHERE currency = %s AND spent {sql_op} %s",
+                [currency, value],
+            )
+        extra, params = period.sql("o.created_at")
         extra = sql.SQL("{} AND o.status <> 'CANCELED' AND o.currency = %s").format(extra)
-        return _aggregate(
-            "sum(o.net_total)", extra, [*params, currency], _op(spec, at), _number(spec.get("value"), f"{at}.value")
-        )
+        return _aggregate("sum(o.net_total)", extra, [*params, currency], _op(spec, at), value)
     if kind == "average_order_value":
         sql_op, _ = _op(spec, at)
         return _in(
