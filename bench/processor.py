@@ -15,6 +15,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from common import Timer, end_offsets, report, rss_mib, settings_with_stack, spawn, unique_prefix  # type: ignore[import-not-found]
@@ -45,6 +46,38 @@ def raw_event(i: int, rng: random.Random) -> bytes:
                     "product_categories": [{"product_id": str(it["product_id"]), "categories": [{"id": "1", "name": "Shoes", "slug": None}]} for it in items]},
     }  # fmt: skip
     return encode("raw_order_event", event)
+
+
+def domain_cost(rng: random.Random, n: int = 3000) -> float:
+    """CPU per order of the pure functions the worker runs, without faust or Kafka."""
+    from processors.activity import decide
+    from processors.join import on_order, routing_key
+    from processors.normalise import normalise_order
+    from schemas import decode
+
+    events = [raw_event(i, rng) for i in range(1, n + 1)]
+    contacts: dict[str, Any] = {}
+    pending: dict[str, Any] = {}
+    start = time.perf_counter()
+    for data in events:
+        raw = decode(data, "raw_order_event")
+        result = normalise_order(raw)
+        decision = decide(None, result.order)
+        out = on_order(
+            contacts,
+            pending,
+            routing_key(result.order, result.contact),
+            result.order,
+            decision.activities,
+            result.contact,
+        )
+        for o in out.orders:
+            encode("order", o)
+        for a in out.activities:
+            encode("activity", a)
+        for c in out.contacts:
+            encode("contact", c)
+    return (time.perf_counter() - start) / n * 1e6
 
 
 async def raw_consume(bootstrap: str, topic: str, n: int) -> float:
@@ -93,6 +126,7 @@ def main() -> None:
                 producer.poll(0.05)
     producer.flush(120)
     baseline_s = asyncio.run(raw_consume(settings.kafka_bootstrap, prefix + "raw.orders", args.orders))
+    domain_us = domain_cost(rng)
 
     work = Path(tempfile.mkdtemp(prefix="ordersync-bench-"))
     env = {
@@ -129,6 +163,10 @@ def main() -> None:
             ("wall time incl. worker start", f"{t.seconds:.1f} s → {args.orders / t.seconds:,.0f} orders/s"),
             ("steady rate (first output → last)", f"{steady:,.0f} orders/s"),
             ("baseline: raw aiokafka consume", f"{args.orders / baseline_s:,.0f} msg/s ({baseline_s:.1f} s)"),
+            (
+                "domain code alone (decode, normalise, diff, join, encode)",
+                f"{domain_us:.0f} µs/order → {1e6 / domain_us:,.0f} orders/s on one core",
+            ),
             (
                 "worker RSS at the end",
                 f"{rss:.0f} MiB ({args.orders:,} orders and {min(args.orders, 20000):,} contacts of state)",
