@@ -122,9 +122,47 @@ def decide(previous: dict[str, Any] | None, order: dict[str, Any]) -> Decision:
     return Decision(True, events, new_state)
 
 
+# -- crash recovery ----------------------------------------------------------------------------------
+# With at-least-once delivery the per-order state (written through faust's changelog as soon as an event
+# is handled) can run ahead of the outputs (published only at the next commit). After a crash the same
+# raw event is handled again; comparing against the state it already wrote would call it a duplicate and
+# emit nothing, losing the outputs. So each stored state remembers the raw offset that produced it and
+# the state before it: an event at or below that offset is a redelivery, decided again against the prior
+# state, which reproduces the very same outputs (same ids), and the stored state is left as it is.
+
+
+def is_redelivery(entry: dict[str, Any] | None, offset: int) -> bool:
+    return entry is not None and entry.get("offset") is not None and offset <= entry["offset"]
+
+
+def state_before(entry: dict[str, Any] | None, offset: int) -> dict[str, Any] | None:
+    """The state to decide ``offset``'s event against."""
+    if entry is None:
+        return None
+    if is_redelivery(entry, offset):
+        return entry.get("prior")
+    return {k: v for k, v in entry.items() if k not in ("offset", "prior")}
+
+
+def to_store(decision: Decision, previous: dict[str, Any] | None, offset: int) -> dict[str, Any]:
+    assert decision.state is not None
+    return {**decision.state, "offset": offset, "prior": previous}
+
+
 def delete_version(previous: dict[str, Any] | None, fetched_at_micros: int) -> int:
     """A delete has no modification time of its own: it supersedes whatever we hold."""
     return max(fetched_at_micros, previous["version"] + 1 if previous else 0)
 
 
-__all__ = ["Decision", "decide", "delete_version", "digests", "event_id", "micros", "state_of"]
+__all__ = [
+    "Decision",
+    "decide",
+    "delete_version",
+    "digests",
+    "event_id",
+    "is_redelivery",
+    "micros",
+    "state_before",
+    "state_of",
+    "to_store",
+]

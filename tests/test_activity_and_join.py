@@ -162,3 +162,20 @@ def test_merge_keeps_identity_and_moves_version_forward() -> None:
 def test_envelope_keeps_decimals_and_times_exact() -> None:
     value = {"a": Decimal("1.100000"), "t": dt.datetime(2024, 1, 1, 12, tzinfo=UTC), "n": [None, "x"]}
     assert envelope.loads(envelope.dumps(value)) == value
+
+
+def test_a_redelivered_event_reproduces_its_outputs_even_if_the_state_ran_ahead() -> None:
+    from processors.activity import is_redelivery, state_before, to_store
+
+    first = order()
+    d1 = decide(state_before(None, 10), first)
+    entry = to_store(d1, None, 10)
+    second = order("completed", "2024-03-14T10:00:00")
+    d2 = decide(state_before(entry, 11), second)
+    entry2 = to_store(d2, state_before(entry, 11), 11)
+    # The worker dies after storing entry2 but before publishing d2's outputs; offset 11 comes again.
+    assert is_redelivery(entry2, 11)
+    again = decide(state_before(entry2, 11), second)
+    assert again.apply and [a["event_id"] for a in again.activities] == [a["event_id"] for a in d2.activities]
+    # A genuine duplicate (a later offset, same version) still emits nothing.
+    assert decide(state_before(entry2, 12), second).apply is False

@@ -42,6 +42,7 @@ class Faults:
     served: int = 0
     injected: int = 0
     latency_s: float = 0.0  # added to every API request: a slow shop
+    live_paused: bool = False  # tests freeze the shop to compare the pipeline's result with its state
 
     def next_fault(self) -> int | None:
         if self.queued:
@@ -88,9 +89,13 @@ def add_control_routes(
         faults.queued.extend(int(s) for s in body.get("next", []))
         if "latency_s" in body:
             faults.latency_s = float(body["latency_s"])
+        if "live_paused" in body:
+            faults.live_paused = bool(body["live_paused"])
         if "random_rate" in body:
             faults.random_rate = float(body["random_rate"])
-        return web.json_response({"queued": faults.queued, "random_rate": faults.random_rate})
+        return web.json_response(
+            {"queued": faults.queued, "random_rate": faults.random_rate, "live_paused": faults.live_paused}
+        )
 
     async def post_tick(request: web.Request) -> web.Response:
         body = await request.json() if request.can_read_body else {}

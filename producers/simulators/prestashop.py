@@ -305,6 +305,8 @@ class PrestaShopSimulator:
         return {"changed": changed}
 
     async def live_step(self) -> None:
+        if self.faults.live_paused:
+            return
         await self.tick(1, 0, 0) if self.shop.rng.random() < 0.5 else await self.tick(0, 1, 0)
 
     async def truth(self, _: web.Request) -> web.Response:

@@ -382,6 +382,8 @@ class WooCommerceSimulator:
         return {"changed": changed}
 
     async def live_step(self) -> None:
+        if self.faults.live_paused:
+            return
         if self.shop.rng.random() < 0.5:
             await self.tick(1, 0, 0)
         else:

@@ -1,0 +1,154 @@
+"""Reliability: a 20,000-order backfill with live changes while the processor and the sink are
+SIGKILLed at random moments (five times each), the Kafka broker is restarted once and PostgreSQL once.
+At the end PostgreSQL must equal the simulators' own state: no order lost, none duplicated, every order's
+timeline consistent. Parts are supervised (restarted when they die), as `ordersync run` does."""
+
+from __future__ import annotations
+
+import random
+import signal
+import threading
+import time
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from ordersync.settings import Settings
+from ordersync.stack import LocalKafka, LocalPostgres
+from ordersync.supervisor import Child, Supervisor
+from ordersync.topics_admin import create_topics
+from tests.processes import wait_for
+from tests.shops import SECRETS, shop, stores_toml
+
+WOO_ORDERS, PS_ORDERS = 12_000, 8_000
+
+
+def db_state(url: str) -> dict[tuple[str, str], tuple[str, bool, Decimal, int]]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT o.store_id, o.source_order_id, o.store_status, o.deleted, o.total, count(i.item_id)"
+            " FROM orders o LEFT JOIN order_items i USING (store_id, source_order_id) GROUP BY o.store_id, o.source_order_id"
+        ).fetchall()
+    return {(r[0], r[1]): (r[2], r[3], r[4], r[5]) for r in rows}
+
+
+def expected_state(truths: dict[str, dict[str, Any]]) -> dict[tuple[str, str], tuple[str | None, bool, Decimal, int]]:
+    out: dict[tuple[str, str], tuple[str | None, bool, Decimal, int]] = {}
+    for store, truth in truths.items():
+        for oid, o in truth.items():
+            # A trashed order keeps its last live status in the database, marked deleted.
+            out[(store, oid)] = (None if o["trashed"] else o["status"], o["trashed"], Decimal(o["total"]), o["lines"])
+    return out
+
+
+def matches(db: dict[Any, Any], want: dict[Any, Any]) -> list[str]:
+    problems = []
+    for key, (status, trashed, total, lines) in want.items():
+        got = db.get(key)
+        if got is None:
+            problems.append(f"{key} missing")
+        elif (
+            (status is not None and got[0] != status)
+            or got[1] != trashed
+            or (not trashed and (got[2] != total or got[3] != lines))
+        ):
+            problems.append(f"{key}: have {got}, want {(status, trashed, total, lines)}")
+    problems += [f"{key} not in any shop" for key in db.keys() - want.keys()]
+    return problems
+
+
+@pytest.mark.timeout(1500)
+def test_pipeline_survives_kills_and_restarts(
+    subprocess_env: dict[str, str], topic_prefix: str, database_url: str, tmp_path: Path
+) -> None:
+    base = Settings.from_env(
+        {k: v for k, v in subprocess_env.items() if k not in ("ORDERSYNC_KAFKA_BOOTSTRAP", "ORDERSYNC_DATABASE_URL")}
+    )
+    kafka, pg = LocalKafka(base), LocalPostgres(base)
+    if kafka.pid() is None or pg.pid() is None:
+        pytest.skip("restarting the broker and PostgreSQL needs the local stack")
+    env = {
+        **subprocess_env,
+        **SECRETS,
+        "ORDERSYNC_TOPIC_PREFIX": topic_prefix,
+        "ORDERSYNC_PARTITIONS": "4",
+        "ORDERSYNC_DATABASE_URL": database_url,
+    }
+    create_topics(Settings.from_env(env))
+    rng = random.Random(20261127)
+    with shop("woocommerce", "w", env, tmp_path, "--rate", "10", orders=WOO_ORDERS, seed=7) as woo, \
+         shop("prestashop", "p", env, tmp_path, "--rate", "10", orders=PS_ORDERS, seed=8) as ps:  # fmt: skip
+        config = stores_toml(tmp_path / "stores.toml", woo, ps, poll_interval_s=1)
+        children = [
+            Child(
+                "processor",
+                ["process", "--config", str(config), "--data-dir", str(tmp_path / "state"), "--loglevel", "warn"],
+                env,
+            ),
+            Child("sink", ["sink", "--batch-size", "2000"], env),
+            Child("connectors", ["connect", "--config", str(config), "--follow"], env),
+        ]
+        supervisor = Supervisor(children, tmp_path / "logs")
+        watcher = threading.Thread(target=supervisor.watch, daemon=True)
+        watcher.start()
+        by_name = {c.name: c for c in children}
+        try:
+            wait_for(lambda: all(c.up for c in children), 60, "all parts started")
+            kills: Counter[str] = Counter()
+            plan = ["processor", "sink"] * 5
+            rng.shuffle(plan)
+            for step, victim in enumerate(plan):
+                time.sleep(rng.uniform(1.5, 4.0))  # a random moment: deliberately not a condition
+                child = by_name[victim]
+                wait_for(lambda c=child: c.up, 120, f"{victim} restarted")
+                assert child.proc is not None
+                child.proc.send_signal(signal.SIGKILL)
+                kills[victim] += 1
+                if step == 3:
+                    kafka.down()
+                    kafka.up()
+                if step == 6:
+                    pg.down()
+                    pg.up()
+            assert kills == {"processor": 5, "sink": 5}
+            woo.faults(live_paused=True)
+            ps.faults(live_paused=True)
+            want = expected_state({"w": woo.truth(), "p": ps.truth()})
+            assert len(want) >= WOO_ORDERS + PS_ORDERS
+            last: list[str] = []
+
+            def converged() -> bool:
+                nonlocal last
+                last = matches(db_state(database_url), want)
+                return not last
+
+            try:
+                wait_for(converged, 420, "PostgreSQL to equal the shops' state", interval_s=3)
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}: {len(last)} differences, e.g. {last[:8]}") from None
+        finally:
+            supervisor.stop()
+            supervisor.shutdown(grace_s=30)
+            watcher.join(10)
+        assert not last, last[:10]
+        assert by_name["processor"].restarts >= 5 and by_name["sink"].restarts >= 5
+    with psycopg.connect(database_url) as conn:
+        created = conn.execute(
+            "SELECT count(*), count(DISTINCT order_key) FROM activity WHERE type = 'ORDER_CREATED'"
+        ).fetchone()
+        assert created == (len(want), len(want))  # one creation event per order, never two
+        # Every order's latest status change ends where the order is now.
+        stale = conn.execute(
+            "SELECT count(*) FROM orders o JOIN LATERAL (SELECT to_store_status FROM activity a WHERE a.store_id = o.store_id"
+            " AND a.source_order_id = o.source_order_id AND a.type IN ('ORDER_CREATED', 'ORDER_STATUS_CHANGED')"
+            " ORDER BY a.version DESC, a.type DESC LIMIT 1) last ON true WHERE NOT o.deleted AND last.to_store_status <> o.store_status"
+        ).fetchone()
+        assert stale == (0,)
+        stats = sorted(conn.execute("SELECT * FROM contact_order_stats").fetchall())
+        from sinks.statements import STATS_FROM_SCRATCH
+
+        assert stats == sorted(conn.execute(STATS_FROM_SCRATCH).fetchall())
