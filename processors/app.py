@@ -150,7 +150,15 @@ def create_app(opts: ProcessorOptions) -> faust.App:
                 )
                 encode("order", result.order)  # proves it fits the contract before anything is emitted
                 decision = decide(previous, result.order)
-            except (NormaliseError, EncodeError, KeyError, TypeError, ValueError) as exc:
+            except (
+                NormaliseError,
+                EncodeError,
+                AttributeError,
+                ArithmeticError,
+                KeyError,
+                TypeError,
+                ValueError,
+            ) as exc:
                 await dead_letter(event, "normalise", f"{type(exc).__name__}: {exc}")
                 continue
             if not decision.apply:
@@ -175,7 +183,7 @@ def create_app(opts: ProcessorOptions) -> faust.App:
             except DecodeError as exc:
                 await dead_letter(event, "decode", exc.reason)
                 continue
-            except (NormaliseError, KeyError, TypeError, ValueError) as exc:
+            except (NormaliseError, AttributeError, ArithmeticError, KeyError, TypeError, ValueError) as exc:
                 await dead_letter(event, "normalise", f"{type(exc).__name__}: {exc}")
                 continue
             email = normalise_email(hint.email)

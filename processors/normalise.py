@@ -29,7 +29,13 @@ def normalise_order(
     normaliser = _NORMALISERS.get(event["platform"])
     if normaliser is None:
         raise NormaliseError(f"platform {event['platform']!r} is not supported")
-    result = normaliser(event, load_document(event["document"]), overrides or {})
+    try:
+        result = normaliser(event, load_document(event["document"]), overrides or {})
+    except NormaliseError:
+        raise
+    except (AttributeError, TypeError, KeyError, ValueError, ArithmeticError) as exc:
+        # A field of an unexpected shape deep in the document (a number where an object belongs, ...).
+        raise NormaliseError(f"malformed document: {type(exc).__name__}: {exc}") from exc
     if result.order["source_order_id"] != event["source_order_id"]:
         raise NormaliseError(
             f"document id {result.order['source_order_id']!r} does not match the event's {event['source_order_id']!r}"

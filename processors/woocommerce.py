@@ -73,10 +73,15 @@ def normalise(event: dict[str, Any], doc: Any, overrides: Mapping[str, str]) -> 
                 "reason": text(refund.get("reason", refund.get("refund"))),
             }
         )
-    coupons = [
-        {"code": text(c.get("code")) or "", "discount": money(c.get("discount"), f"coupon_lines[{i}].discount")}
-        for i, c in enumerate(require_mapping(c, f"coupon_lines[{i}]") for c in doc.get("coupon_lines") or [])
-    ]
+    coupons: list[dict[str, Any]] = []
+    for i, coupon in enumerate(doc.get("coupon_lines") or []):
+        coupon = require_mapping(coupon, f"coupon_lines[{i}]")
+        coupons.append(
+            {
+                "code": text(coupon.get("code")) or "",
+                "discount": money(coupon.get("discount"), f"coupon_lines[{i}].discount"),
+            }
+        )
     total = money(doc.get("total"), "total")
     refunded = sum((r["amount"] for r in refunds), Decimal("0.000000"))
     billing: dict[str, Any] = doc["billing"] if isinstance(doc.get("billing"), dict) else {}
