@@ -64,7 +64,7 @@ def test_backfill_gives_every_order_exactly_once_plus_customers(
 def test_killed_backfill_resumes_without_missing_orders(
     env: dict[str, str], kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
-    with shop("woocommerce", "w", env, tmp_path, "--latency-ms", "60", orders=5000, seed=5) as s:
+    with shop("woocommerce", "w", env, tmp_path, "--latency-ms", "150", orders=5000, seed=5) as s:
         config = stores_toml(tmp_path / "stores.toml", s)
         with running(["connect", "--config", str(config)], env, tmp_path / "first.log") as first:
             # Kill once a checkpoint exists and the backfill is not finished.
