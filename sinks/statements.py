@@ -63,6 +63,11 @@ INSERT INTO order_items ({_cols(ITEM_COLUMNS)})
 SELECT {_cols(ITEM_COLUMNS, "si.")} FROM stage_items si JOIN applied_orders a USING (store_id, source_order_id)
 """
 
+CONTACTS_OF_ORDERS = """
+SELECT contact_id FROM orders
+WHERE contact_id IS NOT NULL AND (store_id, source_order_id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
+"""
+
 PURGE_ORDERS = """
 WITH gone AS (
     DELETE FROM orders WHERE (store_id, source_order_id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))

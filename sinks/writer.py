@@ -6,6 +6,7 @@ batch that landed: nothing lost, nothing applied twice.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,23 +54,15 @@ def write_batch(conn: psycopg.Connection[Any], batch: Batch, consumer: str) -> W
     activities = list({a["event_id"]: a for a in batch.activities}.values())
     with conn.transaction(), conn.cursor() as cur:
         if contacts:
-            with cur.copy(q.COPY_CONTACTS) as copy:
-                for contact in contacts:
-                    copy.write_row(contact_row(contact))
+            _copy(cur, q.COPY_CONTACTS, (contact_row(c) for c in contacts))
             cur.execute(q.UPSERT_CONTACTS)
         if batch.purged_contacts:
             lists, emails = zip(*batch.purged_contacts, strict=True)
             cur.execute(q.PURGE_CONTACTS, (list(lists), list(emails)))
         affected: set[Any] = set()
         if orders:
-            with cur.copy(q.COPY_ORDERS) as copy:
-                for order in orders:
-                    copy.write_row(order_row(order))
-            with cur.copy(q.COPY_ITEMS) as copy:
-                for order in orders:
-                    if not order["deleted"]:
-                        for row in item_rows(order):
-                            copy.write_row(row)
+            _copy(cur, q.COPY_ORDERS, (order_row(o) for o in orders))
+            _copy(cur, q.COPY_ITEMS, (row for o in orders if not o["deleted"] for row in item_rows(o)))
             affected |= {row[0] for row in cur.execute(q.AFFECTED_CONTACTS)}
             cur.execute(q.UPSERT_ORDERS)
             cur.execute(q.MARK_DELETED)
@@ -77,14 +70,7 @@ def write_batch(conn: psycopg.Connection[Any], batch: Batch, consumer: str) -> W
             cur.execute(q.REPLACE_ITEMS_INSERT)
         if batch.purged_orders:
             stores, ids = zip(*batch.purged_orders, strict=True)
-            affected |= {
-                row[0]
-                for row in cur.execute(
-                    "SELECT contact_id FROM orders WHERE contact_id IS NOT NULL AND (store_id, source_order_id) "
-                    "IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
-                    (list(stores), list(ids)),
-                )
-            }
+            affected |= {row[0] for row in cur.execute(q.CONTACTS_OF_ORDERS, (list(stores), list(ids)))}
             cur.execute(q.PURGE_ORDERS, (list(stores), list(ids)))
         if affected:
             ids_list = list(affected)
@@ -93,13 +79,17 @@ def write_batch(conn: psycopg.Connection[Any], batch: Batch, consumer: str) -> W
             cur.execute(q.RECOMPUTE_CATEGORIES_DELETE, (ids_list,))
             cur.execute(q.RECOMPUTE_CATEGORIES_INSERT, (ids_list,))
         if activities:
-            with cur.copy(q.COPY_ACTIVITY) as copy:
-                for activity in activities:
-                    copy.write_row(activity_row(activity))
+            _copy(cur, q.COPY_ACTIVITY, (activity_row(a) for a in activities))
             cur.execute(q.UPSERT_ACTIVITY)
         if batch.offsets:
             cur.executemany(q.SAVE_OFFSET, [(consumer, t, p, o) for (t, p), o in batch.offsets.items()])
     return WriteResult(len(orders), len(activities), len(contacts))
+
+
+def _copy(cur: psycopg.Cursor[Any], statement: str, rows: Iterable[tuple[Any, ...]]) -> None:
+    with cur.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 def stored_offsets(conn: psycopg.Connection[Any], consumer: str) -> dict[tuple[str, int], int]:
