@@ -7,6 +7,7 @@ holds the writes); only an OS crash could. That trade is right for a laptop stac
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import shutil
@@ -33,6 +34,19 @@ def find_bin_dir() -> Path:
     raise ServiceError("postgres: no PostgreSQL server binaries (pg_ctl) in /usr/lib/postgresql/*/bin or on PATH")
 
 
+def _reachable_by_server_user(path: Path) -> bool:
+    """Can the unprivileged server user traverse every folder down to ``path`` (or its nearest parent)?"""
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    try:
+        pwd.getpwnam(UNPRIVILEGED_USER)
+    except KeyError:
+        return True  # the user does not exist yet; _prepare_dirs creates it and checks again
+    probe = subprocess.run(["runuser", "-u", UNPRIVILEGED_USER, "--", "test", "-x", str(existing)], capture_output=True)
+    return probe.returncode == 0
+
+
 def _version_key(name: str) -> tuple[int, ...]:
     return tuple(int(part) for part in name.split(".") if part.isdigit())
 
@@ -42,9 +56,22 @@ class LocalPostgres:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.dir = settings.stack_dir / "postgres"
+        self.dir = self._state_dir(settings.stack_dir / "postgres")
         self.data_dir = self.dir / "data"
         self.log_file = self.dir / "postgres.log"
+
+    @staticmethod
+    def _state_dir(wanted: Path) -> Path:
+        """As root, the server runs as ``postgres``, which cannot enter a checkout under a private folder
+        (``mktemp -d`` makes 0700 ones). Then the data lives in a folder it can reach, named after the
+        wanted one so each checkout keeps its own."""
+        if os.geteuid() != 0 or _reachable_by_server_user(wanted.parent):
+            return wanted
+        digest = hashlib.sha1(str(wanted.resolve()).encode(), usedforsecurity=False).hexdigest()[:10]
+        fallback = Path("/var/tmp") / f"ordersync-{digest}" / "postgres"
+        fallback.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        fallback.parent.chmod(0o755)
+        return fallback
 
     # -- running as an unprivileged user when we are root -------------------------------------------
     def _as_server_user(self, argv: list[str]) -> list[str]:
