@@ -1,10 +1,12 @@
 """WooCommerce REST v3 connector (store-apis.md §1).
 
 - Backfill: ``/orders?status=any`` (and ``status=trash``) ordered by creation date ascending, bounded
-  by ``before`` = the time the backfill began, GMT dates; pages fetched ``page_concurrency`` at a time
-  and published in order. The position is the last published order's ``date_created_gmt``; a resumed
-  backfill asks for ``after`` = position - 1 s (the overlap re-sends a few orders: harmless).
-- Incremental: ``modified_after`` (GMT) ordered by id, every page, every poll interval.
+  by ``before`` = the time the backfill began, GMT dates, paged by creation time (see
+  ``_by_creation``: offsets shift when an order is trashed during the scan). The position is the last
+  published order's ``date_created_gmt``; a resumed backfill asks for ``after`` = position - 1 s (the
+  overlap re-sends a few orders: harmless).
+- Incremental: ``modified_after`` (GMT), paged the same way, every poll interval.
+- Customers: offset pages, ``page_concurrency`` at a time.
 - Categories are not on line items: products are fetched with ``/products?include=…`` and cached.
 """
 
@@ -20,7 +22,7 @@ import aiohttp
 from ordersync.stores import StoreConfig
 from producers.documents import PageError, split_array
 from producers.http_client import StoreError, StoreHttp
-from producers.source import Document, Page, base_context, document_id, parse_time
+from producers.source import Document, Page, base_context, document_id, fallback_id, parse_time
 
 API = "/wp-json/wc/v3"
 PER_PAGE = 100
@@ -28,6 +30,20 @@ PER_PAGE = 100
 
 def _gmt(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _before_second(created_gmt: str) -> str:
+    """One second before a ``date_created_gmt``, as an ``after`` bound that still includes it."""
+    return _gmt(dt.datetime.fromisoformat(created_gmt).replace(tzinfo=dt.UTC) - dt.timedelta(seconds=1))
+
+
+def _order_id(text: str, doc: Any) -> str:
+    return document_id(doc) or fallback_id(text)
+
+
+def _created(doc: Any) -> str | None:
+    value = doc.get("date_created_gmt") if isinstance(doc, dict) else None
+    return value if isinstance(value, str) else None
 
 
 class WooCommerceSource:
@@ -80,22 +96,49 @@ class WooCommerceSource:
         return None
 
     async def order_pages(self, position: str | None, until: dt.datetime) -> AsyncIterator[Page]:
-        params: dict[str, Any] = {"orderby": "date", "order": "asc", "dates_are_gmt": "true", "before": _gmt(until)}
-        if position:
-            after = dt.datetime.fromisoformat(position).replace(tzinfo=dt.UTC) - dt.timedelta(seconds=1)
-            params["after"] = _gmt(after)
+        params: dict[str, Any] = {"dates_are_gmt": "true", "before": _gmt(until)}
+        after = _before_second(position) if position else None
         last = position
         for status in ("any", "trash"):
-            async for page in self._paged("/orders", {**params, "status": status}, self._last_created):
+            async for docs in self._by_creation({**params, "status": status}, after):
                 if status == "any":
-                    last = page.position or last
-                yield Page(page.documents, last)
+                    last = self._last_created(docs) or last
+                yield Page(docs, last)
 
     async def changed_orders(self, since: dt.datetime) -> AsyncIterator[Page]:
-        params = {"orderby": "id", "order": "asc", "dates_are_gmt": "true", "modified_after": _gmt(since)}
+        params = {"dates_are_gmt": "true", "modified_after": _gmt(since)}
         for status in ("any", "trash"):
-            async for page in self._paged("/orders", {**params, "status": status}, lambda _: None):
-                yield page
+            async for docs in self._by_creation({**params, "status": status}, None):
+                yield Page(docs, None)
+
+    async def _by_creation(self, params: dict[str, Any], after: str | None) -> AsyncIterator[list[Document]]:
+        """Every order of a query, oldest first, each request anchored on the creation time of the last
+        order seen (``after``) rather than on an offset. Offsets are not stable: an order trashed during
+        the scan leaves ``status=any`` and every later order moves one place up, so an offset-paged scan
+        skips one (we lost orders that way). The anchor is one second before the last creation time,
+        because ``after`` is exclusive and dates have whole seconds; orders already yielded are dropped.
+        Only when a whole page shares one second does it page by offset under the same anchor."""
+        seen: dict[str, str] = {}  # id → creation time, for orders at or after the anchor
+        page = 1
+        while True:
+            query = {**params, "orderby": "date", "order": "asc", "per_page": PER_PAGE, "page": page}
+            if after:
+                query["after"] = after
+            docs, _ = await self._page("/orders", query)
+            fresh = [(text, doc) for text, doc in docs if _order_id(text, doc) not in seen]
+            if fresh:
+                yield fresh
+            if len(docs) < PER_PAGE:
+                return
+            for text, doc in docs:
+                seen[_order_id(text, doc)] = _created(doc) or ""
+            last = self._last_created(docs)
+            anchor = _before_second(last) if last else None
+            if anchor is None or anchor == after:
+                page += 1  # a full page within one second (or undated orders): step past it
+                continue
+            after, page = anchor, 1
+            seen = {oid: created for oid, created in seen.items() if created > anchor}
 
     async def customer_pages(self, position: str | None) -> AsyncIterator[Page]:
         async for page in self._paged("/customers", {"orderby": "id", "order": "asc", "role": "all"}, lambda _: None):
