@@ -10,8 +10,8 @@ Two stages, because an order's state is partitioned by order key but its contact
    with it, so the contact lookup is local (faust has no stream-table join: it is a lookup in the agent).
    It emits to ``orders``, ``activity`` and ``contacts``.
 
-Delivery is at-least-once with outputs published (and acknowledged by Kafka) before the source offsets
-are committed; every output is idempotent (deterministic event ids, contact ids and versions), so each
+Delivery is at-least-once with outputs published (and acknowledged by Kafka: processors/delivery.py
+makes sure of it) before the source offsets are committed; every output is idempotent (deterministic event ids, contact ids and versions), so each
 consumer's state is exactly-once. faust's ``exactly_once`` mode is deliberately NOT used: it puts a send
 into the transaction of the *destination* partition, so a repartitioned record (``by-contact``) stays in
 an open transaction, invisible to read_committed readers, until that partition happens to commit (we saw
@@ -32,7 +32,7 @@ from typing import Any
 import faust
 from faust.types import EventT
 
-from processors import envelope
+from processors import delivery, envelope
 from processors.activity import decide, is_redelivery, state_before, to_store
 from processors.contacts import (
     contact_key,
@@ -76,6 +76,7 @@ def _headers(event: EventT) -> list[tuple[str, bytes]]:
 def create_app(opts: ProcessorOptions) -> faust.App:
     p = opts.topic_prefix
     out = opts.output_prefix or opts.topic_prefix
+    delivery.install()
     app = faust.App(
         opts.app_id,
         broker=f"kafka://{opts.bootstrap}",

@@ -45,6 +45,11 @@ class PostgresSink:
         self._conn: psycopg.Connection[Any] | None = None
         self._prepared = False
         self._assigned_at: float | None = None  # idle-exit counts only once partitions are ours
+        # Bumped by every rebalance callback: a consume() call during which it changed may return
+        # messages fetched for the previous assignment (confluent-kafka-python#1013), whose offsets
+        # must never be stored. Such a batch is dropped and the partitions re-seeked.
+        self._generation = 0
+        self._assigned: set[tuple[str, int]] = set()
         self._batch = Batch()
         self.totals = {"orders": 0, "activities": 0, "contacts": 0, "batches": 0, "dead_letters": 0}
         self.consumer = Consumer(
@@ -100,6 +105,8 @@ class PostgresSink:
             tp.offset = offsets.get((tp.topic, tp.partition), OFFSET_BEGINNING)
         log.info("assigned %s", ", ".join(f"{tp.topic}[{tp.partition}]@{tp.offset}" for tp in partitions))
         consumer.assign(partitions)
+        self._generation += 1
+        self._assigned = {(tp.topic, tp.partition) for tp in partitions}
         self._assigned_at = time.monotonic()
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -107,7 +114,18 @@ class PostgresSink:
         # partitions next (maybe us) reads them again from the offsets in PostgreSQL.
         self._batch = Batch()
         consumer.unassign()
+        self._generation += 1
+        self._assigned = set()
         self._assigned_at = None
+
+    def _reseek(self, dropped: int) -> None:
+        """A rebalance happened inside consume(): drop what it returned and restart every assigned
+        partition from the offsets in PostgreSQL (nothing was written since the assignment)."""
+        log.info("rebalance during consume: dropping %d messages and re-seeking", dropped)
+        self._batch = Batch()
+        assignment = self.consumer.assignment()
+        if assignment:
+            self._on_assign(self.consumer, assignment)
 
     def _dead_letter(self, msg: Message, reason: str) -> None:
         self.totals["dead_letters"] += 1
@@ -126,7 +144,8 @@ class PostgresSink:
         subject = self.topics[topic]
         batch = self._batch
         batch.messages += 1
-        batch.offsets[(topic, msg.partition() or 0)] = (msg.offset() or 0) + 1
+        tp = (topic, msg.partition() or 0)
+        batch.offsets[tp] = max(batch.offsets.get(tp, 0), (msg.offset() or 0) + 1)
         value = msg.value()
         if value is None:  # a tombstone on a compacted topic: forget the key
             key = (msg.key() or b"").decode()
@@ -176,7 +195,11 @@ class PostgresSink:
         batch_started = time.monotonic()
         try:
             while not self._stop.is_set():
+                generation = self._generation
                 messages = self.consumer.consume(num_messages=self.opts.batch_size, timeout=self.opts.batch_wait_s)
+                if generation != self._generation and messages:
+                    self._reseek(len(messages))
+                    continue
                 for msg in messages:
                     error = msg.error()
                     if error is not None:
@@ -186,6 +209,8 @@ class PostgresSink:
                             log.warning("kafka: %s", error)
                             continue
                         raise KafkaException(error)
+                    if (msg.topic(), msg.partition()) not in self._assigned:
+                        continue  # from a revoked assignment: its next owner reads it
                     if not self._batch.messages:
                         batch_started = time.monotonic()
                     self._add(msg)

@@ -5,6 +5,7 @@ timeline consistent. Parts are supervised (restarted when they die), as `ordersy
 
 from __future__ import annotations
 
+import ast
 import random
 import signal
 import threading
@@ -21,6 +22,7 @@ from ordersync.settings import Settings
 from ordersync.stack import LocalKafka, LocalPostgres
 from ordersync.supervisor import Child, Supervisor
 from ordersync.topics_admin import create_topics
+from tests.kafka_helpers import drain
 from tests.processes import wait_for
 from tests.shops import SECRETS, shop, stores_toml
 
@@ -59,6 +61,20 @@ def matches(db: dict[Any, Any], want: dict[Any, Any]) -> list[str]:
             problems.append(f"{key}: have {got}, want {(status, trashed, total, lines)}")
     problems += [f"{key} not in any shop" for key in db.keys() - want.keys()]
     return problems
+
+
+def trace_missing(bootstrap: str, prefix: str, problems: list[str]) -> str:
+    """Where the first missing orders got to, so a failure names the stage that lost them."""
+    missing = [ast.literal_eval(p.removesuffix(" missing")) for p in problems if p.endswith(" missing")][:5]
+    keys = {f"{store}:{oid}" for store, oid in missing}
+    found = {}
+    for topic in ("raw.orders", "orders", "activity", "dlq"):
+        hits = Counter(
+            (m.key() or b"").decode(errors="replace") for m in drain(bootstrap, prefix + topic) if m.key() is not None
+        )
+        found[topic] = {k: hits[k] for k in keys}
+    dead = len(drain(bootstrap, prefix + "dlq"))
+    return f"seen on topics: {found}; dead letters: {dead}"
 
 
 @pytest.mark.timeout(1500)
@@ -129,7 +145,8 @@ def test_pipeline_survives_kills_and_restarts(
             try:
                 wait_for(converged, 420, "PostgreSQL to equal the shops' state", interval_s=3)
             except AssertionError as exc:
-                raise AssertionError(f"{exc}: {len(last)} differences, e.g. {last[:8]}") from None
+                where = trace_missing(env["ORDERSYNC_KAFKA_BOOTSTRAP"], topic_prefix, last)
+                raise AssertionError(f"{exc}: {len(last)} differences, e.g. {last[:8]}; {where}") from None
         finally:
             supervisor.stop()
             supervisor.shutdown(grace_s=30)

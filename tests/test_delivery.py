@@ -1,0 +1,64 @@
+"""The processor's commit guard: outputs that Kafka did not acknowledge stop the commit."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from faust.exceptions import ProducerSendError
+from faust.types import TP
+
+from processors.delivery import checked_handle_attached, unacknowledged
+
+
+class Attachments:
+    def __init__(self, futures: list[asyncio.Future[Any]]) -> None:
+        self.futures = futures
+
+    async def publish_for_tp_offset(self, tp: TP, offset: int) -> list[asyncio.Future[Any]]:
+        return self.futures
+
+
+class Producer:
+    async def wait_many(self, futures: list[asyncio.Future[Any]]) -> None:
+        await asyncio.wait(futures)
+
+
+def consumer_with(futures: list[asyncio.Future[Any]]) -> Any:
+    return SimpleNamespace(app=SimpleNamespace(_attachments=Attachments(futures), producer=Producer()))
+
+
+def test_all_acknowledged_lets_the_commit_go_on() -> None:
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[Any]] = [loop.create_future() for _ in range(3)]
+        for fut in futures:
+            fut.set_result("metadata")
+        await checked_handle_attached(consumer_with(futures), {TP("raw.orders", 0): 41})
+        assert unacknowledged(futures) == []
+
+    asyncio.run(run())
+
+
+def test_a_failed_send_stops_the_commit_with_the_reason() -> None:
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        ok, failed = loop.create_future(), loop.create_future()
+        ok.set_result("metadata")
+        failed.set_exception(TimeoutError("broker gone"))
+        with pytest.raises(ProducerSendError, match=r"1 of 2 outputs for raw.orders\[3\] up to offset 7.*broker gone"):
+            await checked_handle_attached(consumer_with([ok, failed]), {TP("raw.orders", 3): 7})
+
+    asyncio.run(run())
+
+
+def test_cancelled_and_unfinished_sends_count_as_unacknowledged() -> None:
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        cancelled, pending = loop.create_future(), loop.create_future()
+        cancelled.cancel()
+        assert unacknowledged([cancelled, pending]) == ["cancelled", "still in flight"]
+
+    asyncio.run(run())
