@@ -125,14 +125,27 @@ def decide(previous: dict[str, Any] | None, order: dict[str, Any]) -> Decision:
 # -- crash recovery ----------------------------------------------------------------------------------
 # With at-least-once delivery the per-order state (written through faust's changelog as soon as an event
 # is handled) can run ahead of the outputs (published only at the next commit). After a crash the same
-# raw event is handled again; comparing against the state it already wrote would call it a duplicate and
-# emit nothing, losing the outputs. So each stored state remembers the raw offset that produced it and
-# the state before it: an event at or below that offset is a redelivery, decided again against the prior
-# state, which reproduces the very same outputs (same ids), and the stored state is left as it is.
+# raw events are handled again; comparing them against the state they already wrote would call them
+# duplicates and emit nothing, losing the outputs. So each stored state keeps, for the last few events
+# that changed it, their raw offset and the state before them. An event at or below the newest of those
+# offsets is a redelivery: it is decided again against the state as it was before it, which reproduces
+# the very same outputs (same ids), and the stored state is left as it is. Several events of one order
+# can be in one uncommitted window, hence more than one step of history.
+
+HISTORY = 4  # steps kept; an uncommitted window rarely holds more than a couple of events per order
+
+
+def _history(entry: dict[str, Any]) -> list[tuple[int, dict[str, Any] | None]]:
+    if "history" in entry:
+        return [(int(off), prior) for off, prior in entry["history"]]
+    if entry.get("offset") is not None:  # states stored before the history existed: one step
+        return [(int(entry["offset"]), entry.get("prior"))]
+    return []
 
 
 def is_redelivery(entry: dict[str, Any] | None, offset: int) -> bool:
-    return entry is not None and entry.get("offset") is not None and offset <= entry["offset"]
+    history = _history(entry) if entry is not None else []
+    return bool(history) and offset <= history[-1][0]
 
 
 def state_before(entry: dict[str, Any] | None, offset: int) -> dict[str, Any] | None:
@@ -140,13 +153,18 @@ def state_before(entry: dict[str, Any] | None, offset: int) -> dict[str, Any] | 
     if entry is None:
         return None
     if is_redelivery(entry, offset):
-        return entry.get("prior")
-    return {k: v for k, v in entry.items() if k not in ("offset", "prior")}
+        # The state before the first change at or after this offset was the state this event saw.
+        history = _history(entry)
+        return next(prior for off, prior in history if off >= offset)
+    return {k: v for k, v in entry.items() if k not in ("offset", "prior", "history")}
 
 
-def to_store(decision: Decision, previous: dict[str, Any] | None, offset: int) -> dict[str, Any]:
+def to_store(
+    decision: Decision, previous: dict[str, Any] | None, offset: int, entry: dict[str, Any] | None = None
+) -> dict[str, Any]:
     assert decision.state is not None
-    return {**decision.state, "offset": offset, "prior": previous}
+    history = [*(_history(entry) if entry is not None else []), (offset, previous)][-HISTORY:]
+    return {**decision.state, "history": [[off, prior] for off, prior in history]}
 
 
 def delete_version(previous: dict[str, Any] | None, fetched_at_micros: int) -> int:

@@ -165,7 +165,7 @@ def create_app(opts: ProcessorOptions) -> faust.App:
             if not decision.apply:
                 continue
             if not is_redelivery(entry, offset):
-                order_state[key] = to_store(decision, previous, offset)
+                order_state[key] = to_store(decision, previous, offset, entry)
             item = {
                 "kind": "order",
                 "order": result.order,

@@ -179,3 +179,31 @@ def test_a_redelivered_event_reproduces_its_outputs_even_if_the_state_ran_ahead(
     assert again.apply and [a["event_id"] for a in again.activities] == [a["event_id"] for a in d2.activities]
     # A genuine duplicate (a later offset, same version) still emits nothing.
     assert decide(state_before(entry2, 12), second).apply is False
+
+
+def test_two_uncommitted_events_of_one_order_both_replay_after_a_crash() -> None:
+    from processors.activity import is_redelivery, state_before, to_store
+
+    created, completed = order(), order("completed", "2024-03-14T10:00:00")
+    d1 = decide(state_before(None, 10), created)
+    entry = to_store(d1, None, 10)
+    d2 = decide(state_before(entry, 11), completed)
+    entry = to_store(d2, state_before(entry, 11), 11, entry)
+    # Neither output was published before the crash: offsets 10 and 11 both come again, in order.
+    assert is_redelivery(entry, 10) and is_redelivery(entry, 11)
+    again1 = decide(state_before(entry, 10), created)
+    again2 = decide(state_before(entry, 11), completed)
+    assert [a["type"] for a in again1.activities] == ["ORDER_CREATED"]
+    assert [a["event_id"] for a in again1.activities] == [a["event_id"] for a in d1.activities]
+    assert [a["event_id"] for a in again2.activities] == [a["event_id"] for a in d2.activities]
+
+
+def test_states_stored_with_a_single_prior_are_still_understood() -> None:
+    from processors.activity import is_redelivery, state_before
+
+    first = order()
+    d1 = decide(None, first)
+    assert d1.state is not None
+    legacy = {**d1.state, "offset": 10, "prior": None}
+    assert is_redelivery(legacy, 10) and state_before(legacy, 10) is None
+    assert state_before(legacy, 11) == d1.state
