@@ -16,6 +16,7 @@ import statistics
 import threading
 import time
 import urllib.parse
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,12 +57,12 @@ def wait_port(port: int, deadline_s: float) -> bool:
     return False
 
 
-def demo_database(settings: Settings) -> str:
+def fresh_database(settings: Settings, name: str) -> str:
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DEMO_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DEMO_DB}"')
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
     parts = urllib.parse.urlsplit(settings.database_url)
-    return urllib.parse.urlunsplit(parts._replace(path="/" + DEMO_DB))
+    return urllib.parse.urlunsplit(parts._replace(path="/" + name))
 
 
 def query_one(url: str, sql: str, params: tuple[Any, ...] = ()) -> Any:
@@ -73,18 +74,37 @@ def query_one(url: str, sql: str, params: tuple[Any, ...] = ()) -> Any:
         return None
 
 
-def run_demo(settings: Settings, orders: int, rate: float, live_seconds: float) -> int:
+@dataclass
+class DemoSetup:
+    """Two simulated shops and the pipeline that syncs them, ready to hand to a Supervisor."""
+
+    prefix: str
+    db_url: str
+    env: dict[str, str]
+    config: Path
+    work: Path
+    woo_port: int
+    ps_port: int
+    woo_orders: int
+    ps_orders: int
+    sims: list[Child]
+    pipeline: list[Child]
+
+
+def prepare(settings: Settings, orders: int, rate: float, database: str = DEMO_DB, name: str = "demo") -> DemoSetup:
+    """Start the local stack (unless ORDERSYNC_* point elsewhere), fresh topics and a fresh database,
+    and describe the simulators (sharing ``orders`` 3:2, each changing ``rate`` orders/s) and the pipeline."""
     from ordersync.stack import LocalKafka, LocalPostgres
 
     if not settings.uses_external_kafka:
         LocalKafka(settings).up()
     if not settings.uses_external_database:
         LocalPostgres(settings).up()
-    prefix = dt.datetime.now(dt.UTC).strftime("demo-%Y%m%d%H%M%S.")
+    prefix = dt.datetime.now(dt.UTC).strftime(f"{name}-%Y%m%d%H%M%S.")
     run_settings = Settings.from_env({**os.environ, "ORDERSYNC_TOPIC_PREFIX": prefix})
     create_topics(run_settings)
-    db_url = demo_database(settings)
-    work = settings.stack_dir / "demo"
+    db_url = fresh_database(settings, database)
+    work = settings.stack_dir / name
     work.mkdir(parents=True, exist_ok=True)
     woo_port, ps_port, hook_port = free_port(), free_port(), free_port()
     woo_orders, ps_orders = orders * 3 // 5, orders - orders * 3 // 5
@@ -126,6 +146,14 @@ def run_demo(settings: Settings, orders: int, rate: float, live_seconds: float) 
         Child("webhooks", ["webhook", "serve", "--config", str(config), "--port", str(hook_port)], env),
         Child("connectors", ["connect", "--config", str(config), "--follow"], env),
     ]
+    return DemoSetup(prefix, db_url, env, config, work, woo_port, ps_port, woo_orders, ps_orders, sims, pipeline)
+
+
+def run_demo(settings: Settings, orders: int, rate: float, live_seconds: float) -> int:
+    setup = prepare(settings, orders, rate)
+    prefix, db_url, env, config, work = setup.prefix, setup.db_url, setup.env, setup.config, setup.work
+    woo_port, ps_port, woo_orders, ps_orders = setup.woo_port, setup.ps_port, setup.woo_orders, setup.ps_orders
+    sims, pipeline = setup.sims, setup.pipeline
     supervisor = Supervisor(sims + pipeline, work / "logs" / prefix.rstrip("."))
     click.echo(
         f"ordersync demo: {woo_orders} WooCommerce + {ps_orders} PrestaShop orders of history, {rate}/s live changes per shop"

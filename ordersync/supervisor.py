@@ -63,7 +63,8 @@ class Supervisor:
 
     def watch(self) -> None:
         for child in self.children:
-            self.start(child)
+            if child.proc is None:  # not started by the caller already
+                self.start(child)
         while not self.stopping.wait(1.0):
             for child in self.children:
                 if child.up or self.stopping.is_set():

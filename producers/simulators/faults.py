@@ -120,6 +120,8 @@ async def run_live(rate: float, step: Callable[[], Awaitable[None]]) -> None:
     while True:
         await step()
         next_at += interval
+        # Behind by more than a second (paused, or a slow step): carry on from now, not in a burst.
+        next_at = max(next_at, loop.time() - 1.0)
         await asyncio.sleep(max(0.0, next_at - loop.time()))
 
 

@@ -312,7 +312,7 @@ class PrestaShopSimulator:
     async def truth(self, _: web.Request) -> web.Response:
         return web.json_response(
             {str(o.id): {"status": o.status, "total": f"{o.total:.2f}", "trashed": o.trashed, "lines": len(o.lines),
-                         "email": o.email, "customer_id": o.customer_id}
+                         "email": o.email, "changed_at": o.changed_at, "customer_id": o.customer_id}
              for o in self.shop.orders.values()}
         )  # fmt: skip
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -79,6 +80,7 @@ class Order:
     coupon: str | None
     refunds: list[Refund] = field(default_factory=list)
     trashed: bool = False
+    changed_at: float | None = None  # wall clock (epoch s, sub-second) of the last live change: latency benchmarks
 
     @property
     def subtotal(self) -> Decimal:
@@ -228,7 +230,9 @@ class Shop:
 
     def create_order(self) -> Order:
         self.version += 1
-        return self._new_order(self.advance_clock(0))
+        order = self._new_order(self.advance_clock(0))
+        order.changed_at = time.time()
+        return order
 
     def update_order(self) -> Order | None:
         """Move a random order along its status graph (or refund part of it); None if none can move."""
@@ -247,6 +251,7 @@ class Shop:
         elif order.total > 10:
             order.refunds.append(self._refund(Decimal("5.00"), "Partial refund"))
         order.modified = moment if moment > order.modified else order.modified + dt.timedelta(seconds=1)
+        order.changed_at = time.time()
         return order
 
     def trash_order(self) -> Order | None:
@@ -257,6 +262,7 @@ class Shop:
         self.version += 1
         order.trashed = True
         order.modified = max(self.advance_clock(0), order.modified + dt.timedelta(seconds=1))
+        order.changed_at = time.time()
         return order
 
     def live_orders(self) -> list[Order]:

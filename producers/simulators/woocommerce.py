@@ -412,7 +412,7 @@ class WooCommerceSimulator:
         return web.json_response(
             {
                 str(o.id): {"status": o.status, "total": _money(o.total), "trashed": o.trashed, "lines": len(o.lines),
-                            "email": o.email, "customer_id": o.customer_id, "refunded": _money(sum((r.amount for r in o.refunds), Decimal(0)))}
+                            "email": o.email, "changed_at": o.changed_at, "customer_id": o.customer_id, "refunded": _money(sum((r.amount for r in o.refunds), Decimal(0)))}
                 for o in self.shop.orders.values()
             }
         )  # fmt: skip
