@@ -18,6 +18,7 @@ from producers.cursors import CursorStore
 from producers.http_client import StoreHttp
 from producers.prestashop import PrestaShopSource
 from producers.publisher import Publisher
+from producers.recent import RecentlyPublished
 from producers.source import Page, StoreSource, fallback_id, raw_customer_event, raw_order_event
 from producers.woocommerce import WooCommerceSource
 from schemas import encode
@@ -93,6 +94,7 @@ class Connector:
         self.topics = topics
         self.published_orders = 0
         self.published_customers = 0
+        self._recent = RecentlyPublished()  # documents the overlapping polls need not send again
 
     async def publish_orders(self, page: Page, obtained_by: str) -> int:
         contexts = await self.source.contexts(page.documents)
@@ -162,12 +164,22 @@ class Connector:
         started = dt.datetime.now(dt.UTC)
         count = 0
         newest = cursor.high_water_mark
-        async for page in self.source.changed_orders(since):
-            count += await self.publish_orders(page, "POLL")
-            for _, doc in page.documents:
-                modified = self.source.order_modified_at(doc)
-                if modified is not None and (newest is None or modified > newest):
-                    newest = modified
+        try:
+            async for page in self.source.changed_orders(since):
+                fresh = []
+                for text, doc in page.documents:
+                    modified = self.source.order_modified_at(doc)
+                    if modified is not None and (newest is None or modified > newest):
+                        newest = modified
+                    if self._recent.is_new(self.source.order_id(doc) or fallback_id(text), text, modified):
+                        fresh.append((text, doc))
+                if fresh:
+                    count += await self.publish_orders(Page(fresh, page.position), "POLL")
+        except BaseException:
+            # What it remembers may not have reached Kafka: forget it all, the next poll re-sends.
+            self._recent = RecentlyPublished()
+            raise
+        self._recent.forget_before(since)
         if isinstance(self.source, PrestaShopSource):
             async for page in self.source.changed_customers(since):
                 await self.publish_customers(page, "POLL")

@@ -9,6 +9,7 @@ import datetime as dt
 import hmac
 import re
 import zoneinfo
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -69,6 +70,8 @@ class PrestaShopSimulator:
         self.typing = typing
         self.faults = faults or Faults()
         self._rendered: dict[int, tuple[Any, dict[str, Any]]] = {}  # rendering is the slow part of a big backfill
+        self._rendered_customers: dict[int, tuple[Any, dict[str, Any]]] = {}
+        self._order_rows: tuple[int, list[dict[str, Any]]] = (-1, [])  # all live orders, per shop version
 
     # -- rendering ----------------------------------------------------------------------------------
     def _id(self, value: int) -> int | str:
@@ -195,29 +198,28 @@ class PrestaShopSimulator:
     def _filters(self, request: web.Request) -> list[tuple[str, str]]:
         return [(m.group(1), v) for k, v in request.query.items() if (m := _FILTER.match(k))]
 
-    def _matches(self, value: Any, spec: str, is_date: bool) -> bool:
-        """PrestaShop filter syntax: [a|b], [a,b] (from inclusive, to exclusive for dates), >[x], <[x], ![x]."""
+    @staticmethod
+    def _predicate(spec: str, is_date: bool) -> Callable[[Any], bool]:
+        """PrestaShop filter syntax: [a|b], [a,b] (from inclusive, to exclusive for dates), >[x], <[x], ![x].
+        Parsed once per request, then applied to every row."""
         negate = spec.startswith("!")
         spec = spec.lstrip("!")
         op = spec[0] if spec[0] in "<>" else ""
         inner = spec[len(op) :].strip("[]")
-        text = str(value)
 
-        def cmp(a: str, b: str) -> int:
-            if is_date:
-                return (a > b) - (a < b)
-            return (Decimal(a) > Decimal(b)) - (Decimal(a) < Decimal(b))
+        def key(text: Any) -> Any:
+            return str(text) if is_date else Decimal(str(text))
 
-        if op == ">":
-            result = cmp(text, inner) > 0
-        elif op == "<":
-            result = cmp(text, inner) < 0
+        if op in ("<", ">"):
+            bound = key(inner)
+            test: Callable[[Any], bool] = (lambda v: key(v) > bound) if op == ">" else (lambda v: key(v) < bound)
         elif "," in inner:
-            low, high = inner.split(",", 1)
-            result = cmp(text, low) >= 0 and (cmp(text, high) < 0 if is_date else cmp(text, high) <= 0)
+            low, high = (key(x) for x in inner.split(",", 1))
+            test = (lambda v: low <= key(v) < high) if is_date else (lambda v: low <= key(v) <= high)
         else:
-            result = text in inner.split("|")
-        return result != negate
+            wanted = set(inner.split("|"))
+            test = lambda v: str(v) in wanted  # noqa: E731
+        return (lambda v: not test(v)) if negate else test
 
     def _list(self, request: web.Request, resource: str, rows: list[dict[str, Any]]) -> web.Response:
         if request.query.get("output_format", request.headers.get("Output-Format", "XML")).upper() != "JSON":
@@ -228,7 +230,8 @@ class PrestaShopSimulator:
         for field, spec in self._filters(request):
             if field.startswith("date_") and not dates:
                 return web.json_response({"errors": [{"code": 29, "message": "date filters need date=1"}]}, status=400)
-            rows = [r for r in rows if field in r and self._matches(r[field], spec, field.startswith("date_"))]
+            keep = self._predicate(spec, field.startswith("date_"))
+            rows = [r for r in rows if field in r and keep(r[field])]
         sort = request.query.get("sort", "[id_ASC]").strip("[]")
         field, _, direction = sort.rpartition("_")
         rows.sort(key=lambda r: int(r["id"]) if field == "id" else str(r.get(field, "")), reverse=direction == "DESC")
@@ -244,21 +247,30 @@ class PrestaShopSimulator:
     async def orders(self, request: web.Request) -> web.Response:
         if not self._authorised(request):
             return self._unauthorised()
-        rows = []
-        for o in self.shop.orders.values():
-            if o.trashed:
-                continue
-            cached = self._rendered.get(o.id)
-            if cached is None or cached[0] != (o.modified, o.status):
-                cached = ((o.modified, o.status), self.render_order(o))
-                self._rendered[o.id] = cached
-            rows.append(cached[1])
-        return self._list(request, "orders", rows)
+        if self._order_rows[0] != self.shop.version:
+            rows = []
+            for o in self.shop.orders.values():
+                if o.trashed:
+                    continue
+                cached = self._rendered.get(o.id)
+                if cached is None or cached[0] != (o.modified, o.status):
+                    cached = ((o.modified, o.status), self.render_order(o))
+                    self._rendered[o.id] = cached
+                rows.append(cached[1])
+            self._order_rows = (self.shop.version, rows)
+        return self._list(request, "orders", list(self._order_rows[1]))
 
     async def customers(self, request: web.Request) -> web.Response:
         if not self._authorised(request):
             return self._unauthorised()
-        return self._list(request, "customers", [self.render_customer(c) for c in self.shop.customers])
+        rows = []
+        for cid, customer in self.shop.customers.items():
+            cached = self._rendered_customers.get(cid)
+            if cached is None or cached[0] != customer.modified:
+                cached = (customer.modified, self.render_customer(cid))
+                self._rendered_customers[cid] = cached
+            rows.append(cached[1])
+        return self._list(request, "customers", rows)
 
     async def order_states(self, request: web.Request) -> web.Response:
         if not self._authorised(request):
