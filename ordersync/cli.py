@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 from typing import Any
 
 import click
 
+from ordersync import heartbeat
 from ordersync.settings import Settings
 from ordersync.stack.service import LocalService
 
@@ -228,7 +230,7 @@ def webhook_serve(config_path: str, host: str, port: int) -> None:
         await web.TCPSite(runner, host, port).start()
         click.echo(f"webhook receiver on http://{host}:{port}/webhooks/woocommerce/<store_id>")
         try:
-            await asyncio.Event().wait()
+            await heartbeat.beat_forever()
         finally:
             await runner.cleanup()
             for http in https.values():
@@ -369,6 +371,11 @@ def process_command(
     )
     opts.data_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(opts)
+    # faust and aiokafka log a debug line per message; with only the root level set (what the worker
+    # does) each still builds a LogRecord: ~6% of the processor's time in a profile.
+    level = logging.getLevelName({"crit": "CRITICAL", "warn": "WARNING"}.get(loglevel, loglevel.upper()))
+    for name in ("faust", "aiokafka", "mode"):
+        logging.getLogger(name).setLevel(level)
     faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
 
 

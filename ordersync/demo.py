@@ -119,14 +119,14 @@ def prepare(settings: Settings, orders: int, rate: float, database: str = DEMO_D
         'timezone = "Europe/Zurich"\npoll_interval_s = 5\nconsumer_key_env = "DEMO_WOO_KEY"\n'
         'consumer_secret_env = "DEMO_WOO_SECRET"\nwebhook_secret_env = "DEMO_HOOK"\n\n'
         f'[[store]]\nid = "ps"\nplatform = "prestashop"\nbase_url = "http://127.0.0.1:{ps_port}"\nlist_id = "1"\n'
-        'timezone = "Europe/Lisbon"\npoll_interval_s = 1\napi_key_env = "DEMO_PS_KEY"\n'
+        'timezone = "Europe/Lisbon"\npoll_interval_s = 0.5\napi_key_env = "DEMO_PS_KEY"\n'
     )
     sims = [
         Child("sim-woocommerce", ["simulate", "woocommerce", "--port", str(woo_port), "--orders", str(woo_orders), "--seed", "1",
                                   "--rate", str(rate), "--key-env", "DEMO_WOO_CRED", "--webhook-secret-env", "DEMO_HOOK",
-                                  "--webhook-url", f"http://127.0.0.1:{hook_port}/webhooks/woocommerce/woo"], env),
+                                  "--webhook-url", f"http://127.0.0.1:{hook_port}/webhooks/woocommerce/woo"], env, beats=False),
         Child("sim-prestashop", ["simulate", "prestashop", "--port", str(ps_port), "--orders", str(ps_orders), "--seed", "2",
-                                 "--rate", str(rate), "--typing", "strings", "--key-env", "DEMO_PS_KEY"], env),
+                                 "--rate", str(rate), "--typing", "strings", "--key-env", "DEMO_PS_KEY"], env, beats=False),
     ]  # fmt: skip
     pipeline = [
         Child(

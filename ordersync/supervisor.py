@@ -22,6 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from ordersync import heartbeat
+
 log = logging.getLogger("ordersync.run")
 LATENCY_BUCKETS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
 
@@ -35,6 +37,9 @@ class Child:
     restarts: int = 0
     started_at: float = 0.0
     log_file: Path | None = None
+    heartbeat_file: Path | None = None
+    hangs: int = 0
+    beats: bool = True  # it calls ordersync.heartbeat; False for helpers that do not (simulators)
 
     @property
     def up(self) -> bool:
@@ -42,18 +47,21 @@ class Child:
 
 
 class Supervisor:
-    def __init__(self, children: list[Child], log_dir: Path) -> None:
+    def __init__(self, children: list[Child], log_dir: Path, hang_after_s: float = 120.0) -> None:
         self.children = children
         self.log_dir = log_dir
+        self.hang_after_s = hang_after_s  # no heartbeat for this long: killed and restarted
         self.stopping = threading.Event()
 
     def start(self, child: Child) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         child.log_file = self.log_dir / f"{child.name}.log"
+        child.heartbeat_file = self.log_dir / f"{child.name}.heartbeat"
+        child.heartbeat_file.unlink(missing_ok=True)
         out = child.log_file.open("ab")
         child.proc = subprocess.Popen(
             [sys.executable, "-m", "ordersync.cli", *child.args],
-            env={**os.environ, **child.env},
+            env={**os.environ, **child.env, heartbeat.ENV: str(child.heartbeat_file)},
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches the supervisor, which stops children in order
@@ -67,6 +75,12 @@ class Supervisor:
                 self.start(child)
         while not self.stopping.wait(1.0):
             for child in self.children:
+                if child.up and self.hung(child):
+                    child.hangs += 1
+                    log.warning("%s made no progress for %.0fs: killing it", child.name, self.hang_after_s)
+                    assert child.proc is not None
+                    child.proc.kill()
+                    child.proc.wait()
                 if child.up or self.stopping.is_set():
                     continue
                 code = child.proc.returncode if child.proc else None
@@ -79,6 +93,15 @@ class Supervisor:
                     break
                 child.restarts += 1
                 self.start(child)
+
+    def hung(self, child: Child) -> bool:
+        """No heartbeat for ``hang_after_s`` (counting from the start until it first beats)."""
+        if child.heartbeat_file is None or not child.beats:
+            return False
+        age = heartbeat.age_s(child.heartbeat_file)
+        if age is None:
+            age = time.monotonic() - child.started_at
+        return age > self.hang_after_s
 
     def stop(self, *_: Any) -> None:
         self.stopping.set()

@@ -7,6 +7,7 @@ import logging
 import signal
 from dataclasses import dataclass
 
+from ordersync import heartbeat
 from ordersync.settings import Settings
 from ordersync.stores import StoreConfig
 from producers.connector import Connector, Progress, Topics, make_source
@@ -65,12 +66,14 @@ async def connect(settings: Settings, stores: list[StoreConfig], *, follow: bool
 
     tasks = [asyncio.create_task(guarded(store)) for store in stores]
     stopper: asyncio.Task[object] = asyncio.create_task(stop.wait())
+    beating = asyncio.create_task(heartbeat.beat_forever())
     everything: asyncio.Future[object] = asyncio.ensure_future(asyncio.gather(*tasks))
     await asyncio.wait([everything, stopper], return_when=asyncio.FIRST_COMPLETED)
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     stopper.cancel()
+    beating.cancel()
     try:
         await publisher.flush()
     except PublishError as exc:

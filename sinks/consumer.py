@@ -17,6 +17,7 @@ from typing import Any
 import psycopg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
+from ordersync import heartbeat
 from schemas import DecodeError, decode
 from sinks.migrate import migrate
 from sinks.writer import Batch, WriteResult, prepare, stored_offsets, write_batch
@@ -31,7 +32,7 @@ class SinkOptions:
     topic_prefix: str
     consumer_name: str  # the Kafka group id and the key of this sink's rows in sink_offsets
     batch_size: int = 5000
-    batch_wait_s: float = 0.3
+    batch_wait_s: float = 0.1  # a batch waits at most this long for more messages (latency vs. batch size)
     retry_max_s: float = 10.0
 
 
@@ -92,6 +93,7 @@ class PostgresSink:
                 if self._stop.is_set() and what != "flush":
                     raise
                 log.warning("PostgreSQL unavailable during %s (%s); retrying in %.1fs", what, exc, delay)
+                heartbeat.beat()  # waiting for PostgreSQL is not hanging: a restart would not help
                 if self._conn is not None:
                     self._conn.close()
                 self._conn = None
@@ -195,6 +197,7 @@ class PostgresSink:
         batch_started = time.monotonic()
         try:
             while not self._stop.is_set():
+                heartbeat.beat()
                 generation = self._generation
                 messages = self.consumer.consume(num_messages=self.opts.batch_size, timeout=self.opts.batch_wait_s)
                 if generation != self._generation and messages:

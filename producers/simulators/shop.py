@@ -136,6 +136,7 @@ class Shop:
         span = (self.end - start).total_seconds()
         moments = sorted(start + dt.timedelta(seconds=self.rng.random() * span) for _ in range(orders))
         self.next_order_id = first_order_id
+        self.order_ids: list[int] = []  # in creation order; orders are trashed, never removed
         for moment in moments:
             self._new_order(moment.replace(microsecond=0))
 
@@ -216,6 +217,7 @@ class Shop:
         if order.status == self.statuses.refunded:
             order.refunds.append(self._refund(order.total, "Returned"))
         self.orders[oid] = order
+        self.order_ids.append(oid)
         return order
 
     def _refund(self, amount: Decimal, reason: str) -> Refund:
@@ -238,10 +240,9 @@ class Shop:
         """Move a random order along its status graph (or refund part of it); None if none can move."""
         rng = self.rng
         self.version += 1
-        candidates = [o for o in self.orders.values() if not o.trashed]
-        if not candidates:
+        order = self._pick(self.order_ids[-500:] if rng.random() < 0.8 else self.order_ids)
+        if order is None:
             return None
-        order = rng.choice(candidates[-500:]) if rng.random() < 0.8 else rng.choice(candidates)
         moment = self.advance_clock(0)
         nexts = self.statuses.transitions.get(order.status, [])
         if nexts and rng.random() < 0.85:
@@ -254,11 +255,21 @@ class Shop:
         order.changed_at = time.time()
         return order
 
+    def _pick(self, ids: list[int]) -> Order | None:
+        """A random order that is not trashed (a scan over all orders per change capped the live rate)."""
+        for _ in range(20):
+            if not ids:
+                return None
+            order = self.orders[self.rng.choice(ids)]
+            if not order.trashed:
+                return order
+        live = [self.orders[i] for i in ids if not self.orders[i].trashed]
+        return self.rng.choice(live) if live else None
+
     def trash_order(self) -> Order | None:
-        candidates = [o for o in self.orders.values() if not o.trashed]
-        if not candidates:
+        order = self._pick(self.order_ids)
+        if order is None:
             return None
-        order = self.rng.choice(candidates)
         self.version += 1
         order.trashed = True
         order.modified = max(self.advance_clock(0), order.modified + dt.timedelta(seconds=1))

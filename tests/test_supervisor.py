@@ -1,0 +1,33 @@
+"""The supervisor restarts what dies and kills what hangs (no heartbeat), with real child processes."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from ordersync.supervisor import Child, Supervisor
+from tests.processes import wait_for
+
+
+def test_a_child_without_heartbeats_is_killed_and_restarted_but_a_beating_one_is_left_alone(
+    subprocess_env: dict[str, str], topic_prefix: str, database_url: str, tmp_path: Path
+) -> None:
+    env = {**subprocess_env, "ORDERSYNC_TOPIC_PREFIX": topic_prefix, "ORDERSYNC_DATABASE_URL": database_url}
+    # `tail` waits for messages forever and never beats: as good as hung. The sink beats as it polls.
+    silent = Child("silent", ["tail", "orders"], env)
+    beating = Child("sink", ["sink"], env)
+    supervisor = Supervisor([silent, beating], tmp_path / "logs", hang_after_s=8)
+    watcher = threading.Thread(target=supervisor.watch, daemon=True)
+    watcher.start()
+    try:
+        wait_for(
+            lambda: silent.hangs >= 1 and silent.restarts >= 1 and silent.up,
+            90,
+            "the silent child killed and restarted",
+        )
+        assert beating.hangs == 0 and beating.restarts == 0 and beating.up
+        assert beating.heartbeat_file is not None and beating.heartbeat_file.exists()
+    finally:
+        supervisor.stop()
+        supervisor.shutdown(grace_s=20)
+        watcher.join(10)
