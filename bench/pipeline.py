@@ -172,7 +172,10 @@ def main() -> None:
             ),
             ("live changes made", f"{live_changes:,} ({live_changes / (live_to - live_from):,.0f}/s achieved)"),
             ("live latency, change → PostgreSQL", percentiles(list(latencies.values()))),
-            ("  WooCommerce (webhooks + polls)", percentiles([v for (store, _), v in latencies.items() if store == "woo"])),
+            (
+                "  WooCommerce (webhooks + polls)",
+                percentiles([v for (store, _), v in latencies.items() if store == "woo"]),
+            ),
             ("  PrestaShop (polls)", percentiles([v for (store, _), v in latencies.items() if store == "ps"])),
             ("live changes never seen in PostgreSQL", f"{live_changes - len(latencies)}"),
             *((f"max RSS {name}", f"{mib:,.0f} MiB") for name, mib in sorted(rss.items())),
