@@ -215,19 +215,21 @@ def create_app(opts: ProcessorOptions) -> faust.App:
         async for event in stream.events():
             key = event.key.decode() if isinstance(event.key, bytes) else str(event.key)
             item = envelope.loads(event.value)
+            offset = event.message.offset
+            last = join_offsets.get(key)
+            redelivery = last is not None and offset <= last
             if item["kind"] == "order":
                 out = on_order(contacts, pending, key, item["order"], item["activities"], ContactHint(**item["hint"]))
             elif item["kind"] == "contact":
                 out = on_contact(contacts, key, item["contact"])
             else:
-                out = on_alias(contacts, pending, key, item["contact"])
-            last = join_offsets.get(key)
-            if last is not None and event.message.offset <= last:
+                out = on_alias(contacts, pending, key, item["contact"], offset, redelivery)
+            if redelivery:
                 stored_contact = contacts.get(key)
                 if stored_contact is not None and not out.contacts:
                     out.contacts.append(envelope.loads(stored_contact))
             else:
-                join_offsets[key] = event.message.offset
+                join_offsets[key] = offset
             await emit(out)
 
     @app.timer(interval=1.0)

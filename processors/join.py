@@ -63,16 +63,30 @@ def on_contact(contacts: MutableMapping[str, Any], key: str, contact: dict[str, 
 
 
 def on_alias(
-    contacts: MutableMapping[str, Any], pending: MutableMapping[str, Any], key: str, contact: dict[str, Any]
+    contacts: MutableMapping[str, Any],
+    pending: MutableMapping[str, Any],
+    key: str,
+    contact: dict[str, Any],
+    offset: int | None = None,
+    redelivery: bool = False,
 ) -> Outputs:
-    """The contact of a store customer, at its alias key: match the orders that waited for it."""
+    """The contact of a store customer, at its alias key: match the orders that waited for it.
+
+    The matched orders are remembered with the offset that matched them (not dropped): if the worker dies
+    before those outputs are published, the same event comes again (``redelivery``) and must re-emit them.
+    """
     contacts[key] = envelope.dumps(contact)
     out = Outputs()
-    waiting = pending.get(key)
+    waiting = envelope.loads(pending[key]) if key in pending else None
+    if isinstance(waiting, dict):  # matched before
+        if redelivery and waiting.get("matched_at") == offset:
+            for item in waiting["items"]:
+                out.extend(_attach(item["order"], item["activities"], contact))
+        return out
     if waiting:
-        for item in envelope.loads(waiting):
+        for item in waiting:
             out.extend(_attach(item["order"], item["activities"], contact))
-        del pending[key]
+        pending[key] = envelope.dumps({"matched_at": offset, "items": waiting})
     return out
 
 
