@@ -120,14 +120,27 @@ def _in(subquery: str, params: list[Any], *, negate: bool = False) -> Compiled:
 
 
 def _aggregate(expr: str, extra_where: sql.Composable, params: list[Any], op: tuple[str, Any], value: Any) -> Compiled:
-    """Contacts whose aggregate over their orders compares to ``value``; contacts with no matching orders
-    have the aggregate 0, so when ``0 op value`` holds the query keeps everyone except the failing ones."""
+    """Contacts whose aggregate over their orders compares to ``value``."""
+    source = sql.SQL("SELECT o.contact_id FROM orders o WHERE " + LIVE_ORDER + " AND {} GROUP BY o.contact_id").format(
+        extra_where
+    )
+    return _compare(expr, source, params, op, value)
+
+
+def _from_stats(expr: str, op: tuple[str, Any], value: Any) -> Compiled:
+    """The same over the per-contact statistics the sink keeps current (one row per contact and currency,
+    over the same live orders): a scan of the contacts instead of every order."""
+    source = sql.SQL("SELECT contact_id FROM contact_order_stats GROUP BY contact_id")
+    return _compare(expr, source, [], op, value)
+
+
+def _compare(expr: str, grouped: sql.Composable, params: list[Any], op: tuple[str, Any], value: Any) -> Compiled:
+    """Contacts with no matching rows have the aggregate 0, so when ``0 op value`` holds the query keeps
+    everyone except the contacts whose aggregate fails."""
     sql_op, py_op = op
     zero_passes = py_op(0, value)
     having = f"{expr} {sql_op} %s" if not zero_passes else f"NOT ({expr} {sql_op} %s)"
-    subquery = sql.SQL(
-        "SELECT o.contact_id FROM orders o WHERE " + LIVE_ORDER + " AND {} GROUP BY o.contact_id HAVING " + having
-    ).format(extra_where)
+    subquery = sql.SQL("{} HAVING " + having).format(grouped)
     return Compiled(
         sql.SQL("c.contact_id NOT IN ({})" if zero_passes else "c.contact_id IN ({})").format(subquery),
         [*params, value],
@@ -154,11 +167,17 @@ def compile_condition(cond: Any, now: dt.datetime, where: str = "segment") -> Co
         period_sql, params = _period(spec, now, at).sql("o.created_at")
         return _in_composed(period_sql, params)
     if kind == "order_count":
-        extra, params = _period(spec, now, at).sql("o.created_at")
+        period, status = _period(spec, now, at), spec.get("status")
+        wanted = _positive_int(spec.get("value"), f"{at}.value")
+        if period.start is None and period.end is None and status is None:
+            return _from_stats("sum(order_count)", _op(spec, at), wanted)
+        if period.start is None and period.end is None and _status(status, f"{at}.status") == "COMPLETED":
+            return _from_stats("sum(completed_count)", _op(spec, at), wanted)
+        extra, params = period.sql("o.created_at")
         if spec.get("status") is not None:
             extra = sql.SQL("{} AND o.status = %s").format(extra)
             params = [*params, _status(spec["status"], f"{at}.status")]
-        return _aggregate("count(*)", extra, params, _op(spec, at), _positive_int(spec.get("value"), f"{at}.value"))
+        return _aggregate("count(*)", extra, params, _op(spec, at), wanted)
     if kind == "spent":
         currency = _currency(spec, at)
         value = _number(spec.get("value"), f"{at}.value")
@@ -205,7 +224,7 @@ def compile_condition(cond: Any, now: dt.datetime, where: str = "segment") -> Co
         days = _positive_int(spec.get("days"), f"{at}.days")
         # Contacts who ordered before, but not in the last N days.
         return _in(
-            f"SELECT o.contact_id FROM orders o WHERE {LIVE_ORDER} GROUP BY o.contact_id HAVING max(o.created_at) < %s",
+            "SELECT contact_id FROM contact_order_stats GROUP BY contact_id HAVING max(last_order_at) < %s",
             [now - dt.timedelta(days=days)],
         )
     raise SegmentError(f"{at}: unknown condition {kind!r}")

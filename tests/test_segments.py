@@ -99,6 +99,16 @@ CASES: list[tuple[str, dict[str, Any], Callable[[list[Order]], bool]]] = [
     ("at least 3 orders", {"order_count": {"op": ">=", "value": 3}}, lambda os: len(os) >= 3),
     ("fewer than 2 orders (includes none)", {"order_count": {"op": "<", "value": 2}}, lambda os: len(os) < 2),
     (
+        "at least 2 COMPLETED orders ever",
+        {"order_count": {"op": ">=", "value": 2, "status": "COMPLETED"}},
+        lambda os: sum(o["status"] == "COMPLETED" for o in os) >= 2,
+    ),
+    (
+        "no COMPLETED order ever (includes none)",
+        {"order_count": {"op": "=", "value": 0, "status": "COMPLETED"}},
+        lambda os: not any(o["status"] == "COMPLETED" for o in os),
+    ),
+    (
         "2+ completed in last 365 days",
         {"order_count": {"op": ">=", "value": 2, "status": "COMPLETED", "last_days": 365}},
         lambda os: sum(1 for o in os if o["status"] == "COMPLETED" and o["created_at"] >= NOW - dt.timedelta(days=365)) >= 2,
