@@ -343,7 +343,7 @@ def process_command(
     import faust
 
     from ordersync.stores import load_stores
-    from ordersync.topics_admin import create_topics
+    from ordersync.topics_admin import create_topics, wait_until_ready
     from processors.app import ProcessorOptions, create_app
 
     settings = Settings.from_env()
@@ -370,6 +370,12 @@ def process_command(
         output_prefix=output_prefix,
     )
     opts.data_dir.mkdir(parents=True, exist_ok=True)
+    inputs = [settings.topic_prefix + name for name in ("raw.orders", "raw.customers", "contacts.import")]
+    try:
+        wait_until_ready(settings, inputs, app_id)
+    except TimeoutError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
     app = create_app(opts)
     # faust and aiokafka log a debug line per message; with only the root level set (what the worker
     # does) each still builds a LogRecord: ~6% of the processor's time in a profile.

@@ -88,3 +88,41 @@ def list_topics(settings: Settings) -> list[tuple[Topic, ExistingTopic | None]]:
     topics = catalogue(settings.topic_prefix, settings.partitions, settings.replication_factor)
     existing = describe(admin, [t.name for t in topics])
     return [(t, existing.get(t.name)) for t in topics]
+
+
+def wait_until_ready(settings: Settings, topics: list[str], group: str, deadline_s: float = 120.0) -> None:
+    """Block until the broker lists ``topics`` with a leader for every partition and can coordinate
+    ``group``. A broker that has just started accepts connections before it serves either; faust's
+    assignor then sees no partitions, assigns nothing, and never asks again (a processor that idles
+    forever). Raises ``TimeoutError`` saying what is still missing."""
+    import time
+
+    from confluent_kafka import KafkaException
+
+    admin = admin_client(settings)
+    end = time.monotonic() + deadline_s
+    missing: list[str] = list(topics)
+    coordinator = "not asked yet"
+    while True:
+        try:
+            metadata = admin.list_topics(timeout=5)
+            missing = [
+                name
+                for name in topics
+                if name not in metadata.topics
+                or metadata.topics[name].error is not None
+                or not metadata.topics[name].partitions
+                or any(p.leader < 0 for p in metadata.topics[name].partitions.values())
+            ]
+            if not missing:
+                described = admin.describe_consumer_groups([group], request_timeout=5)[group].result()
+                coordinator = "ready" if described.coordinator is not None else "no coordinator"
+                if described.coordinator is not None:
+                    return
+        except KafkaException as exc:
+            coordinator = str(exc)
+        if time.monotonic() > end:
+            raise TimeoutError(
+                f"Kafka not ready after {deadline_s:.0f}s: topics {missing or 'ok'}, group {coordinator}"
+            )
+        time.sleep(0.5)
