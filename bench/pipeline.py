@@ -32,7 +32,7 @@ from common import Timer, report, rss_mib, settings_with_stack  # type: ignore[i
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from ordersync.demo import prepare
+from ordersync.demo import prepare, query_one
 from ordersync.supervisor import Supervisor
 from sinks.migrate import migrate
 
@@ -42,12 +42,6 @@ def sim(port: int, path: str, body: dict[str, Any] | None = None) -> Any:
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data, {"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=60) as response:
         return json.loads(response.read())
-
-
-def count(url: str, sql: str) -> int:
-    with psycopg.connect(url) as conn:
-        row = conn.execute(sql).fetchone()
-        return int(row[0]) if row else 0
 
 
 def raw_round_trip(bootstrap: str, n: int, size: int = 2048) -> float:
@@ -125,7 +119,7 @@ def main() -> None:
     try:
         with Timer() as backfill:
             watcher.start()  # starts the pipeline (the shops run already)
-            while (landed := count(setup.db_url, "SELECT count(*) FROM orders")) < args.orders:
+            while (landed := query_one(setup.db_url, "SELECT count(*) FROM orders") or 0) < args.orders:
                 if time.monotonic() - backfill.start > 3600:
                     raise SystemExit(f"backfill incomplete after an hour: {landed}/{args.orders}")
                 time.sleep(1.0)

@@ -152,9 +152,9 @@ def state_before(entry: dict[str, Any] | None, offset: int) -> dict[str, Any] | 
     """The state to decide ``offset``'s event against."""
     if entry is None:
         return None
-    if is_redelivery(entry, offset):
+    history = _history(entry)
+    if history and offset <= history[-1][0]:  # a redelivery
         # The state before the first change at or after this offset was the state this event saw.
-        history = _history(entry)
         return next(prior for off, prior in history if off >= offset)
     return {k: v for k, v in entry.items() if k not in ("offset", "prior", "history")}
 

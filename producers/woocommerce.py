@@ -90,10 +90,7 @@ class WooCommerceSource:
             page = batch[-1] + 1
 
     def _last_created(self, docs: list[Document]) -> str | None:
-        for _, doc in reversed(docs):
-            if isinstance(doc, dict) and isinstance(doc.get("date_created_gmt"), str):
-                return str(doc["date_created_gmt"])
-        return None
+        return next((created for _, doc in reversed(docs) if (created := _created(doc))), None)
 
     async def order_pages(self, position: str | None, until: dt.datetime) -> AsyncIterator[Page]:
         params: dict[str, Any] = {"dates_are_gmt": "true", "before": _gmt(until)}

@@ -11,6 +11,7 @@ import re
 import zoneinfo
 from collections.abc import Callable
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -51,6 +52,17 @@ STATUSES = StatusModel(
     canceled="6",
 )  # fmt: skip
 _FILTER = re.compile(r"^filter\[(\w+)\]$")
+
+
+def _rendered(
+    cache: dict[int, tuple[Any, dict[str, Any]]], key: int, stamp: Any, render: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
+    """A resource's rendering, redone only when its ``stamp`` (what it shows that can change) moved."""
+    cached = cache.get(key)
+    if cached is None or cached[0] != stamp:
+        cached = (stamp, render())
+        cache[key] = cached
+    return cached[1]
 
 
 class PrestaShopSimulator:
@@ -248,28 +260,21 @@ class PrestaShopSimulator:
         if not self._authorised(request):
             return self._unauthorised()
         if self._order_rows[0] != self.shop.version:
-            rows = []
-            for o in self.shop.orders.values():
-                if o.trashed:
-                    continue
-                cached = self._rendered.get(o.id)
-                if cached is None or cached[0] != (o.modified, o.status):
-                    cached = ((o.modified, o.status), self.render_order(o))
-                    self._rendered[o.id] = cached
-                rows.append(cached[1])
+            rows = [
+                _rendered(self._rendered, o.id, (o.modified, o.status), partial(self.render_order, o))
+                for o in self.shop.orders.values()
+                if not o.trashed
+            ]
             self._order_rows = (self.shop.version, rows)
         return self._list(request, "orders", list(self._order_rows[1]))
 
     async def customers(self, request: web.Request) -> web.Response:
         if not self._authorised(request):
             return self._unauthorised()
-        rows = []
-        for cid, customer in self.shop.customers.items():
-            cached = self._rendered_customers.get(cid)
-            if cached is None or cached[0] != customer.modified:
-                cached = (customer.modified, self.render_customer(cid))
-                self._rendered_customers[cid] = cached
-            rows.append(cached[1])
+        rows = [
+            _rendered(self._rendered_customers, cid, c.modified, partial(self.render_customer, cid))
+            for cid, c in self.shop.customers.items()
+        ]
         return self._list(request, "customers", rows)
 
     async def order_states(self, request: web.Request) -> web.Response:
