@@ -63,8 +63,10 @@ def write_batch(conn: psycopg.Connection[Any], batch: Batch, consumer: str) -> W
         if orders:
             _copy(cur, q.COPY_ORDERS, (order_row(o) for o in orders))
             _copy(cur, q.COPY_ITEMS, (row for o in orders if not o["deleted"] for row in item_rows(o)))
+            cur.execute(q.ANALYZE_STAGED_ORDERS)
             affected |= {row[0] for row in cur.execute(q.AFFECTED_CONTACTS)}
             cur.execute(q.UPSERT_ORDERS)
+            cur.execute(q.ANALYZE_APPLIED_ORDERS)
             cur.execute(q.MARK_DELETED)
             cur.execute(q.REPLACE_ITEMS_DELETE)
             cur.execute(q.REPLACE_ITEMS_INSERT)
