@@ -28,6 +28,7 @@ from tests.sink_data import random_history
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--orders", type=int, default=100_000)
+    ap.add_argument("--batch-size", type=int, default=SinkOptions.batch_size, help="Messages per sink batch.")
     ap.add_argument("--profile", action="store_true", help="Profile the sink (cProfile) and print where its time goes.")
     args = ap.parse_args()
     base = settings_with_stack()
@@ -86,7 +87,9 @@ def main() -> None:
     copy_rows = len(orders) // 2 + sum(len(o["items"]) for o in orders[1::2]) + len(acts)
 
     with fresh_database(settings, "sink") as url:
-        sink = PostgresSink(SinkOptions(settings.kafka_bootstrap, url, prefix, prefix + "sink", batch_size=5000))
+        sink = PostgresSink(
+            SinkOptions(settings.kafka_bootstrap, url, prefix, prefix + "sink", batch_size=args.batch_size)
+        )
         profiler = __import__("cProfile").Profile() if args.profile else None
         with Timer() as sink_t:
             if profiler:

@@ -19,6 +19,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 
 from ordersync import heartbeat
 from schemas import DecodeError, decode
+from sinks.handoff import Handoff
 from sinks.migrate import migrate
 from sinks.writer import Batch, WriteResult, prepare, stored_offsets, write_batch
 
@@ -52,6 +53,7 @@ class PostgresSink:
         self._generation = 0
         self._assigned: set[tuple[str, int]] = set()
         self._batch = Batch()
+        self._handoff: Handoff[Batch] | None = None  # the writer thread, while run() runs
         self.totals = {"orders": 0, "activities": 0, "contacts": 0, "batches": 0, "dead_letters": 0}
         self.consumer = Consumer(
             {
@@ -100,8 +102,21 @@ class PostgresSink:
                 time.sleep(delay)
                 delay = min(delay * 2, self.opts.retry_max_s)
 
+    def _write_counted(self, batch: Batch) -> None:
+        result: WriteResult = self._with_retry("flush", lambda conn: self._write(conn, batch))
+        self.totals["orders"] += result.orders
+        self.totals["activities"] += result.activities
+        self.totals["contacts"] += result.contacts
+        self.totals["batches"] += 1
+
+    def _drain(self) -> None:
+        """Wait for the batches handed to the writer: the stored offsets are then current."""
+        if self._handoff is not None:
+            self._handoff.drain()
+
     # -- Kafka --------------------------------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._drain()
         offsets = self._with_retry("seek", lambda conn: stored_offsets(conn, self.opts.consumer_name))
         for tp in partitions:
             tp.offset = offsets.get((tp.topic, tp.partition), OFFSET_BEGINNING)
@@ -115,6 +130,7 @@ class PostgresSink:
         # Unwritten messages are dropped, not lost: their offsets were not stored, so whoever owns the
         # partitions next (maybe us) reads them again from the offsets in PostgreSQL.
         self._batch = Batch()
+        self._drain()  # what was handed over is written while the partitions are still ours
         consumer.unassign()
         self._generation += 1
         self._assigned = set()
@@ -149,13 +165,10 @@ class PostgresSink:
         tp = (topic, msg.partition() or 0)
         batch.offsets[tp] = max(batch.offsets.get(tp, 0), (msg.offset() or 0) + 1)
         value = msg.value()
-        if value is None:  # a tombstone on a compacted topic: forget the key
+        if value is None and subject != "activity":  # a tombstone on a compacted topic: forget the key
             key = (msg.key() or b"").decode()
             first, _, rest = key.partition(":")
-            if subject == "order":
-                batch.purged_orders.append((first, rest))
-            elif subject == "contact":
-                batch.purged_contacts.append((first, rest))
+            (batch.purged_orders if subject == "order" else batch.purged_contacts).append((first, rest))
             return
         try:
             record = decode(value, subject)
@@ -169,19 +182,18 @@ class PostgresSink:
         else:
             batch.contacts.append(record)
 
-    def flush(self) -> WriteResult | None:
+    def flush(self) -> None:
+        """Hand the current batch to the writer thread (it waits if the writer is a batch behind)."""
         batch = self._batch
         if not batch.messages:
-            return None
+            return
         if self.dlq.flush(30) != 0:
             raise RuntimeError("dead letters were not acknowledged by Kafka; not advancing offsets")
-        result: WriteResult = self._with_retry("flush", lambda conn: self._write(conn, batch))
         self._batch = Batch()
-        self.totals["orders"] += result.orders
-        self.totals["activities"] += result.activities
-        self.totals["contacts"] += result.contacts
-        self.totals["batches"] += 1
-        return result
+        if self._handoff is None:
+            self._write_counted(batch)
+        else:
+            self._handoff.submit(batch)
 
     def stop(self, *_: object) -> None:
         self._stop.set()
@@ -192,6 +204,7 @@ class PostgresSink:
             signal.signal(signal.SIGTERM, self.stop)
             signal.signal(signal.SIGINT, self.stop)
         self._with_retry("migrate", lambda conn: migrate(self.opts.database_url))
+        self._handoff = Handoff(self._write_counted)
         self.consumer.subscribe(list(self.topics), on_assign=self._on_assign, on_revoke=self._on_revoke)
         last_message = time.monotonic()
         batch_started = time.monotonic()
@@ -228,7 +241,12 @@ class PostgresSink:
                         break
             self.flush()
         finally:
-            self.consumer.close()
+            handoff, self._handoff = self._handoff, None
+            try:
+                if handoff is not None:
+                    handoff.close()
+            finally:
+                self.consumer.close()
             if self._conn is not None:
                 self._conn.close()
         return self.totals
