@@ -18,6 +18,7 @@ from common import Timer, fresh_database, report, settings_with_stack  # type: i
 
 from sinks.migrate import migrate
 from sinks.segments import build_query
+from sinks.statements import SUMMARIES, from_scratch
 
 NOW = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 CATS = ["Shoes", "Bags", "Shirts", "Sale", "Jackets", "Accessories", "Scarves", "Belts"]
@@ -83,17 +84,8 @@ def load(url: str, n_orders: int, n_contacts: int) -> None:
                 "COPY order_items (store_id, source_order_id, item_id, product_id, sku, name, quantity, unit_price, total, categories) FROM STDIN"
             ) as cp:
                 cp.write(ib.getvalue())
-        conn.execute(
-            "INSERT INTO contact_order_stats SELECT contact_id, currency, count(*), count(*) FILTER (WHERE status='COMPLETED'),"
-            " coalesce(sum(net_total) FILTER (WHERE status<>'CANCELED'),0), round(coalesce(sum(net_total) FILTER (WHERE status<>'CANCELED')"
-            " / nullif(count(*) FILTER (WHERE status<>'CANCELED'),0),0),6), min(created_at), max(created_at)"
-            " FROM orders WHERE NOT deleted GROUP BY contact_id, currency"
-        )
-        conn.execute(
-            "INSERT INTO contact_categories SELECT o.contact_id, c.category, count(DISTINCT (o.store_id, o.source_order_id))"
-            " FROM orders o JOIN order_items i USING (store_id, source_order_id) CROSS JOIN LATERAL unnest(i.categories) AS c(category)"
-            " WHERE o.contact_id IS NOT NULL AND NOT o.deleted AND o.status <> 'CANCELED' GROUP BY 1, 2"
-        )
+        for table in SUMMARIES:  # what the sink keeps current, computed once for everyone
+            conn.execute(f"INSERT INTO {table} {from_scratch(table)}")
         conn.commit()
         conn.autocommit = True
         conn.execute("VACUUM ANALYZE")

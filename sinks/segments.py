@@ -210,16 +210,9 @@ def compile_condition(cond: Any, now: dt.datetime, where: str = "segment") -> Co
         return _in(f"SELECT o.contact_id FROM orders o WHERE {LIVE_ORDER} AND o.status = %s", [_status(spec, at)])
     if kind == "abandoned_checkout":
         hours = _positive_int(spec.get("hours"), f"{at}.hours")
-        # "Some open order older than N hours has no COMPLETED order after it" is the same as "the latest
-        # such open order is later than the latest COMPLETED order": two grouped scans, no per-row subquery.
-        return _in(
-            f"SELECT p.contact_id FROM (SELECT o.contact_id, max(o.created_at) AS last_open FROM orders o WHERE {LIVE_ORDER}"
-            " AND o.status IN ('PENDING', 'CREATED') AND o.created_at < %s GROUP BY o.contact_id) p"
-            f" LEFT JOIN (SELECT o.contact_id, max(o.created_at) AS last_done FROM orders o WHERE {LIVE_ORDER}"
-            " AND o.status = 'COMPLETED' GROUP BY o.contact_id) d USING (contact_id)"
-            " WHERE d.last_done IS NULL OR d.last_done < p.last_open",
-            [now - dt.timedelta(hours=hours)],
-        )
+        # "Some open order older than N hours has no COMPLETED order after it" is the same as "the oldest
+        # open order after the last COMPLETED one is older than N hours": the sink keeps that per contact.
+        return _in("SELECT contact_id FROM contact_checkout WHERE open_since < %s", [now - dt.timedelta(hours=hours)])
     if kind == "lapsed":
         days = _positive_int(spec.get("days"), f"{at}.days")
         # Contacts who ordered before, but not in the last N days.

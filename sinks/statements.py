@@ -98,9 +98,13 @@ WHERE c.version <= EXCLUDED.version
 
 PURGE_CONTACTS = "DELETE FROM contacts WHERE (list_id, email) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
 
-RECOMPUTE_STATS_DELETE = "DELETE FROM contact_order_stats WHERE contact_id = ANY(%s::uuid[])"
-RECOMPUTE_STATS_INSERT = """
-INSERT INTO contact_order_stats
+# Per-contact summaries of live orders, kept in the batch's transaction: recomputed from the orders for
+# the contacts a batch touched ({scope} = FOR_CONTACTS), or for everyone (ALL_CONTACTS: what they must
+# equal at any time, used by tests, the benchmarks' loaders and the migrations' backfills).
+FOR_CONTACTS = "contact_id = ANY(%s::uuid[])"
+ALL_CONTACTS = "contact_id IS NOT NULL"
+
+STATS_SELECT = """
 SELECT contact_id, currency,
        count(*),
        count(*) FILTER (WHERE status = 'COMPLETED'),
@@ -110,25 +114,47 @@ SELECT contact_id, currency,
        min(created_at),
        max(created_at)
 FROM orders
-WHERE contact_id = ANY(%s::uuid[]) AND NOT deleted
+WHERE {scope} AND NOT deleted
 GROUP BY contact_id, currency
 """
 
-RECOMPUTE_CATEGORIES_DELETE = "DELETE FROM contact_categories WHERE contact_id = ANY(%s::uuid[])"
-RECOMPUTE_CATEGORIES_INSERT = """
-INSERT INTO contact_categories
+CATEGORIES_SELECT = """
 SELECT o.contact_id, c.category, count(DISTINCT (o.store_id, o.source_order_id))
 FROM orders o
 JOIN order_items i USING (store_id, source_order_id)
 CROSS JOIN LATERAL unnest(i.categories) AS c(category)
-WHERE o.contact_id = ANY(%s::uuid[]) AND NOT o.deleted AND o.status <> 'CANCELED'
+WHERE o.{scope} AND NOT o.deleted AND o.status <> 'CANCELED'
 GROUP BY o.contact_id, c.category
 """
 
-# The same aggregation over every contact: what the statistics must equal at any time.
-STATS_FROM_SCRATCH = RECOMPUTE_STATS_INSERT.replace("INSERT INTO contact_order_stats\n", "").replace(
-    "contact_id = ANY(%s::uuid[]) AND ", "contact_id IS NOT NULL AND "
-)
+# The last COMPLETED order and the oldest open (PENDING, CREATED) order placed after it.
+CHECKOUT_SELECT = """
+SELECT contact_id, last_done,
+       min(created_at) FILTER (WHERE status IN ('PENDING', 'CREATED') AND (last_done IS NULL OR created_at > last_done))
+FROM (
+    SELECT contact_id, status, created_at,
+           max(created_at) FILTER (WHERE status = 'COMPLETED') OVER (PARTITION BY contact_id) AS last_done
+    FROM orders
+    WHERE {scope} AND NOT deleted
+) o
+GROUP BY contact_id, last_done
+"""
+
+SUMMARIES = {  # table → its SELECT
+    "contact_order_stats": STATS_SELECT,
+    "contact_categories": CATEGORIES_SELECT,
+    "contact_checkout": CHECKOUT_SELECT,
+}
+RECOMPUTE_SUMMARIES = [
+    (f"DELETE FROM {table} WHERE {FOR_CONTACTS}", f"INSERT INTO {table} {select.format(scope=FOR_CONTACTS)}")
+    for table, select in SUMMARIES.items()
+]
+STATS_FROM_SCRATCH = STATS_SELECT.format(scope=ALL_CONTACTS)
+
+
+def from_scratch(table: str) -> str:
+    return SUMMARIES[table].format(scope=ALL_CONTACTS)
+
 
 LOAD_OFFSETS = "SELECT topic, partition, next_offset FROM sink_offsets WHERE consumer = %s"
 SAVE_OFFSET = """

@@ -22,6 +22,7 @@ COMPARED: dict[str, tuple[str, str]] = {
     "activity": ("*", "event_id"),
     "contact_order_stats": ("*", "contact_id, currency"),
     "contact_categories": ("*", "contact_id, category"),
+    "contact_checkout": ("*", "contact_id"),
     "contacts": ("contact_id, list_id, email", "contact_id"),
 }
 

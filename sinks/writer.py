@@ -76,10 +76,9 @@ def write_batch(conn: psycopg.Connection[Any], batch: Batch, consumer: str) -> W
             cur.execute(q.PURGE_ORDERS, (list(stores), list(ids)))
         if affected:
             ids_list = list(affected)
-            cur.execute(q.RECOMPUTE_STATS_DELETE, (ids_list,))
-            cur.execute(q.RECOMPUTE_STATS_INSERT, (ids_list,))
-            cur.execute(q.RECOMPUTE_CATEGORIES_DELETE, (ids_list,))
-            cur.execute(q.RECOMPUTE_CATEGORIES_INSERT, (ids_list,))
+            for delete, insert in q.RECOMPUTE_SUMMARIES:
+                cur.execute(delete, (ids_list,))
+                cur.execute(insert, (ids_list,))
         if activities:
             _copy(cur, q.COPY_ACTIVITY, (activity_row(a) for a in activities))
             cur.execute(q.UPSERT_ACTIVITY)
