@@ -13,8 +13,8 @@ import pytest
 from ordersync.settings import Settings
 from ordersync.topics_admin import create_topics
 from schemas import encode
-from sinks import statements as q
 from sinks.migrate import MigrationError, migrate
+from tests.db_checks import summaries_match_recomputation
 from tests.endpoints import Endpoints
 from tests.kafka_helpers import produce
 from tests.processes import Proc, running, wait_for
@@ -71,15 +71,6 @@ def counts(url: str) -> dict[str, int]:
         }  # type: ignore[index]
 
 
-def stats_match_recomputation(url: str) -> None:
-    """Every per-contact summary the sink keeps equals a recomputation from the orders."""
-    with psycopg.connect(url) as conn:
-        for table in q.SUMMARIES:
-            kept = sorted(conn.execute(f"SELECT * FROM {table}").fetchall())
-            fresh = sorted(conn.execute(q.from_scratch(table)).fetchall())
-            assert kept == fresh and kept, table
-
-
 def test_migrations_are_idempotent_and_guarded(database_url: str, tmp_path: Path) -> None:
     migrate(database_url)
     assert migrate(database_url) == []
@@ -124,7 +115,7 @@ def test_sink_killed_repeatedly_lands_every_event_once(
         assert c["order_items"] == expected_items
         stored = dict(((t, p), o) for t, p, o in conn.execute("SELECT topic, partition, next_offset FROM sink_offsets"))
     assert sum(stored.values()) == total_messages  # offsets cover exactly what was consumed
-    stats_match_recomputation(clean_db)
+    summaries_match_recomputation(clean_db)
 
 
 def _landed(url: str) -> int:
@@ -157,7 +148,7 @@ def test_postgres_restart_during_consumption_loses_nothing(
         assert "PostgreSQL unavailable" in proc.output()
     c = counts(clean_db)
     assert (c["orders"], c["activity"], c["contacts"]) == (2000, 4000, 200)
-    stats_match_recomputation(clean_db)
+    summaries_match_recomputation(clean_db)
 
 
 def test_versions_deletes_and_tombstones(
