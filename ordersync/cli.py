@@ -212,9 +212,8 @@ def webhook_serve(config_path: str, host: str, port: int) -> None:
     try:
         stores = load_stores(config_path)
         publisher = Publisher(settings.kafka_bootstrap)
-        receiver = WebhookReceiver(
-            stores, publisher, settings.topic_prefix + "raw.orders", settings.topic_prefix + "dlq"
-        )
+        prefix = settings.topic_prefix
+        receiver = WebhookReceiver(stores, publisher, prefix + "raw.orders", prefix + "raw.customers", prefix + "dlq")
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

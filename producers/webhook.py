@@ -6,6 +6,9 @@
 - The creation ping (form body ``webhook_id=N``, no JSON) → 200.
 - ``order.created`` / ``order.updated`` / ``order.restored`` → an UPSERT raw event; ``order.deleted``
   (body ``{"id": N}``) → a DELETE raw event.
+- ``customer.created`` / ``customer.updated`` → a raw customer event: WooCommerce's customers API has no
+  "modified after" filter, so webhooks are how customer changes arrive after the backfill.
+  ``customer.deleted`` is acknowledged and ignored: a marketing contact outlives the shop account.
 - 2xx only after Kafka acknowledged the event. Signed but unreadable bodies go to the dead-letter topic
   and get a 400. WooCommerce does not retry failed deliveries, so polling stays on as the safety net.
 """
@@ -25,12 +28,13 @@ from aiohttp import web
 
 from ordersync.stores import StoreConfig
 from producers.publisher import Publisher, PublishError
-from producers.source import base_context, parse_time, raw_order_event
+from producers.source import base_context, parse_time, raw_customer_event, raw_order_event
 from producers.woocommerce import WooCommerceSource
 from schemas import encode
 
 log = logging.getLogger("ordersync.webhook")
 UPSERT_TOPICS = {"order.created", "order.updated", "order.restored"}
+CUSTOMER_TOPICS = {"customer.created", "customer.updated"}
 
 
 def signature_valid(body: bytes, secret: str, signature: str | None) -> bool:
@@ -55,6 +59,7 @@ class WebhookReceiver:
         stores: list[StoreConfig],
         publisher: Publisher,
         raw_orders_topic: str,
+        raw_customers_topic: str,
         dlq_topic: str,
         sources: dict[str, WooCommerceSource] | None = None,
     ) -> None:
@@ -62,6 +67,7 @@ class WebhookReceiver:
         self.secrets = {s.id: s.secret("webhook_secret_env") for s in self.stores.values() if s.webhook_secret_env}
         self.publisher = publisher
         self.raw_orders_topic = raw_orders_topic
+        self.raw_customers_topic = raw_customers_topic
         self.dlq_topic = dlq_topic
         self.sources = sources or {}  # for product categories; without one, events carry none
         self.stats = WebhookStats()
@@ -81,18 +87,25 @@ class WebhookReceiver:
             self.stats.refused += 1
             log.warning("store %s: webhook refused: missing or invalid signature", store_id)
             return web.json_response({"error": "invalid signature"}, status=401)
-        if not topic.startswith("order."):
+        if not topic.startswith("order.") and topic not in CUSTOMER_TOPICS:
             self.stats.ignored += 1
-            log.info("store %s: webhook topic %r is not about orders; ignored", store_id, topic)
+            log.info("store %s: webhook topic %r is neither an order nor a customer change; ignored", store_id, topic)
             return web.json_response({"ignored": topic})
         try:
             text = body.decode("utf-8")
             doc: Any = json.loads(text, parse_float=Decimal)
-            order_id = doc.get("id") if isinstance(doc, dict) else None
-            if not isinstance(order_id, int | str) or not str(order_id):
-                raise ValueError("no order id")
+            doc_id = doc.get("id") if isinstance(doc, dict) else None
+            if not isinstance(doc_id, int | str) or not str(doc_id):
+                raise ValueError("no id")
         except (UnicodeDecodeError, ValueError) as exc:
             return await self._dead_letter(store_id, topic, body, f"unreadable webhook body: {exc}")
+        if topic in CUSTOMER_TOPICS:
+            modified = parse_time(doc.get("date_modified_gmt"), "UTC")
+            customer = raw_customer_event(store, "WOOCOMMERCE", text, str(doc_id), "WEBHOOK", modified)
+            return await self._publish(
+                store_id, self.raw_customers_topic, str(doc_id), encode("raw_customer_event", customer)
+            )
+        order_id = doc_id
         if topic in UPSERT_TOPICS:
             context = base_context(store)
             source = self.sources.get(store_id)
@@ -112,14 +125,18 @@ class WebhookReceiver:
         else:
             self.stats.ignored += 1
             return web.json_response({"ignored": topic})
-        self.publisher.publish(self.raw_orders_topic, f"{store_id}:{order_id}", encode("raw_order_event", event))
+        return await self._publish(store_id, self.raw_orders_topic, str(order_id), encode("raw_order_event", event))
+
+    async def _publish(self, store_id: str, topic: str, doc_id: str, value: bytes) -> web.Response:
+        """Answer 2xx only once Kafka has the event: WooCommerce will not send it again."""
+        self.publisher.publish(topic, f"{store_id}:{doc_id}", value)
         try:
             await self.publisher.flush(30)
         except PublishError as exc:
             log.error("store %s: webhook event not acknowledged by Kafka: %s", store_id, exc)
             return web.json_response({"error": "not stored, try again"}, status=503)
         self.stats.accepted += 1
-        return web.json_response({"accepted": str(order_id)}, status=202)
+        return web.json_response({"accepted": doc_id}, status=202)
 
     async def _dead_letter(self, store_id: str, topic: str, body: bytes, reason: str) -> web.Response:
         self.stats.dead_letters += 1

@@ -207,6 +207,15 @@ def test_webhooks_signed_ping_tampered(
             assert http_json(url, deleted, delete_headers)[0] == 202
             garbage = b"{not json"
             assert http_json(url, garbage, {**topic, "X-WC-Webhook-Signature": sign(garbage)})[0] == 400
+            # Customers: WooCommerce cannot list customers changed since a time, so webhooks carry them.
+            customer = json.dumps({"id": 77, "email": "ana@example.com", "first_name": "Ana",
+                                   "date_modified_gmt": "2026-01-02T09:00:00"}).encode()  # fmt: skip
+            updated = {"X-WC-Webhook-Topic": "customer.updated", "X-WC-Webhook-Signature": sign(customer)}
+            assert http_json(url, customer, updated)[0] == 202
+            gone = b'{"id":78}'
+            removed = {"X-WC-Webhook-Topic": "customer.deleted", "X-WC-Webhook-Signature": sign(gone)}
+            assert http_json(url, gone, removed)[0] == 200  # acknowledged, ignored: the contact stays
+            assert http_json(url, customer, {**updated, "X-WC-Webhook-Signature": sign(customer, "wrong")})[0] == 401
     events = [decode(m.value()) for m in drain(kafka_bootstrap, f"{topic_prefix}raw.orders")]
     assert [(e["source_order_id"], e["operation"], e["obtained_by"]) for e in events] == [
         ("1001", "UPSERT", "WEBHOOK"),
@@ -215,3 +224,7 @@ def test_webhooks_signed_ping_tampered(
     assert events[0]["document"].encode() == order or events[1]["document"].encode() == order  # exactly as received
     dlq = drain(kafka_bootstrap, f"{topic_prefix}dlq")
     assert [m.value() for m in dlq] == [garbage]
+    customers = [(m.key(), decode(m.value())) for m in drain(kafka_bootstrap, f"{topic_prefix}raw.customers")]
+    assert [(k, e["source_customer_id"], e["obtained_by"], e["document"].encode()) for k, e in customers] == [
+        (b"w:77", "77", "WEBHOOK", customer)
+    ]
