@@ -59,12 +59,16 @@ def write_batch(conn: psycopg.Connection[Any], batch: Batch, consumer: str) -> W
         if batch.purged_contacts:
             lists, emails = zip(*batch.purged_contacts, strict=True)
             cur.execute(q.PURGE_CONTACTS, (list(lists), list(emails)))
-        affected: set[Any] = set()
+        recompute: set[Any] = set()  # contacts whose summaries are rebuilt from their orders
+        add_new: set[Any] = set()  # contacts that only gained new orders: those are added to their summaries
         if orders:
             _copy(cur, q.COPY_ORDERS, (order_row(o) for o in orders))
             _copy(cur, q.COPY_ITEMS, (row for o in orders if not o["deleted"] for row in item_rows(o)))
             cur.execute(q.ANALYZE_STAGED_ORDERS)
-            affected |= {row[0] for row in cur.execute(q.AFFECTED_CONTACTS)}
+            cur.execute(q.FIND_EXISTING_ORDERS)
+            cur.execute(q.FIND_NEW_ORDERS)
+            recompute |= {row[0] for row in cur.execute(q.CONTACTS_OF_EXISTING)}
+            add_new |= {row[0] for row in cur.execute(q.CONTACTS_OF_NEW)}
             cur.execute(q.UPSERT_ORDERS)
             cur.execute(q.ANALYZE_APPLIED_ORDERS)
             cur.execute(q.MARK_DELETED)
@@ -72,13 +76,19 @@ def write_batch(conn: psycopg.Connection[Any], batch: Batch, consumer: str) -> W
             cur.execute(q.REPLACE_ITEMS_INSERT)
         if batch.purged_orders:
             stores, ids = zip(*batch.purged_orders, strict=True)
-            affected |= {row[0] for row in cur.execute(q.CONTACTS_OF_ORDERS, (list(stores), list(ids)))}
+            recompute |= {row[0] for row in cur.execute(q.CONTACTS_OF_ORDERS, (list(stores), list(ids)))}
             cur.execute(q.PURGE_ORDERS, (list(stores), list(ids)))
-        if affected:
-            ids_list = list(affected)
+        add_new -= recompute  # a recomputation reads the new orders too
+        if recompute:
             for delete, insert in q.RECOMPUTE_SUMMARIES:
-                cur.execute(delete, (ids_list,))
-                cur.execute(insert, (ids_list,))
+                cur.execute(delete, (list(recompute),))
+                cur.execute(insert, (list(recompute),))
+        if add_new:
+            cur.execute(q.ADD_NEW_TO_STATS, (list(add_new),))
+            cur.execute(q.ADD_NEW_TO_CATEGORIES, (list(add_new),))
+            for delete, insert in q.RECOMPUTE_CHECKOUT:
+                cur.execute(delete, (list(add_new),))
+                cur.execute(insert, (list(add_new),))
         if activities:
             _copy(cur, q.COPY_ACTIVITY, (activity_row(a) for a in activities))
             cur.execute(q.UPSERT_ACTIVITY)

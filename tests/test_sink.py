@@ -181,3 +181,41 @@ def test_versions_deletes_and_tombstones(
     assert rows["2"][3:] == (True, "a@example.com")  # deleted, the rest of the row kept
     assert "3" not in rows  # a tombstone purges
     assert stats == [(1, 12)]  # deleted and purged orders no longer count
+
+
+def test_summaries_add_new_orders_and_recompute_the_rest(clean_db: str) -> None:
+    """New orders are added to their owners' summaries, everything else recomputes them: after every
+    batch, each summary equals a recomputation from the orders."""
+    from sinks.writer import Batch, prepare, write_batch
+
+    at = _dt.datetime(2024, 6, 1, tzinfo=UTC)
+    day = _dt.timedelta(days=1)
+
+    def o(n: int, email: str | None, **kw: Any) -> dict[str, Any]:
+        return order(n, email, created=kw.pop("created", at), items=kw.pop("items", None), **kw)
+
+    batches = [
+        # new orders only: two contacts, two currencies, a cancelled one, one new order deleted at once
+        [o(1, "a@example.com"), o(2, "a@example.com", currency="CHF", total="7.50"),
+         o(3, "b@example.com", status="CANCELED"), o(4, "b@example.com", status="PENDING", created=at + day),
+         o(5, "a@example.com"), {**o(5, "a@example.com", version=2), "deleted": True}],
+        # a's new order beside b's existing order moving to a (both recomputed), and c's new orders only
+        [o(6, "a@example.com", created=at + 2 * day), o(3, "a@example.com", status="COMPLETED", version=2),
+         o(7, "c@example.com", status="PENDING", created=at - day), o(8, "c@example.com", created=at + day)],
+        # c completes an order after its open one; d arrives with an order whose version is older
+        [o(9, "c@example.com", created=at + 3 * day), o(10, "d@example.com", version=3),
+         o(10, "d@example.com", status="CANCELED", version=1)],
+    ]  # fmt: skip
+    with psycopg.connect(clean_db, autocommit=True) as conn:
+        prepare(conn)
+        for orders in batches:
+            write_batch(conn, Batch(orders=orders, messages=len(orders)), "test")
+            summaries_match_recomputation(clean_db)
+        checkout = dict(
+            conn.execute(
+                "SELECT o.contact_email, k.open_since FROM contact_checkout k"
+                " JOIN (SELECT DISTINCT contact_id, contact_email FROM orders) o USING (contact_id)"
+            ).fetchall()
+        )
+    assert checkout["c@example.com"] is None  # completed after its open order: nothing abandoned
+    assert checkout["b@example.com"] == at + day  # still open
