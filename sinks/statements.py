@@ -125,8 +125,8 @@ PURGE_CONTACTS = "DELETE FROM contacts WHERE (list_id, email) IN (SELECT * FROM 
 FOR_CONTACTS = "contact_id = ANY(%s::uuid[])"
 ALL_CONTACTS = "contact_id IS NOT NULL"
 
-STATS_SELECT = """
-SELECT contact_id, currency,
+# One row per contact and currency; the columns of contact_order_stats, in order.
+_STATS_AGGREGATES = """contact_id, currency,
        count(*),
        count(*) FILTER (WHERE status = 'COMPLETED'),
        coalesce(sum(net_total) FILTER (WHERE status <> 'CANCELED'), 0),
@@ -134,9 +134,11 @@ SELECT contact_id, currency,
                       / nullif(count(*) FILTER (WHERE status <> 'CANCELED'), 0), 0), 6),
        min(created_at),
        max(created_at),
-       count(*) FILTER (WHERE status <> 'CANCELED')
+       count(*) FILTER (WHERE status <> 'CANCELED')"""
+STATS_SELECT = f"""
+SELECT {_STATS_AGGREGATES}
 FROM orders
-WHERE {scope} AND NOT deleted
+WHERE {{scope}} AND NOT deleted
 GROUP BY contact_id, currency
 """
 
@@ -178,15 +180,7 @@ STATS_FROM_SCRATCH = STATS_SELECT.format(scope=ALL_CONTACTS)
 _NEW = "stage_orders n JOIN new_orders USING (store_id, source_order_id)"
 ADD_NEW_TO_STATS = f"""
 INSERT INTO contact_order_stats AS s
-SELECT contact_id, currency,
-       count(*),
-       count(*) FILTER (WHERE status = 'COMPLETED'),
-       coalesce(sum(net_total) FILTER (WHERE status <> 'CANCELED'), 0),
-       round(coalesce(sum(net_total) FILTER (WHERE status <> 'CANCELED')
-                      / nullif(count(*) FILTER (WHERE status <> 'CANCELED'), 0), 0), 6),
-       min(created_at),
-       max(created_at),
-       count(*) FILTER (WHERE status <> 'CANCELED')
+SELECT {_STATS_AGGREGATES}
 FROM {_NEW}
 WHERE n.contact_id = ANY(%s::uuid[])
 GROUP BY contact_id, currency
