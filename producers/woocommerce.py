@@ -6,13 +6,13 @@
   published order's ``date_created_gmt``; a resumed backfill asks for ``after`` = position - 1 s (the
   overlap re-sends a few orders: harmless).
 - Incremental: ``modified_after`` (GMT), paged the same way, every poll interval.
-- Customers: offset pages, ``page_concurrency`` at a time.
+- Customers: by id, through offsets that overlap the previous page (see ``customer_pages``): a
+  customer deleted during the scan must not hide the next one. One page at a time.
 - Categories are not on line items: products are fetched with ``/products?include=…`` and cached.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
@@ -26,6 +26,7 @@ from producers.source import Document, Page, base_context, document_id, fallback
 
 API = "/wp-json/wc/v3"
 PER_PAGE = 100
+CUSTOMER_OVERLAP = 10  # customers deleted between two pages that a customer scan absorbs without stepping back
 
 
 def _gmt(moment: dt.datetime) -> str:
@@ -39,6 +40,13 @@ def _before_second(created_gmt: str) -> str:
 
 def _order_id(text: str, doc: Any) -> str:
     return document_id(doc) or fallback_id(text)
+
+
+def _customer_id(doc: Any) -> int | None:
+    value = doc.get("id") if isinstance(doc, dict) else None
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _created(doc: Any) -> str | None:
@@ -71,23 +79,6 @@ class WooCommerceSource:
     async def count_orders(self) -> int | None:
         _, headers = await self._page("/orders", {"per_page": 1, "status": "any"})
         return int(headers.get("X-WP-Total", "0"))
-
-    async def _paged(self, path: str, params: dict[str, Any], position_of: Any) -> AsyncIterator[Page]:
-        """All pages of one fixed query: page 1 tells how many there are; the rest are fetched
-        ``page_concurrency`` at a time and yielded in order."""
-        docs, headers = await self._page(path, {**params, "page": 1, "per_page": PER_PAGE})
-        total_pages = int(headers.get("X-WP-TotalPages", "1") or "1")
-        yield Page(docs, position_of(docs))
-        window = max(1, self.store.page_concurrency)
-        page = 2
-        while page <= total_pages:
-            batch = range(page, min(total_pages, page + window - 1) + 1)
-            results = await asyncio.gather(
-                *(self._page(path, {**params, "page": p, "per_page": PER_PAGE}) for p in batch)
-            )
-            for docs, _ in results:
-                yield Page(docs, position_of(docs))
-            page = batch[-1] + 1
 
     def _last_created(self, docs: list[Document]) -> str | None:
         return next((created for _, doc in reversed(docs) if (created := _created(doc))), None)
@@ -138,8 +129,29 @@ class WooCommerceSource:
             seen = {oid: created for oid, created in seen.items() if created > anchor}
 
     async def customer_pages(self, position: str | None) -> AsyncIterator[Page]:
-        async for page in self._paged("/customers", {"orderby": "id", "order": "asc", "role": "all"}, lambda _: None):
-            yield page
+        """Every customer, by id. The customers list has no "after this id" filter, only offsets, and a
+        customer deleted during the scan moves every later one a place down, so a plain offset scan
+        skips one per deletion. Each request therefore starts ``CUSTOMER_OVERLAP`` places early and
+        keeps only ids above the last one seen; if even the first id returned is above it, more
+        customers were deleted than the overlap absorbs, and the request is repeated further back."""
+        last_id, offset = 0, 0  # customers up to last_id are published; offset: where the next one was
+        while True:
+            start = max(0, offset - CUSTOMER_OVERLAP)
+            params = {"orderby": "id", "order": "asc", "role": "all", "per_page": PER_PAGE, "offset": start}
+            docs, _ = await self._page("/customers", params)
+            ids = [_customer_id(doc) for _, doc in docs]
+            known = [cid for cid in ids if cid is not None]
+            if start > 0 and known and known[0] > last_id:
+                offset = start - PER_PAGE + CUSTOMER_OVERLAP  # went past unseen customers: step back
+                continue
+            # A document without a readable id is always kept: the processor dead-letters it.
+            fresh = [d for d, cid in zip(docs, ids, strict=True) if cid is None or cid > last_id]
+            if fresh:
+                yield Page(fresh, None)
+                last_id = max([last_id, *known])
+            if len(docs) < PER_PAGE:
+                return
+            offset = start + len(docs)
 
     async def contexts(self, documents: list[Document]) -> list[dict[str, Any]]:
         wanted: set[str] = set()

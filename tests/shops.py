@@ -41,6 +41,16 @@ class Shop:
         assert status == 200, body
         return list(json.loads(body)["changed"])
 
+    def delete_customers(self, n: int) -> list[int]:
+        """WooCommerce shop only: delete ``n`` random customer accounts now; returns their ids."""
+        status, body = http_json(
+            f"{self.base_url}/__sim/tick",
+            json.dumps({"customer_deletes": n}).encode(),
+            {"Content-Type": "application/json"},
+        )
+        assert status == 200, body
+        return list(json.loads(body)["deleted_customers"])
+
     def faults(self, **body: Any) -> None:
         status, _ = http_json(
             f"{self.base_url}/__sim/faults", json.dumps(body).encode(), {"Content-Type": "application/json"}

@@ -111,6 +111,25 @@ def test_orders_trashed_during_the_backfill_do_not_hide_other_orders(
     assert not missing, f"{len(missing)} orders never published, e.g. {sorted(missing)[:5]}"
 
 
+def test_customers_deleted_during_the_backfill_do_not_hide_other_customers(
+    env: dict[str, str], kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    """The customers list pages only by offset: a deletion moves every later customer a place down."""
+    orders = 4000  # the simulator makes orders // 3 customers, ids 1..n
+    with shop("woocommerce", "w", env, tmp_path, "--latency-ms", "150", orders=orders, seed=22) as s:
+        config = stores_toml(tmp_path / "stores.toml", s)
+        deleted: list[int] = []
+        with running(["connect", "--config", str(config)], env, tmp_path / "connect.log") as proc:
+            while proc.alive() and len(deleted) < 600:
+                deleted += s.delete_customers(1)
+                time.sleep(0.02)  # pacing the load (not synchronisation): delete all through the scan
+            assert proc.wait(10) == 0, proc.output()
+    assert len(deleted) > 30, "the shop deleted too few customers to exercise the scan"
+    published = set(raw_keys(kafka_bootstrap, f"{topic_prefix}raw.customers"))
+    missing = {f"w:{cid}" for cid in range(1, orders // 3 + 1)} - {f"w:{cid}" for cid in deleted} - published
+    assert not missing, f"{len(missing)} customers never published, e.g. {sorted(missing)[:5]}"
+
+
 def test_polling_picks_up_changes_after_the_backfill(
     env: dict[str, str], kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:

@@ -80,9 +80,10 @@ def fault_middleware(faults: Faults) -> Any:
 
 
 def add_control_routes(
-    app: web.Application, faults: Faults, tick: Callable[[int, int, int], Awaitable[dict[str, Any]]]
+    app: web.Application, faults: Faults, tick: Callable[[int, int, int, int], Awaitable[dict[str, Any]]]
 ) -> None:
-    """/__sim/faults queues failures; /__sim/tick creates, updates and trashes orders now."""
+    """/__sim/faults queues failures; /__sim/tick creates, updates and trashes orders (and, in the
+    WooCommerce shop, deletes customers) now."""
 
     async def post_faults(request: web.Request) -> web.Response:
         body = await request.json()
@@ -99,7 +100,12 @@ def add_control_routes(
 
     async def post_tick(request: web.Request) -> web.Response:
         body = await request.json() if request.can_read_body else {}
-        result = await tick(int(body.get("creates", 0)), int(body.get("updates", 0)), int(body.get("trashes", 0)))
+        result = await tick(
+            int(body.get("creates", 0)),
+            int(body.get("updates", 0)),
+            int(body.get("trashes", 0)),
+            int(body.get("customer_deletes", 0)),
+        )
         return web.json_response(result)
 
     async def get_stats(_: web.Request) -> web.Response:

@@ -316,7 +316,7 @@ class PrestaShopSimulator:
         rows = [{"id": cid, "name": self._multilang(name)} for cid, name in sorted(seen.items())]
         return self._list(request, "categories", rows)
 
-    async def tick(self, creates: int, updates: int, trashes: int) -> dict[str, Any]:
+    async def tick(self, creates: int, updates: int, trashes: int, customer_deletes: int = 0) -> dict[str, Any]:
         changed = [self.shop.create_order().id for _ in range(creates)]
         changed += [o.id for o in (self.shop.update_order() for _ in range(updates)) if o]
         return {"changed": changed}

@@ -132,6 +132,7 @@ class Shop:
         for i in range(1, max(2, orders // 3) + 1):
             created = start + dt.timedelta(seconds=self.rng.randrange(int((self.end - start).total_seconds())))
             self.customers[i] = self._customer(i, created)
+        self.next_customer_id = len(self.customers) + 1
         self.orders: dict[int, Order] = {}
         span = (self.end - start).total_seconds()
         moments = sorted(start + dt.timedelta(seconds=self.rng.random() * span) for _ in range(orders))
@@ -193,8 +194,11 @@ class Shop:
             email = "" if rng.random() < 0.2 else f"guest.{oid}@example.org"
             customer_id = 0
         else:
-            customer = self.customers[rng.randrange(1, len(self.customers) + 1)]
-            first, last, email, customer_id = customer.first_name, customer.last_name, customer.email, customer.id
+            customer = self.customers.get(rng.randrange(1, self.next_customer_id))
+            if customer is None:  # deleted since: a guest then
+                first, last, email, customer_id = rng.choice(FIRST), rng.choice(LAST), f"guest.{oid}@example.org", 0
+            else:
+                first, last, email, customer_id = customer.first_name, customer.last_name, customer.email, customer.id
         coupon = rng.choice([None, None, None, "SPRING10", "WELCOME"])
         order = Order(
             id=oid,
@@ -275,6 +279,15 @@ class Shop:
         order.modified = max(self.advance_clock(0), order.modified + dt.timedelta(seconds=1))
         order.changed_at = time.time()
         return order
+
+    def delete_customer(self) -> int | None:
+        """Remove a random customer account (WooCommerce ``DELETE /customers/{id}?force=true``)."""
+        if not self.customers:
+            return None
+        cid = self.rng.choice(sorted(self.customers))
+        del self.customers[cid]
+        self.version += 1
+        return cid
 
     def live_orders(self) -> list[Order]:
         return [o for o in self.orders.values() if not o.trashed]

@@ -223,7 +223,10 @@ class WooCommerceSimulator:
             return self._error(400, "rest_invalid_param", "Invalid parameter(s): per_page (1-100), page (>= 1)")
         total = len(items)
         pages = math.ceil(total / per_page) if total else 0
-        chunk = items[(page - 1) * per_page : page * per_page]
+        start = (page - 1) * per_page
+        if request.query.get("offset", "").isdigit():  # WordPress: an offset overrides the page
+            start = int(request.query["offset"])
+        chunk = items[start : start + per_page]
         body = "[" + ",".join(text(x) for x in chunk) + "]" if text else php_json([render(x) for x in chunk])
         base = f"{request.scheme}://{request.host}{request.path}"
         params = {k: v for k, v in request.query.items() if k not in ("consumer_key", "consumer_secret")}
@@ -381,8 +384,9 @@ class WooCommerceSimulator:
         self._deliveries.add(task)
         task.add_done_callback(self._deliveries.discard)
 
-    async def tick(self, creates: int, updates: int, trashes: int) -> dict[str, Any]:
-        changed = []
+    async def tick(self, creates: int, updates: int, trashes: int, customer_deletes: int = 0) -> dict[str, Any]:
+        deleted = [cid for cid in (self.shop.delete_customer() for _ in range(customer_deletes)) if cid]
+        changed: list[int] = []
         for _ in range(creates):
             order = self.shop.create_order()
             changed.append(order.id)
@@ -397,7 +401,7 @@ class WooCommerceSimulator:
             if trashed:
                 changed.append(trashed.id)
                 self._schedule("order.deleted", {"id": trashed.id})
-        return {"changed": changed}
+        return {"changed": changed, "deleted_customers": deleted}
 
     async def live_step(self) -> None:
         if self.faults.live_paused:
