@@ -169,11 +169,10 @@ SUMMARIES = {  # table → its SELECT
     "contact_categories": CATEGORIES_SELECT,
     "contact_checkout": CHECKOUT_SELECT,
 }
-RECOMPUTE_SUMMARIES = [
-    (f"DELETE FROM {table} WHERE {FOR_CONTACTS}", f"INSERT INTO {table} {select.format(scope=FOR_CONTACTS)}")
+RECOMPUTE = {  # table → (delete, insert) for the contacts given as the one parameter
+    table: (f"DELETE FROM {table} WHERE {FOR_CONTACTS}", f"INSERT INTO {table} {select.format(scope=FOR_CONTACTS)}")
     for table, select in SUMMARIES.items()
-]
-STATS_FROM_SCRATCH = STATS_SELECT.format(scope=ALL_CONTACTS)
+}
 
 # Adding a batch's new orders (FIND_NEW_ORDERS) to the summaries of contacts that nothing else in the
 # batch touched. Sums stay exact (numeric), so the result equals a recomputation (the tests check that).
@@ -204,8 +203,8 @@ WHERE n.contact_id = ANY(%s::uuid[]) AND n.status <> 'CANCELED'
 GROUP BY n.contact_id, c.category
 ON CONFLICT (contact_id, category) DO UPDATE SET orders = cc.orders + EXCLUDED.orders
 """
-# The checkout summary depends on the order of events (a newer COMPLETED order resets it): recomputed.
-RECOMPUTE_CHECKOUT = [pair for pair in RECOMPUTE_SUMMARIES if "contact_checkout" in pair[0]]
+# The checkout summary depends on the order of events (a newer COMPLETED order resets it): it is always
+# recomputed (RECOMPUTE["contact_checkout"]).
 
 
 def from_scratch(table: str) -> str:

@@ -80,21 +80,25 @@ def write_batch(conn: psycopg.Connection[Any], batch: Batch, consumer: str) -> W
             cur.execute(q.PURGE_ORDERS, (list(stores), list(ids)))
         add_new -= recompute  # a recomputation reads the new orders too
         if recompute:
-            for delete, insert in q.RECOMPUTE_SUMMARIES:
-                cur.execute(delete, (list(recompute),))
-                cur.execute(insert, (list(recompute),))
+            _recompute(cur, q.SUMMARIES, list(recompute))
         if add_new:
             cur.execute(q.ADD_NEW_TO_STATS, (list(add_new),))
             cur.execute(q.ADD_NEW_TO_CATEGORIES, (list(add_new),))
-            for delete, insert in q.RECOMPUTE_CHECKOUT:
-                cur.execute(delete, (list(add_new),))
-                cur.execute(insert, (list(add_new),))
+            _recompute(cur, ["contact_checkout"], list(add_new))
         if activities:
             _copy(cur, q.COPY_ACTIVITY, (activity_row(a) for a in activities))
             cur.execute(q.UPSERT_ACTIVITY)
         if batch.offsets:
             cur.executemany(q.SAVE_OFFSET, [(consumer, t, p, o) for (t, p), o in batch.offsets.items()])
     return WriteResult(len(orders), len(activities), len(contacts))
+
+
+def _recompute(cur: psycopg.Cursor[Any], tables: Iterable[str], contacts: list[Any]) -> None:
+    """Rebuild these summaries of these contacts from their orders."""
+    for table in tables:
+        delete, insert = q.RECOMPUTE[table]
+        cur.execute(delete, (contacts,))
+        cur.execute(insert, (contacts,))
 
 
 def _copy(cur: psycopg.Cursor[Any], statement: str, rows: Iterable[tuple[Any, ...]]) -> None:
