@@ -68,6 +68,33 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds used so far (user + system), summed per program: this process, PostgreSQL (every
+    ``postgres`` process) and the Kafka broker (``java``). Differences of two readings say where the
+    machine's cores went during a run."""
+    tick = os.sysconf("SC_CLK_TCK")
+    totals = {"this process": 0.0, "postgresql": 0.0, "kafka broker": 0.0}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # ended while we looked
+        comm = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text[text.rindex(")") + 2 :].split()
+        used = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        if stat.parent.name == str(os.getpid()):
+            totals["this process"] += used
+        elif comm == "postgres":
+            totals["postgresql"] += used
+        elif comm == "java":
+            totals["kafka broker"] += used
+    return totals
+
+
+def cpu_used(before: dict[str, float], after: dict[str, float]) -> str:
+    return ", ".join(f"{name} {after[name] - before[name]:.1f} s" for name in before)
+
+
 def end_offsets(bootstrap: str, topic: str) -> int:
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": "bench-offsets", "isolation.level": "read_committed"}

@@ -7,11 +7,12 @@ into the same PostgreSQL in the same run.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
 import psycopg
-from common import Timer, fresh_database, report, settings_with_stack, unique_prefix  # type: ignore[import-not-found]
+from common import Timer, cpu_seconds, cpu_used, fresh_database, report, settings_with_stack, unique_prefix  # type: ignore[import-not-found]
 from confluent_kafka import Producer
 
 from ordersync.settings import Settings
@@ -91,12 +92,14 @@ def main() -> None:
             SinkOptions(settings.kafka_bootstrap, url, prefix, prefix + "sink", batch_size=args.batch_size)
         )
         profiler = __import__("cProfile").Profile() if args.profile else None
+        cpu_before = cpu_seconds()
         with Timer() as sink_t:
             if profiler:
                 profiler.enable()
             totals = sink.run(idle_exit_s=3, install_signals=False)
             if profiler:
                 profiler.disable()
+        cpu_after = cpu_seconds()
         sink_seconds = sink_t.seconds - 3  # minus the idle wait that ends the run
         with psycopg.connect(url) as conn:
             landed = conn.execute("SELECT sum(next_offset) FROM sink_offsets").fetchone()
@@ -108,6 +111,11 @@ def main() -> None:
             (
                 "sink, rows written",
                 f"{(len(orders) + item_count + len(acts)) / sink_seconds:,.0f} rows/s (orders + items + activity, all versions)",
+            ),
+            (
+                "CPU during the sink run",
+                cpu_used(cpu_before, cpu_after)
+                + f" (of {(os.cpu_count() or 1) * sink_t.seconds:.0f} core-s available)",
             ),
             (
                 "baseline: raw COPY of the final rows",
