@@ -22,6 +22,8 @@ CREATE TEMP TABLE IF NOT EXISTS applied_orders (store_id text, source_order_id t
 CREATE TEMP TABLE IF NOT EXISTS existing_orders (store_id text, source_order_id text, contact_id uuid)
     ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS new_orders (store_id text, source_order_id text) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS recompute_contacts (contact_id uuid) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS added_contacts (contact_id uuid) ON COMMIT DELETE ROWS;
 """
 
 # Temporary tables get no statistics from autovacuum: without these the planner guesses their size and
@@ -48,17 +50,24 @@ SELECT store_id, source_order_id FROM stage_orders WHERE NOT deleted
 EXCEPT SELECT store_id, source_order_id FROM existing_orders
 EXCEPT SELECT store_id, source_order_id FROM stage_orders WHERE deleted
 """
-# Contacts whose summaries must be recomputed: the current and the staged owners of existing orders (an
-# order can move from one contact to another, change status, be deleted).
-CONTACTS_OF_EXISTING = """
+# The contacts a batch touched stay in PostgreSQL (recompute_contacts, added_contacts): the summary
+# statements read them there, no round trip through Python.
+# Summaries to be recomputed: the current and the staged owners of existing orders (an order can move
+# from one contact to another, change status, be deleted).
+FIND_CONTACTS_OF_EXISTING = """
+INSERT INTO recompute_contacts
 SELECT contact_id FROM existing_orders WHERE contact_id IS NOT NULL
 UNION
 SELECT s.contact_id FROM stage_orders s JOIN existing_orders USING (store_id, source_order_id)
 WHERE s.contact_id IS NOT NULL
 """
-CONTACTS_OF_NEW = """
-SELECT DISTINCT s.contact_id FROM stage_orders s JOIN new_orders USING (store_id, source_order_id)
+# Contacts that only gained new orders: those orders are added to their summaries. Runs after every
+# recomputation is known (a recomputation reads the new orders too).
+FIND_ADDED_CONTACTS = """
+INSERT INTO added_contacts
+SELECT s.contact_id FROM stage_orders s JOIN new_orders USING (store_id, source_order_id)
 WHERE s.contact_id IS NOT NULL
+EXCEPT SELECT contact_id FROM recompute_contacts
 """
 
 # Version guard: an older version never overwrites a newer one; the same version again is harmless.
@@ -90,7 +99,8 @@ INSERT INTO order_items ({_cols(ITEM_COLUMNS)})
 SELECT {_cols(ITEM_COLUMNS, "si.")} FROM stage_items si JOIN applied_orders a USING (store_id, source_order_id)
 """
 
-CONTACTS_OF_ORDERS = """
+FIND_CONTACTS_OF_PURGED = """
+INSERT INTO recompute_contacts
 SELECT contact_id FROM orders
 WHERE contact_id IS NOT NULL AND (store_id, source_order_id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
 """
@@ -120,10 +130,16 @@ WHERE c.version <= EXCLUDED.version
 PURGE_CONTACTS = "DELETE FROM contacts WHERE (list_id, email) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
 
 # Per-contact summaries of live orders, kept in the batch's transaction: recomputed from the orders for
-# the contacts a batch touched ({scope} = FOR_CONTACTS), or for everyone (ALL_CONTACTS: what they must
+# the contacts a batch touched ({scope} = _contacts_in(...)), or for everyone (ALL_CONTACTS: what they must
 # equal at any time, used by tests, the benchmarks' loaders and the migrations' backfills).
-FOR_CONTACTS = "contact_id = ANY(%s::uuid[])"
 ALL_CONTACTS = "contact_id IS NOT NULL"
+
+
+def _contacts_in(table: str) -> str:
+    # ANY(ARRAY(...)) rather than IN (SELECT ...): the planner, knowing nothing of the temporary table,
+    # then plans index lookups per contact, as for an array parameter, instead of hashing all orders.
+    return f"contact_id = ANY(ARRAY(SELECT contact_id FROM {table}))"
+
 
 # One row per contact and currency; the columns of contact_order_stats, in order.
 _STATS_AGGREGATES = """contact_id, currency,
@@ -169,10 +185,17 @@ SUMMARIES = {  # table → its SELECT
     "contact_categories": CATEGORIES_SELECT,
     "contact_checkout": CHECKOUT_SELECT,
 }
-RECOMPUTE = {  # table → (delete, insert) for the contacts given as the one parameter
-    table: (f"DELETE FROM {table} WHERE {FOR_CONTACTS}", f"INSERT INTO {table} {select.format(scope=FOR_CONTACTS)}")
-    for table, select in SUMMARIES.items()
-}
+
+
+def _recompute(table: str, contacts: str) -> tuple[str, str]:
+    scope = _contacts_in(contacts)
+    return f"DELETE FROM {table} WHERE {scope}", f"INSERT INTO {table} {SUMMARIES[table].format(scope=scope)}"
+
+
+RECOMPUTE = [_recompute(table, "recompute_contacts") for table in SUMMARIES]  # (delete, insert) pairs
+# The checkout summary depends on the order of events (a newer COMPLETED order resets it): it is
+# recomputed for the contacts that only gained new orders too.
+RECOMPUTE_CHECKOUT_OF_ADDED = _recompute("contact_checkout", "added_contacts")
 
 # Adding a batch's new orders (FIND_NEW_ORDERS) to the summaries of contacts that nothing else in the
 # batch touched. Sums stay exact (numeric), so the result equals a recomputation (the tests check that).
@@ -181,7 +204,7 @@ ADD_NEW_TO_STATS = f"""
 INSERT INTO contact_order_stats AS s
 SELECT {_STATS_AGGREGATES}
 FROM {_NEW}
-WHERE n.contact_id = ANY(%s::uuid[])
+WHERE n.{_contacts_in("added_contacts")}
 GROUP BY contact_id, currency
 ON CONFLICT (contact_id, currency) DO UPDATE SET
     order_count = s.order_count + EXCLUDED.order_count,
@@ -199,12 +222,19 @@ SELECT n.contact_id, c.category, count(DISTINCT (n.store_id, n.source_order_id))
 FROM {_NEW}
 JOIN stage_items i USING (store_id, source_order_id)
 CROSS JOIN LATERAL unnest(i.categories) AS c(category)
-WHERE n.contact_id = ANY(%s::uuid[]) AND n.status <> 'CANCELED'
+WHERE n.{_contacts_in("added_contacts")} AND n.status <> 'CANCELED'
 GROUP BY n.contact_id, c.category
 ON CONFLICT (contact_id, category) DO UPDATE SET orders = cc.orders + EXCLUDED.orders
 """
-# The checkout summary depends on the order of events (a newer COMPLETED order resets it): it is always
-# recomputed (RECOMPUTE["contact_checkout"]).
+
+# A batch's summary work, in order, once its orders are applied and recompute_contacts is complete.
+MAINTAIN_SUMMARIES = (
+    *(statement for pair in RECOMPUTE for statement in pair),
+    FIND_ADDED_CONTACTS,
+    ADD_NEW_TO_STATS,
+    ADD_NEW_TO_CATEGORIES,
+    *RECOMPUTE_CHECKOUT_OF_ADDED,
+)
 
 
 def from_scratch(table: str) -> str:

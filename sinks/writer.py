@@ -6,11 +6,13 @@ batch that landed: nothing lost, nothing applied twice.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from psycopg.copy import Copy, FileWriter
 
 from sinks import statements as q
 from sinks.rows import activity_row, contact_row, item_rows, latest_by, order_row
@@ -43,7 +45,24 @@ def prepare(conn: psycopg.Connection[Any]) -> None:
         conn.execute(q.CREATE_STAGING)
 
 
-def write_batch(conn: psycopg.Connection[Any], batch: Batch, consumer: str) -> WriteResult:
+@dataclass(frozen=True)
+class Staged:
+    """A batch made ready for PostgreSQL: one version per key, its rows as COPY data (text format) per
+    staging table. Only bytes, strings and numbers: it is built where the batch was decoded, so that
+    the thread writing to PostgreSQL spends its time waiting on the server, not formatting rows."""
+
+    contacts: bytes
+    orders: bytes
+    items: bytes
+    activity: bytes
+    purged_orders: list[tuple[str, str]]
+    purged_contacts: list[tuple[str, str]]
+    offsets: dict[tuple[str, int], int]
+    counts: WriteResult
+
+
+def stage(batch: Batch, adapters: psycopg.Cursor[Any]) -> Staged:
+    """Format ``batch`` for COPY with the type adapters of ``adapters`` (no statement is run on it)."""
     # Live versions and deletes are staged separately: a batch can hold an order's last live version
     # and, later, its delete; the upsert applies the first, then the delete marks it.
     key = lambda o: (o["store_id"], o["source_order_id"])  # noqa: E731
@@ -52,59 +71,70 @@ def write_batch(conn: psycopg.Connection[Any], batch: Batch, consumer: str) -> W
     )
     contacts = latest_by(batch.contacts, lambda c: c["contact_id"])
     activities = list({a["event_id"]: a for a in batch.activities}.values())
+    return Staged(
+        contacts=_copy_data(adapters, (contact_row(c) for c in contacts)),
+        orders=_copy_data(adapters, (order_row(o) for o in orders)),
+        items=_copy_data(adapters, (row for o in orders if not o["deleted"] for row in item_rows(o))),
+        activity=_copy_data(adapters, (activity_row(a) for a in activities)),
+        purged_orders=batch.purged_orders,
+        purged_contacts=batch.purged_contacts,
+        offsets=batch.offsets,
+        counts=WriteResult(len(orders), len(activities), len(contacts)),
+    )
+
+
+def write_staged(conn: psycopg.Connection[Any], staged: Staged, consumer: str) -> WriteResult:
     with conn.transaction(), conn.cursor() as cur:
-        if contacts:
-            _copy(cur, q.COPY_CONTACTS, (contact_row(c) for c in contacts))
+        if staged.contacts:
+            _copy(cur, q.COPY_CONTACTS, staged.contacts)
             cur.execute(q.UPSERT_CONTACTS)
-        if batch.purged_contacts:
-            lists, emails = zip(*batch.purged_contacts, strict=True)
+        if staged.purged_contacts:
+            lists, emails = zip(*staged.purged_contacts, strict=True)
             cur.execute(q.PURGE_CONTACTS, (list(lists), list(emails)))
-        recompute: set[Any] = set()  # contacts whose summaries are rebuilt from their orders
-        add_new: set[Any] = set()  # contacts that only gained new orders: those are added to their summaries
-        if orders:
-            _copy(cur, q.COPY_ORDERS, (order_row(o) for o in orders))
-            _copy(cur, q.COPY_ITEMS, (row for o in orders if not o["deleted"] for row in item_rows(o)))
+        if staged.orders:
+            _copy(cur, q.COPY_ORDERS, staged.orders)
+            _copy(cur, q.COPY_ITEMS, staged.items)
             cur.execute(q.ANALYZE_STAGED_ORDERS)
             cur.execute(q.FIND_EXISTING_ORDERS)
             cur.execute(q.FIND_NEW_ORDERS)
-            recompute |= {row[0] for row in cur.execute(q.CONTACTS_OF_EXISTING)}
-            add_new |= {row[0] for row in cur.execute(q.CONTACTS_OF_NEW)}
+            cur.execute(q.FIND_CONTACTS_OF_EXISTING)
             cur.execute(q.UPSERT_ORDERS)
             cur.execute(q.ANALYZE_APPLIED_ORDERS)
             cur.execute(q.MARK_DELETED)
             cur.execute(q.REPLACE_ITEMS_DELETE)
             cur.execute(q.REPLACE_ITEMS_INSERT)
-        if batch.purged_orders:
-            stores, ids = zip(*batch.purged_orders, strict=True)
-            recompute |= {row[0] for row in cur.execute(q.CONTACTS_OF_ORDERS, (list(stores), list(ids)))}
+        if staged.purged_orders:
+            stores, ids = zip(*staged.purged_orders, strict=True)
+            cur.execute(q.FIND_CONTACTS_OF_PURGED, (list(stores), list(ids)))
             cur.execute(q.PURGE_ORDERS, (list(stores), list(ids)))
-        add_new -= recompute  # a recomputation reads the new orders too
-        if recompute:
-            _recompute(cur, q.SUMMARIES, list(recompute))
-        if add_new:
-            cur.execute(q.ADD_NEW_TO_STATS, (list(add_new),))
-            cur.execute(q.ADD_NEW_TO_CATEGORIES, (list(add_new),))
-            _recompute(cur, ["contact_checkout"], list(add_new))
-        if activities:
-            _copy(cur, q.COPY_ACTIVITY, (activity_row(a) for a in activities))
+        if staged.orders or staged.purged_orders:
+            for statement in q.MAINTAIN_SUMMARIES:
+                cur.execute(statement)
+        if staged.activity:
+            _copy(cur, q.COPY_ACTIVITY, staged.activity)
             cur.execute(q.UPSERT_ACTIVITY)
-        if batch.offsets:
-            cur.executemany(q.SAVE_OFFSET, [(consumer, t, p, o) for (t, p), o in batch.offsets.items()])
-    return WriteResult(len(orders), len(activities), len(contacts))
+        if staged.offsets:
+            cur.executemany(q.SAVE_OFFSET, [(consumer, t, p, o) for (t, p), o in staged.offsets.items()])
+    return staged.counts
 
 
-def _recompute(cur: psycopg.Cursor[Any], tables: Iterable[str], contacts: list[Any]) -> None:
-    """Rebuild these summaries of these contacts from their orders."""
-    for table in tables:
-        delete, insert = q.RECOMPUTE[table]
-        cur.execute(delete, (contacts,))
-        cur.execute(insert, (contacts,))
+def write_batch(conn: psycopg.Connection[Any], batch: Batch, consumer: str) -> WriteResult:
+    """Stage and write ``batch`` in one go (tests, tools); the sink stages on its reading thread."""
+    with conn.cursor() as adapters:
+        return write_staged(conn, stage(batch, adapters), consumer)
 
 
-def _copy(cur: psycopg.Cursor[Any], statement: str, rows: Iterable[tuple[Any, ...]]) -> None:
-    with cur.copy(statement) as copy:
+def _copy_data(adapters: psycopg.Cursor[Any], rows: Iterable[tuple[Any, ...]]) -> bytes:
+    out = io.BytesIO()
+    with Copy(adapters, writer=FileWriter(out)) as copy:
         for row in rows:
             copy.write_row(row)
+    return out.getvalue()
+
+
+def _copy(cur: psycopg.Cursor[Any], statement: str, data: bytes) -> None:
+    with cur.copy(statement) as copy:
+        copy.write(data)
 
 
 def stored_offsets(conn: psycopg.Connection[Any], consumer: str) -> dict[tuple[str, int], int]:
