@@ -81,8 +81,10 @@ def cpu_seconds() -> dict[str, float]:
             continue  # ended while we looked
         comm = text[text.index("(") + 1 : text.rindex(")")]
         fields = text[text.rindex(")") + 2 :].split()
-        used = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
-        if stat.parent.name == str(os.getpid()):
+        # utime, stime, and cutime, cstime: the time of children already reaped (a closed connection's
+        # PostgreSQL backend, the sink's writer process once it ended)
+        used = sum(int(f) for f in fields[11:15]) / tick
+        if stat.parent.name == str(os.getpid()) or fields[1] == str(os.getpid()):  # we, or a child of ours
             totals["this process"] += used
         elif comm == "postgres":
             totals["postgresql"] += used

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
@@ -22,9 +22,12 @@ from ordersync import heartbeat
 from schemas import DecodeError, decode
 from sinks.handoff import Handoff
 from sinks.migrate import migrate
-from sinks.writer import Batch, Staged, WriteResult, prepare, stage, stored_offsets, write_staged
+from sinks.reconnect import Reconnecting
+from sinks.writer import Batch, Staged, stage, stored_offsets
+from sinks.writer_process import WriterProcess
 
 log = logging.getLogger("ordersync.sink")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -45,8 +48,8 @@ class PostgresSink:
         self.topics = {p + "orders": "order", p + "activity": "activity", p + "contacts": "contact"}
         self.dlq_topic = p + "dlq"
         self._stop = threading.Event()
-        self._conn: psycopg.Connection[Any] | None = None
-        self._prepared = False
+        self._db = Reconnecting(opts.database_url, retry_max_s=opts.retry_max_s)  # offsets, migrations
+        self._writer: WriterProcess | None = None  # while run() runs
         self._assigned_at: float | None = None  # idle-exit counts only once partitions are ours
         # Bumped by every rebalance callback: a consume() call during which it changed may return
         # messages fetched for the previous assignment (confluent-kafka-python#1013), whose offsets
@@ -74,38 +77,13 @@ class PostgresSink:
         self.dlq = Producer({"bootstrap.servers": opts.bootstrap, "enable.idempotence": True, "acks": "all"})
 
     # -- PostgreSQL ---------------------------------------------------------------------------------
-    def connection(self) -> psycopg.Connection[Any]:
-        if self._conn is None or self._conn.closed or self._conn.broken:
-            # autocommit: each conn.transaction() block is then a real transaction, not a savepoint.
-            self._conn = psycopg.connect(self.opts.database_url, autocommit=True)
-            self._prepared = False
-        return self._conn
-
-    def _write(self, conn: psycopg.Connection[Any], staged: Staged) -> WriteResult:
-        if not self._prepared:
-            prepare(conn)
-            self._prepared = True
-        return write_staged(conn, staged, self.opts.consumer_name)
-
-    def _with_retry(self, what: str, action: Callable[[psycopg.Connection[Any]], Any]) -> Any:
+    def _with_retry(self, what: str, action: Callable[[psycopg.Connection[Any]], R]) -> R:
         """PostgreSQL gone away (restart, failover): reconnect with backoff until it is back or we stop."""
-        delay = 0.2
-        while True:
-            try:
-                return action(self.connection())
-            except psycopg.OperationalError as exc:
-                if self._stop.is_set() and what != "flush":
-                    raise
-                log.warning("PostgreSQL unavailable during %s (%s); retrying in %.1fs", what, exc, delay)
-                heartbeat.beat()  # waiting for PostgreSQL is not hanging: a restart would not help
-                if self._conn is not None:
-                    self._conn.close()
-                self._conn = None
-                time.sleep(delay)
-                delay = min(delay * 2, self.opts.retry_max_s)
+        return self._db.run(what, action, give_up=self._stop.is_set)
 
     def _write_counted(self, staged: Staged) -> None:
-        result: WriteResult = self._with_retry("flush", lambda conn: self._write(conn, staged))
+        assert self._writer is not None, "writes happen inside run()"
+        result = self._writer.write(staged)
         self.totals["orders"] += result.orders
         self.totals["activities"] += result.activities
         self.totals["contacts"] += result.contacts
@@ -206,6 +184,7 @@ class PostgresSink:
         self._with_retry("migrate", lambda conn: migrate(self.opts.database_url))
         # Any cursor carries the type adapters COPY formatting needs, even once its connection is gone.
         self._adapters = self._with_retry("connect", lambda conn: conn.cursor())
+        self._writer = WriterProcess(self.opts.database_url, self.opts.consumer_name, self.opts.retry_max_s)
         self._handoff = Handoff(self._write_counted)
         # Decoded records hold no reference cycles, yet a batch of them is thousands of live containers
         # that every pass of the cyclic collector walks again: that cost a third of decoding time.
@@ -256,7 +235,8 @@ class PostgresSink:
                 if handoff is not None:
                     handoff.close()
             finally:
+                self._writer.close()
+                self._writer = None
                 self.consumer.close()
-            if self._conn is not None:
-                self._conn.close()
+                self._db.close()
         return self.totals
