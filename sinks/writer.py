@@ -97,6 +97,7 @@ def write_staged(conn: psycopg.Connection[Any], staged: Staged, consumer: str) -
             cur.execute(q.ANALYZE_STAGED_ORDERS)
             cur.execute(q.FIND_EXISTING_ORDERS)
             cur.execute(q.FIND_NEW_ORDERS)
+            cur.execute(q.ANALYZE_FOUND_ORDERS)
             cur.execute(q.FIND_CONTACTS_OF_EXISTING)
             cur.execute(q.UPSERT_ORDERS)
             cur.execute(q.ANALYZE_APPLIED_ORDERS)
