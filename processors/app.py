@@ -49,6 +49,7 @@ from processors.model import ContactHint
 from processors.normalise import normalise_order
 from processors.values import NormaliseError
 from schemas import DecodeError, EncodeError, decode, encode
+from schemas.headers import order_headers
 
 log = logging.getLogger("ordersync.processor")
 
@@ -238,7 +239,9 @@ def create_app(opts: ProcessorOptions) -> faust.App:
 
     async def emit(out: Outputs) -> None:
         for order in out.orders:
-            await orders_out.send(key=order["order_key"].encode(), value=encode("order", order))
+            await orders_out.send(
+                key=order["order_key"].encode(), value=encode("order", order), headers=order_headers(order)
+            )
         for activity in out.activities:
             await activity_out.send(key=activity["order_key"].encode(), value=encode("activity", activity))
         for contact in out.contacts:

@@ -20,6 +20,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 
 from ordersync import heartbeat
 from schemas import DecodeError, decode
+from schemas.headers import read_order_headers
 from sinks.handoff import Handoff
 from sinks.migrate import migrate
 from sinks.reconnect import Reconnecting
@@ -57,6 +58,9 @@ class PostgresSink:
         self._generation = 0
         self._assigned: set[tuple[str, int]] = set()
         self._batch = Batch()
+        # Order messages whose headers give their version, undecoded, per (Kafka key, deleted): only the
+        # newest of each is decoded at flush (the batch keeps only the newest anyway).
+        self._held_orders: dict[tuple[bytes, bool], list[tuple[int, int, Message]]] = {}
         self._handoff: Handoff[Staged] | None = None  # the writer thread, while run() runs
         self._adapters: psycopg.Cursor[Any] | None = None  # formats rows for COPY; never runs a statement
         self.totals = {"orders": 0, "activities": 0, "contacts": 0, "batches": 0, "dead_letters": 0}
@@ -109,7 +113,7 @@ class PostgresSink:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Unwritten messages are dropped, not lost: their offsets were not stored, so whoever owns the
         # partitions next (maybe us) reads them again from the offsets in PostgreSQL.
-        self._batch = Batch()
+        self._drop_batch()
         self._drain()  # what was handed over is written while the partitions are still ours
         consumer.unassign()
         self._generation += 1
@@ -120,7 +124,7 @@ class PostgresSink:
         """A rebalance happened inside consume(): drop what it returned and restart every assigned
         partition from the offsets in PostgreSQL (nothing was written since the assignment)."""
         log.info("rebalance during consume: dropping %d messages and re-seeking", dropped)
-        self._batch = Batch()
+        self._drop_batch()
         assignment = self.consumer.assignment()
         if assignment:
             self._on_assign(self.consumer, assignment)
@@ -150,6 +154,8 @@ class PostgresSink:
             first, _, rest = key.partition(":")
             (batch.purged_orders if subject == "order" else batch.purged_contacts).append((first, rest))
             return
+        if subject == "order" and self._hold_newest(msg):
+            return
         try:
             record = decode(value, subject)
         except DecodeError as exc:
@@ -162,11 +168,38 @@ class PostgresSink:
         else:
             batch.contacts.append(record)
 
+    def _hold_newest(self, msg: Message) -> bool:
+        """Keep an order message undecoded if its headers say its version and whether it is a delete."""
+        hint = read_order_headers(msg.headers())
+        key = msg.key()
+        if hint is None or key is None:
+            return False
+        version, deleted = hint
+        self._held_orders.setdefault((key, deleted), []).append((version, msg.offset() or 0, msg))
+        return True
+
+    def _decode_held(self) -> None:
+        """Decode the newest held message of each key (a later one wins a tie, as in latest_by). One that
+        does not decode goes to the dead-letter topic and the next newest is tried."""
+        for held in self._held_orders.values():
+            for _, _, msg in sorted(held, key=lambda h: (h[0], h[1]), reverse=True):
+                try:
+                    self._batch.orders.append(decode(msg.value(), "order"))
+                    break
+                except DecodeError as exc:
+                    self._dead_letter(msg, exc.reason)
+        self._held_orders = {}
+
+    def _drop_batch(self) -> None:
+        self._batch = Batch()
+        self._held_orders = {}
+
     def flush(self) -> None:
         """Format the current batch and hand it to the writer thread (which may be a batch behind)."""
         batch = self._batch
         if not batch.messages:
             return
+        self._decode_held()
         if self.dlq.flush(30) != 0:
             raise RuntimeError("dead letters were not acknowledged by Kafka; not advancing offsets")
         self._batch = Batch()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -19,10 +19,18 @@ def create_topic(bootstrap: str, name: str, partitions: int = 2, config: dict[st
         future.result(30)
 
 
-def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes | None]]) -> None:
+Headers = list[tuple[str, bytes]]
+
+
+def produce(
+    bootstrap: str,
+    topic: str,
+    records: Sequence[tuple[bytes | None, bytes | None] | tuple[bytes | None, bytes | None, Headers]],
+) -> None:
+    """Produce (key, value) or (key, value, headers) records and wait until all are acknowledged."""
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all"})
-    for key, value in records:
-        producer.produce(topic, key=key, value=value)
+    for key, value, *headers in records:
+        producer.produce(topic, key=key, value=value, headers=headers[0] if headers else None)
     if producer.flush(30) != 0:
         raise AssertionError("produce did not complete within 30 s")
 

@@ -12,6 +12,7 @@ import pytest
 from ordersync.settings import Settings
 from ordersync.topics_admin import create_topics
 from schemas import decode, encode
+from schemas.headers import read_order_headers
 from tests.kafka_helpers import consume_until, drain, produce
 from tests.processes import Proc, running, wait_for
 from tests.raw_events import woo_doc, woo_event
@@ -87,8 +88,11 @@ def test_duplicates_and_late_versions_emit_nothing_extra(
         ]
     )
     assert next(e for e in events if e["type"] == "ORDER_UPDATED")["changed_fields"] == ["refunded_total", "refunds"]
-    orders = [decode(m.value()) for m in drain(kafka_bootstrap, f"{topics}orders")]
+    messages = drain(kafka_bootstrap, f"{topics}orders")
+    orders = [decode(m.value()) for m in messages]
     assert [o["store_status"] for o in orders] == ["pending", "processing", "completed", "refunded"]
+    # the headers the sink reads instead of decoding say what the values say
+    assert [read_order_headers(m.headers()) for m in messages] == [(o["version"], False) for o in orders]
 
 
 def test_order_before_customer_gets_one_contact_and_emailless_orders_match_later(

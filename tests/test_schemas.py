@@ -152,3 +152,18 @@ def test_the_check_agrees_with_fastavro_on_real_data() -> None:
     fastavro.schemaless_writer(buf, v1.parsed, contact())
     buf.seek(0)
     assert fastavro.schemaless_reader(buf, v1.parsed, v2.parsed)["marketing_consent"] is None
+
+
+def test_order_headers_carry_version_and_deletion() -> None:
+    from schemas.headers import order_headers, read_order_headers
+
+    assert read_order_headers(order_headers({"version": 1_714_000_000_000_123, "deleted": False})) == (
+        1_714_000_000_000_123,
+        False,
+    )
+    assert read_order_headers(order_headers({"version": 7, "deleted": True})) == (7, True)
+    assert read_order_headers({"ordersync.version": "8"}) == (8, False)  # a mapping, str values
+    # without a usable version the message must be decoded
+    assert read_order_headers(None) is None
+    assert read_order_headers([("ordersync.deleted", b"true")]) is None
+    assert read_order_headers([("ordersync.version", b"seven")]) is None

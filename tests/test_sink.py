@@ -13,10 +13,11 @@ import pytest
 from ordersync.settings import Settings
 from ordersync.topics_admin import create_topics
 from schemas import encode
+from schemas.headers import order_headers
 from sinks.migrate import MigrationError, migrate
 from tests.db_checks import summaries_match_recomputation
 from tests.endpoints import Endpoints
-from tests.kafka_helpers import produce
+from tests.kafka_helpers import consume_until, produce
 from tests.processes import Proc, running, wait_for
 from tests.sink_data import activity, contact, order, random_history
 from tests.sink_data import dt as _dt
@@ -53,13 +54,19 @@ def publish(
     orders: list[dict[str, Any]],
     acts: list[dict[str, Any]],
     contacts: list[dict[str, Any]],
+    *,
+    headers: bool = True,  # as the processor writes them; without, the sink must decode every version
 ) -> None:
     produce(
         bootstrap,
         f"{prefix}contacts",
         [(f"{c['list_id']}:{c['email']}".encode(), encode("contact", c)) for c in contacts],
     )
-    produce(bootstrap, f"{prefix}orders", [(o["order_key"].encode(), encode("order", o)) for o in orders])
+    produce(
+        bootstrap,
+        f"{prefix}orders",
+        [(o["order_key"].encode(), encode("order", o), order_headers(o) if headers else []) for o in orders],
+    )
     produce(bootstrap, f"{prefix}activity", [(a["order_key"].encode(), encode("activity", a)) for a in acts])
 
 
@@ -151,8 +158,9 @@ def test_postgres_restart_during_consumption_loses_nothing(
     summaries_match_recomputation(clean_db)
 
 
+@pytest.mark.parametrize("headers", [True, False], ids=["with-version-headers", "without-headers"])
 def test_versions_deletes_and_tombstones(
-    env: dict[str, str], clean_db: str, kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+    env: dict[str, str], clean_db: str, kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, headers: bool
 ) -> None:
     created = _dt.datetime(2024, 5, 1, tzinfo=UTC)
     v1 = order(1, "a@example.com", status="PENDING", created=created, version=1)
@@ -167,8 +175,11 @@ def test_versions_deletes_and_tombstones(
         [v1, v3, v2, gone, deleted, purge],
         [activity(v1)],
         [contact("1", "a@example.com")],
+        headers=headers,
     )
-    produce(kafka_bootstrap, f"{topic_prefix}orders", [(b"s:3", None)])
+    # a tombstone, and a corrupt value whose headers claim the newest version of order 1
+    garbage = (b"s:1", b"\xc3\x01not avro", order_headers({"version": 9, "deleted": False}) if headers else [])
+    produce(kafka_bootstrap, f"{topic_prefix}orders", [(b"s:3", None), garbage])
     with running(["sink", "--idle-exit", "5"], env, tmp_path / "sink.log") as proc:
         assert proc.wait(120) == 0, proc.output()
     with psycopg.connect(clean_db) as conn:
@@ -181,6 +192,9 @@ def test_versions_deletes_and_tombstones(
     assert rows["2"][3:] == (True, "a@example.com")  # deleted, the rest of the row kept
     assert "3" not in rows  # a tombstone purges
     assert stats == [(1, 12)]  # deleted and purged orders no longer count
+    dead = consume_until(kafka_bootstrap, f"{topic_prefix}dlq", lambda got: len(got) >= 1)
+    assert [(m.key(), m.value()) for m in dead] == [garbage[:2]]
+    assert dict(dead[0].headers() or [])["dlq.reason"].startswith(b"unknown schema fingerprint")
 
 
 def test_summaries_add_new_orders_and_recompute_the_rest(clean_db: str) -> None:
