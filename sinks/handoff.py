@@ -1,9 +1,10 @@
 """Write one batch while the next is read.
 
-Decoding Avro and building rows is Python work on this process's core; the SQL runs in the PostgreSQL
-server, on another. Done one after the other, each waits for the other. ``Handoff`` runs the writes on a
-thread (psycopg releases the GIL while it waits for the server), with at most one batch written and one
-waiting, so memory stays bounded and the consumer slows down when PostgreSQL does.
+Decoding Avro and formatting rows is Python work in the consumer's process; the SQL runs in the writer
+process and the PostgreSQL server. Done one after the other, each waits for the other. ``Handoff`` hands
+batches to a thread that passes them to the writer and waits for its answer (without the GIL), with at
+most one batch being written and one waiting, so memory stays bounded and the consumer slows down when
+PostgreSQL does.
 
 Batches are written in the order they were handed over, one at a time, each in its own transaction with
 its offsets, so the exactly-once argument of sinks/writer.py is unchanged. Whoever needs the database to
