@@ -95,8 +95,9 @@ FROM stage_orders s
 WHERE s.deleted AND o.store_id = s.store_id AND o.source_order_id = s.source_order_id AND o.version <= s.version
 """
 
+# Only orders that existed before the batch can have items to replace (a backfill has none).
 REPLACE_ITEMS_DELETE = """
-DELETE FROM order_items i USING applied_orders a
+DELETE FROM order_items i USING applied_orders a JOIN existing_orders e USING (store_id, source_order_id)
 WHERE i.store_id = a.store_id AND i.source_order_id = a.source_order_id
 """
 REPLACE_ITEMS_INSERT = f"""
