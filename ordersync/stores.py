@@ -10,6 +10,7 @@ base_url = "https://shop.example.ch"
 list_id = "7"                        # the contact list this store feeds
 timezone = "Europe/Zurich"           # how to read the store's zone-less timestamps
 poll_interval_s = 30
+customer_rescan_s = 3600             # WooCommerce: re-read all customers this often (webhooks may be missed)
 consumer_key_env = "WOO_CH_KEY"      # WooCommerce
 consumer_secret_env = "WOO_CH_SECRET"
 webhook_secret_env = "WOO_CH_WEBHOOK_SECRET"
@@ -44,6 +45,9 @@ class StoreConfig:
     list_id: str
     timezone: str = "UTC"
     poll_interval_s: float = 30.0
+    # WooCommerce cannot list customers changed since a time: customer.* webhooks carry the changes, and
+    # every this many seconds all customers are read again and the changed ones published (0: never).
+    customer_rescan_s: float = 3600.0
     status_overrides: dict[str, str] = field(default_factory=dict)
     consumer_key_env: str | None = None
     consumer_secret_env: str | None = None

@@ -189,12 +189,44 @@ class Connector:
         await self.cursors.save(cursor.advanced(high_water_mark=mark, published=cursor.published + count))
         return count
 
+    async def rescan_customers(self) -> int:
+        """Read every customer again and publish those modified since the last rescan (or the backfill).
+
+        WooCommerce's customers API cannot list changes since a time, so customer changes arrive by
+        customer.* webhooks; one that is missed (receiver down, delivery disabled) would leave its
+        contact stale for good without this."""
+        cursor = self.cursors.get(self.store.id, "CUSTOMERS")
+        since = cursor.high_water_mark - POLL_OVERLAP if cursor.high_water_mark is not None else None
+        started = dt.datetime.now(dt.UTC)
+        newest = cursor.high_water_mark
+        count = 0
+        async for page in self.source.customer_pages(None):
+            fresh = []
+            for text, doc in page.documents:
+                modified = self.source.customer_modified_at(doc)
+                if since is None or modified is None or modified > since:
+                    fresh.append((text, doc))
+                if modified is not None and (newest is None or modified > newest):
+                    newest = modified
+            if fresh:
+                count += await self.publish_customers(Page(fresh, page.position), "POLL")
+        # As for orders: never beyond when the scan began.
+        mark = min(newest, started) if newest is not None else started
+        await self.cursors.save(cursor.advanced(high_water_mark=mark))
+        return count
+
     async def follow(self, stop: asyncio.Event) -> None:
+        rescans = isinstance(self.source, WooCommerceSource) and self.store.customer_rescan_s > 0
+        next_rescan = time.monotonic() + self.store.customer_rescan_s
         while not stop.is_set():
             started = time.monotonic()
             count = await self.poll_once()
             if count:
                 log.info("%s: %d changed orders published", self.store.id, count)
+            if rescans and started >= next_rescan:
+                changed = await self.rescan_customers()
+                log.info("%s: customer rescan published %d changed customers", self.store.id, changed)
+                next_rescan = time.monotonic() + self.store.customer_rescan_s
             remaining = self.store.poll_interval_s - (time.monotonic() - started)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=max(0.05, remaining))

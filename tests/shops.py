@@ -51,6 +51,16 @@ class Shop:
         assert status == 200, body
         return list(json.loads(body)["deleted_customers"])
 
+    def update_customers(self, n: int) -> list[int]:
+        """Give ``n`` random customers a new phone number now; returns their ids."""
+        status, body = http_json(
+            f"{self.base_url}/__sim/tick",
+            json.dumps({"customer_updates": n}).encode(),
+            {"Content-Type": "application/json"},
+        )
+        assert status == 200, body
+        return list(json.loads(body)["updated_customers"])
+
     def faults(self, **body: Any) -> None:
         status, _ = http_json(
             f"{self.base_url}/__sim/faults", json.dumps(body).encode(), {"Content-Type": "application/json"}
@@ -97,6 +107,7 @@ def stores_toml(
     list_id: str = "1",
     poll_interval_s: float = 1.0,
     overrides: dict[str, dict[str, str]] | None = None,
+    customer_rescan_s: float | None = None,
 ) -> Path:
     parts = []
     for s in shops:
@@ -109,6 +120,8 @@ def stores_toml(
             f'timezone = "{"Europe/Zurich" if s.platform == "woocommerce" else "Europe/Lisbon"}"',
             f"poll_interval_s = {poll_interval_s}",
         ]
+        if customer_rescan_s is not None:
+            lines.append(f"customer_rescan_s = {customer_rescan_s}")
         if s.platform == "woocommerce":
             lines += [
                 'consumer_key_env = "T_WOO_KEY"',

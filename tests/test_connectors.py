@@ -130,6 +130,39 @@ def test_customers_deleted_during_the_backfill_do_not_hide_other_customers(
     assert not missing, f"{len(missing)} customers never published, e.g. {sorted(missing)[:5]}"
 
 
+def test_woocommerce_customer_changes_without_a_webhook_are_found_by_the_rescan(
+    env: dict[str, str], kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    """WooCommerce cannot list customers changed since a time; its customer.updated webhooks can be
+    missed (here they go nowhere). The periodic rescan publishes exactly the customers that changed."""
+    with shop("woocommerce", "w", env, tmp_path, orders=300) as woo:
+        customers = 300 // 3  # the simulator makes orders // 3 customers
+        config = stores_toml(tmp_path / "stores.toml", woo, customer_rescan_s=1.0)
+        with running(["connect", "--config", str(config), "--follow"], env, tmp_path / "follow.log") as proc:
+
+            def events() -> list[dict[str, object]]:
+                return [decode(m.value()) for m in drain(kafka_bootstrap, f"{topic_prefix}raw.customers")]
+
+            wait_for(lambda: len(events()) >= customers or not proc.alive(), 120, "the customer backfill")
+            edited = woo.update_customers(5)
+            assert len(edited) == 5
+
+            def rescanned() -> set[str]:
+                return {str(e["source_customer_id"]) for e in events() if e["obtained_by"] == "POLL"}
+
+            wait_for(lambda: {str(c) for c in edited} <= rescanned() or not proc.alive(), 60, "the rescan")
+            assert proc.alive(), proc.output()
+        assert rescanned() == {str(c) for c in edited}  # the unchanged customers were not sent again
+        for cid in edited:
+            latest = [json.loads(str(e["document"])) for e in events() if str(e["source_customer_id"]) == str(cid)][-1]
+            backfilled = next(
+                json.loads(str(e["document"]))
+                for e in events()
+                if str(e["source_customer_id"]) == str(cid) and e["obtained_by"] == "BACKFILL"
+            )
+            assert latest["billing"]["phone"] != backfilled["billing"]["phone"]
+
+
 def test_polling_picks_up_changes_after_the_backfill(
     env: dict[str, str], kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:

@@ -80,10 +80,10 @@ def fault_middleware(faults: Faults) -> Any:
 
 
 def add_control_routes(
-    app: web.Application, faults: Faults, tick: Callable[[int, int, int, int], Awaitable[dict[str, Any]]]
+    app: web.Application, faults: Faults, tick: Callable[[int, int, int, int, int], Awaitable[dict[str, Any]]]
 ) -> None:
-    """/__sim/faults queues failures; /__sim/tick creates, updates and trashes orders (and, in the
-    WooCommerce shop, deletes customers) now."""
+    """/__sim/faults queues failures; /__sim/tick creates, updates and trashes orders, edits customers
+    (a new phone number) and, in the WooCommerce shop, deletes customers, now."""
 
     async def post_faults(request: web.Request) -> web.Response:
         body = await request.json()
@@ -105,6 +105,7 @@ def add_control_routes(
             int(body.get("updates", 0)),
             int(body.get("trashes", 0)),
             int(body.get("customer_deletes", 0)),
+            int(body.get("customer_updates", 0)),
         )
         return web.json_response(result)
 

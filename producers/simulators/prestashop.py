@@ -316,10 +316,13 @@ class PrestaShopSimulator:
         rows = [{"id": cid, "name": self._multilang(name)} for cid, name in sorted(seen.items())]
         return self._list(request, "categories", rows)
 
-    async def tick(self, creates: int, updates: int, trashes: int, customer_deletes: int = 0) -> dict[str, Any]:
+    async def tick(
+        self, creates: int, updates: int, trashes: int, customer_deletes: int = 0, customer_updates: int = 0
+    ) -> dict[str, Any]:
         changed = [self.shop.create_order().id for _ in range(creates)]
         changed += [o.id for o in (self.shop.update_order() for _ in range(updates)) if o]
-        return {"changed": changed}
+        edited = [c.id for c in (self.shop.update_customer() for _ in range(customer_updates)) if c]
+        return {"changed": changed, "updated_customers": edited}
 
     async def live_step(self) -> None:
         if self.faults.live_paused:

@@ -280,6 +280,16 @@ class Shop:
         order.changed_at = time.time()
         return order
 
+    def update_customer(self) -> Customer | None:
+        """Give a random customer a new phone number (a profile edit in the shop's account page)."""
+        if not self.customers:
+            return None
+        customer = self.customers[self.rng.choice(sorted(self.customers))]
+        customer.phone = f"+351 9{self.rng.randrange(10**7, 10**8)}"
+        customer.modified = max(self.advance_clock(0), customer.modified + dt.timedelta(seconds=1))
+        self.version += 1
+        return customer
+
     def delete_customer(self) -> int | None:
         """Remove a random customer account (WooCommerce ``DELETE /customers/{id}?force=true``)."""
         if not self.customers:

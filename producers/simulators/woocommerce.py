@@ -384,8 +384,13 @@ class WooCommerceSimulator:
         self._deliveries.add(task)
         task.add_done_callback(self._deliveries.discard)
 
-    async def tick(self, creates: int, updates: int, trashes: int, customer_deletes: int = 0) -> dict[str, Any]:
+    async def tick(
+        self, creates: int, updates: int, trashes: int, customer_deletes: int = 0, customer_updates: int = 0
+    ) -> dict[str, Any]:
         deleted = [cid for cid in (self.shop.delete_customer() for _ in range(customer_deletes)) if cid]
+        edited = [c.id for c in (self.shop.update_customer() for _ in range(customer_updates)) if c]
+        for cid in edited:
+            self._schedule("customer.updated", self.render_customer(cid))
         changed: list[int] = []
         for _ in range(creates):
             order = self.shop.create_order()
@@ -401,7 +406,7 @@ class WooCommerceSimulator:
             if trashed:
                 changed.append(trashed.id)
                 self._schedule("order.deleted", {"id": trashed.id})
-        return {"changed": changed, "deleted_customers": deleted}
+        return {"changed": changed, "deleted_customers": deleted, "updated_customers": edited}
 
     async def live_step(self) -> None:
         if self.faults.live_paused:
