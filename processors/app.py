@@ -48,6 +48,7 @@ from processors.join import Outputs, on_alias, on_contact, on_order, routing_key
 from processors.model import ContactHint
 from processors.normalise import normalise_order
 from processors.values import NormaliseError
+from processors.watchdog import Watchdog
 from schemas import DecodeError, EncodeError, decode, encode
 from schemas.headers import order_headers
 
@@ -97,6 +98,8 @@ def create_app(opts: ProcessorOptions) -> faust.App:
         value_serializer="raw",
     )
 
+    watchdog = Watchdog()
+
     def topic(name: str, internal: bool = False) -> faust.TopicT:
         return app.topic(name, key_type=bytes, value_type=bytes, partitions=opts.partitions, internal=internal)
 
@@ -138,104 +141,116 @@ def create_app(opts: ProcessorOptions) -> faust.App:
     @app.agent(raw_orders)
     async def normalise(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            try:
-                raw = decode(event.value, "raw_order_event")
-            except DecodeError as exc:
-                await dead_letter(event, "decode", exc.reason)
-                continue
-            key = f"{raw['store_id']}:{raw['source_order_id']}"
-            entry = order_state.get(key)
-            offset = event.message.offset
-            previous = state_before(entry, offset)
-            try:
-                result = normalise_order(
-                    raw, opts.status_overrides.get(raw["store_id"]), previous["version"] if previous else None
-                )
-                encode("order", result.order)  # proves it fits the contract before anything is emitted
-                decision = decide(previous, result.order)
-            except (
-                NormaliseError,
-                EncodeError,
-                AttributeError,
-                ArithmeticError,
-                KeyError,
-                TypeError,
-                ValueError,
-            ) as exc:
-                await dead_letter(event, "normalise", f"{type(exc).__name__}: {exc}")
-                continue
-            if not decision.apply:
-                continue
-            if not is_redelivery(entry, offset):
-                order_state[key] = to_store(decision, previous, offset, entry)
-            item = {
-                "kind": "order",
-                "order": result.order,
-                "activities": decision.activities,
-                "hint": dataclasses.asdict(result.contact),
-            }
-            await forward(routing_key(result.order, result.contact), item)
+            with watchdog.event("normalise"):
+                try:
+                    raw = decode(event.value, "raw_order_event")
+                except DecodeError as exc:
+                    await dead_letter(event, "decode", exc.reason)
+                    continue
+                key = f"{raw['store_id']}:{raw['source_order_id']}"
+                entry = order_state.get(key)
+                offset = event.message.offset
+                previous = state_before(entry, offset)
+                try:
+                    result = normalise_order(
+                        raw, opts.status_overrides.get(raw["store_id"]), previous["version"] if previous else None
+                    )
+                    encode("order", result.order)  # proves it fits the contract before anything is emitted
+                    decision = decide(previous, result.order)
+                except (
+                    NormaliseError,
+                    EncodeError,
+                    AttributeError,
+                    ArithmeticError,
+                    KeyError,
+                    TypeError,
+                    ValueError,
+                ) as exc:
+                    await dead_letter(event, "normalise", f"{type(exc).__name__}: {exc}")
+                    continue
+                if not decision.apply:
+                    continue
+                if not is_redelivery(entry, offset):
+                    order_state[key] = to_store(decision, previous, offset, entry)
+                item = {
+                    "kind": "order",
+                    "order": result.order,
+                    "activities": decision.activities,
+                    "hint": dataclasses.asdict(result.contact),
+                }
+                await forward(routing_key(result.order, result.contact), item)
 
     @app.agent(raw_customers)
     async def customers(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            try:
-                raw = decode(event.value, "raw_customer_event")
-                hint, consent = hint_from_customer(raw["platform"], raw["document"], raw["source_customer_id"])
-                modified = customer_modified_at(raw["platform"], raw["document"], raw["store_timezone"])
-            except DecodeError as exc:
-                await dead_letter(event, "decode", exc.reason)
-                continue
-            except (NormaliseError, AttributeError, ArithmeticError, KeyError, TypeError, ValueError) as exc:
-                await dead_letter(event, "normalise", f"{type(exc).__name__}: {exc}")
-                continue
-            email = normalise_email(hint.email)
-            if email is None:
-                await dead_letter(event, "normalise", f"customer {raw['source_customer_id']} has no usable e-mail")
-                continue
-            list_id = raw["list_id"]
-            at = modified or raw["fetched_at"]
-            contact = new_contact(list_id, email, hint, "STORE_CUSTOMER", raw["store_id"], at, consent)
-            await forward(contact_key(list_id, email), {"kind": "contact", "contact": contact})
-            if hint.store_customer_id:
-                alias = customer_alias(list_id, raw["store_id"], hint.store_customer_id)
-                await forward(alias, {"kind": "alias", "contact": contact})
+            with watchdog.event("customers"):
+                try:
+                    raw = decode(event.value, "raw_customer_event")
+                    hint, consent = hint_from_customer(raw["platform"], raw["document"], raw["source_customer_id"])
+                    modified = customer_modified_at(raw["platform"], raw["document"], raw["store_timezone"])
+                except DecodeError as exc:
+                    await dead_letter(event, "decode", exc.reason)
+                    continue
+                except (NormaliseError, AttributeError, ArithmeticError, KeyError, TypeError, ValueError) as exc:
+                    await dead_letter(event, "normalise", f"{type(exc).__name__}: {exc}")
+                    continue
+                email = normalise_email(hint.email)
+                if email is None:
+                    await dead_letter(event, "normalise", f"customer {raw['source_customer_id']} has no usable e-mail")
+                    continue
+                list_id = raw["list_id"]
+                at = modified or raw["fetched_at"]
+                contact = new_contact(list_id, email, hint, "STORE_CUSTOMER", raw["store_id"], at, consent)
+                await forward(contact_key(list_id, email), {"kind": "contact", "contact": contact})
+                if hint.store_customer_id:
+                    alias = customer_alias(list_id, raw["store_id"], hint.store_customer_id)
+                    await forward(alias, {"kind": "alias", "contact": contact})
 
     @app.agent(imports)
     async def imported(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            try:
-                contact = decode(event.value, "contact")
-            except DecodeError as exc:
-                await dead_letter(event, "decode", exc.reason)
-                continue
-            await forward(contact_key(contact["list_id"], contact["email"]), {"kind": "contact", "contact": contact})
+            with watchdog.event("imported"):
+                try:
+                    contact = decode(event.value, "contact")
+                except DecodeError as exc:
+                    await dead_letter(event, "decode", exc.reason)
+                    continue
+                await forward(
+                    contact_key(contact["list_id"], contact["email"]), {"kind": "contact", "contact": contact}
+                )
 
     @app.agent(by_contact)
     async def join(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            key = event.key.decode() if isinstance(event.key, bytes) else str(event.key)
-            item = envelope.loads(event.value)
-            offset = event.message.offset
-            last = join_offsets.get(key)
-            redelivery = last is not None and offset <= last
-            if item["kind"] == "order":
-                out = on_order(contacts, pending, key, item["order"], item["activities"], ContactHint(**item["hint"]))
-            elif item["kind"] == "contact":
-                out = on_contact(contacts, key, item["contact"])
-            else:
-                out = on_alias(contacts, pending, key, item["contact"], offset, redelivery)
-            if redelivery:
-                stored_contact = contacts.get(key)
-                if stored_contact is not None and not out.contacts:
-                    out.contacts.append(envelope.loads(stored_contact))
-            else:
-                join_offsets[key] = offset
-            await emit(out)
+            with watchdog.event("join"):
+                key = event.key.decode() if isinstance(event.key, bytes) else str(event.key)
+                item = envelope.loads(event.value)
+                offset = event.message.offset
+                last = join_offsets.get(key)
+                redelivery = last is not None and offset <= last
+                if item["kind"] == "order":
+                    out = on_order(
+                        contacts, pending, key, item["order"], item["activities"], ContactHint(**item["hint"])
+                    )
+                elif item["kind"] == "contact":
+                    out = on_contact(contacts, key, item["contact"])
+                else:
+                    out = on_alias(contacts, pending, key, item["contact"], offset, redelivery)
+                if redelivery:
+                    stored_contact = contacts.get(key)
+                    if stored_contact is not None and not out.contacts:
+                        out.contacts.append(envelope.loads(stored_contact))
+                else:
+                    join_offsets[key] = offset
+                await emit(out)
 
     @app.timer(interval=1.0)
     async def beat() -> None:
-        heartbeat.beat()  # for the supervisor: the event loop still turns
+        stuck = watchdog.stuck()
+        if stuck:  # no beat: the supervisor restarts the worker once its hang timeout has passed
+            log.error("agent stuck inside one event: %s", ", ".join(f"{a} for {s:.0f} s" for a, s in stuck.items()))
+            return
+        heartbeat.beat()  # for the supervisor: the event loop turns and no agent is stuck
 
     async def emit(out: Outputs) -> None:
         for order in out.orders:
