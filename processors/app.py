@@ -135,6 +135,14 @@ def create_app(opts: ProcessorOptions) -> faust.App:
             headers=dead_letter_headers(reason, stage, msg.topic, msg.partition, msg.offset, _headers(event)),
         )
 
+    async def decoded(event: EventT, subject: str) -> dict[str, Any] | None:
+        """The event's record, or None once it went to the dead-letter topic."""
+        try:
+            return decode(event.value, subject)
+        except DecodeError as exc:
+            await dead_letter(event, "decode", exc.reason)
+            return None
+
     async def forward(key: str, item: dict[str, Any]) -> None:
         await by_contact.send(key=key.encode(), value=envelope.dumps(item))
 
@@ -142,10 +150,8 @@ def create_app(opts: ProcessorOptions) -> faust.App:
     async def normalise(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             with watchdog.event("normalise"):
-                try:
-                    raw = decode(event.value, "raw_order_event")
-                except DecodeError as exc:
-                    await dead_letter(event, "decode", exc.reason)
+                raw = await decoded(event, "raw_order_event")
+                if raw is None:
                     continue
                 key = f"{raw['store_id']}:{raw['source_order_id']}"
                 entry = order_state.get(key)
@@ -184,13 +190,12 @@ def create_app(opts: ProcessorOptions) -> faust.App:
     async def customers(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             with watchdog.event("customers"):
+                raw = await decoded(event, "raw_customer_event")
+                if raw is None:
+                    continue
                 try:
-                    raw = decode(event.value, "raw_customer_event")
                     hint, consent = hint_from_customer(raw["platform"], raw["document"], raw["source_customer_id"])
                     modified = customer_modified_at(raw["platform"], raw["document"], raw["store_timezone"])
-                except DecodeError as exc:
-                    await dead_letter(event, "decode", exc.reason)
-                    continue
                 except (NormaliseError, AttributeError, ArithmeticError, KeyError, TypeError, ValueError) as exc:
                     await dead_letter(event, "normalise", f"{type(exc).__name__}: {exc}")
                     continue
@@ -210,10 +215,8 @@ def create_app(opts: ProcessorOptions) -> faust.App:
     async def imported(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             with watchdog.event("imported"):
-                try:
-                    contact = decode(event.value, "contact")
-                except DecodeError as exc:
-                    await dead_letter(event, "decode", exc.reason)
+                contact = await decoded(event, "contact")
+                if contact is None:
                     continue
                 await forward(
                     contact_key(contact["list_id"], contact["email"]), {"kind": "contact", "contact": contact}

@@ -32,34 +32,23 @@ class Shop:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def tick(self, creates: int = 0, updates: int = 0, trashes: int = 0) -> list[int]:
-        status, body = http_json(
-            f"{self.base_url}/__sim/tick",
-            json.dumps({"creates": creates, "updates": updates, "trashes": trashes}).encode(),
-            {"Content-Type": "application/json"},
+    def _tick(self, **body: int) -> dict[str, Any]:
+        status, raw = http_json(
+            f"{self.base_url}/__sim/tick", json.dumps(body).encode(), {"Content-Type": "application/json"}
         )
-        assert status == 200, body
-        return list(json.loads(body)["changed"])
+        assert status == 200, raw
+        return dict(json.loads(raw))
+
+    def tick(self, creates: int = 0, updates: int = 0, trashes: int = 0) -> list[int]:
+        return list(self._tick(creates=creates, updates=updates, trashes=trashes)["changed"])
 
     def delete_customers(self, n: int) -> list[int]:
         """WooCommerce shop only: delete ``n`` random customer accounts now; returns their ids."""
-        status, body = http_json(
-            f"{self.base_url}/__sim/tick",
-            json.dumps({"customer_deletes": n}).encode(),
-            {"Content-Type": "application/json"},
-        )
-        assert status == 200, body
-        return list(json.loads(body)["deleted_customers"])
+        return list(self._tick(customer_deletes=n)["deleted_customers"])
 
     def update_customers(self, n: int) -> list[int]:
         """Give ``n`` random customers a new phone number now; returns their ids."""
-        status, body = http_json(
-            f"{self.base_url}/__sim/tick",
-            json.dumps({"customer_updates": n}).encode(),
-            {"Content-Type": "application/json"},
-        )
-        assert status == 200, body
-        return list(json.loads(body)["updated_customers"])
+        return list(self._tick(customer_updates=n)["updated_customers"])
 
     def faults(self, **body: Any) -> None:
         status, _ = http_json(
