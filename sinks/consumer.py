@@ -61,7 +61,7 @@ class PostgresSink:
         # Order messages whose headers give their version, undecoded, per (Kafka key, deleted): only the
         # newest of each is decoded at flush (the batch keeps only the newest anyway).
         self._held_orders: dict[tuple[bytes, bool], list[tuple[int, int, Message]]] = {}
-        self._handoff: Handoff[Staged] | None = None  # the writer thread, while run() runs
+        self._handoff: Handoff[Staged] | None = None  # passes batches to the writer process, while run() runs
         self._adapters: psycopg.Cursor[Any] | None = None  # formats rows for COPY; never runs a statement
         self.totals = {"orders": 0, "activities": 0, "contacts": 0, "batches": 0, "dead_letters": 0}
         self.consumer = Consumer(
@@ -195,7 +195,7 @@ class PostgresSink:
         self._held_orders = {}
 
     def flush(self) -> None:
-        """Format the current batch and hand it to the writer thread (which may be a batch behind)."""
+        """Format the current batch and hand it to the writer (which may be a batch behind)."""
         batch = self._batch
         if not batch.messages:
             return
