@@ -7,7 +7,6 @@ into the same PostgreSQL in the same run.
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import sys
 import time
@@ -21,7 +20,7 @@ from ordersync.settings import Settings
 from ordersync.topics_admin import create_topics
 from schemas import encode
 from schemas.headers import order_headers
-from sinks.consumer import PostgresSink, SinkOptions
+from sinks.consumer import PostgresSink, SinkOptions, collect_rarely
 from sinks.migrate import migrate
 from sinks.rows import ACTIVITY_COLUMNS, ITEM_COLUMNS, ORDER_COLUMNS, activity_row, item_rows, order_row
 
@@ -94,15 +93,8 @@ def main() -> None:
     for run in range(3):
         with fresh_database(settings, f"copy{run}") as url:
             migrate(url)
-            gc.freeze()
-            thresholds = gc.get_threshold()
-            gc.set_threshold(100_000, 20, 100)
-            try:
-                with psycopg.connect(url) as conn, Timer() as copy_t:
-                    copy_final_rows(conn, orders[1::2], acts)  # the latest version of each order
-            finally:
-                gc.set_threshold(*thresholds)
-                gc.unfreeze()
+            with collect_rarely(), psycopg.connect(url) as conn, Timer() as copy_t:
+                copy_final_rows(conn, orders[1::2], acts)  # the latest version of each order
             copy_seconds.append(copy_t.seconds)
     copy_best = min(copy_seconds)
     copy_rows = len(orders) // 2 + sum(len(o["items"]) for o in orders[1::2]) + len(acts)

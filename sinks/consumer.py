@@ -6,12 +6,13 @@ assignment the consumer seeks to them. Kafka's own committed offsets are not use
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -29,6 +30,21 @@ from sinks.writer_process import WriterProcess
 
 log = logging.getLogger("ordersync.sink")
 R = TypeVar("R")
+
+
+@contextlib.contextmanager
+def collect_rarely() -> Iterator[None]:
+    """Hold the cyclic garbage collector off (until the block ends). Decoded records hold no reference
+    cycles, yet a batch of them is thousands of live containers that every pass of the collector walks
+    again: that cost a third of decoding time. Refcounting still frees the batches."""
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(100_000, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
 
 
 @dataclass(frozen=True)
@@ -219,50 +235,43 @@ class PostgresSink:
         self._adapters = self._with_retry("connect", lambda conn: conn.cursor())
         self._writer = WriterProcess(self.opts.database_url, self.opts.consumer_name, self.opts.retry_max_s)
         self._handoff = Handoff(self._write_counted)
-        # Decoded records hold no reference cycles, yet a batch of them is thousands of live containers
-        # that every pass of the cyclic collector walks again: that cost a third of decoding time.
-        # Collect rarely while running; refcounting frees the batches.
-        thresholds = gc.get_threshold()
-        gc.freeze()
-        gc.set_threshold(100_000, 20, 100)
         self.consumer.subscribe(list(self.topics), on_assign=self._on_assign, on_revoke=self._on_revoke)
         last_message = time.monotonic()
         batch_started = time.monotonic()
         try:
-            while not self._stop.is_set():
-                heartbeat.beat()
-                generation = self._generation
-                messages = self.consumer.consume(num_messages=self.opts.batch_size, timeout=self.opts.batch_wait_s)
-                if generation != self._generation and messages:
-                    self._reseek(len(messages))
-                    continue
-                for msg in messages:
-                    error = msg.error()
-                    if error is not None:
-                        if error.code() in (KafkaError._PARTITION_EOF, KafkaError.UNKNOWN_TOPIC_OR_PART):
-                            continue
-                        if error.retriable():
-                            log.warning("kafka: %s", error)
-                            continue
-                        raise KafkaException(error)
-                    if (msg.topic(), msg.partition()) not in self._assigned:
-                        continue  # from a revoked assignment: its next owner reads it
-                    if not self._batch.messages:
-                        batch_started = time.monotonic()
-                    self._add(msg)
-                    last_message = time.monotonic()
-                full = self._batch.messages >= self.opts.batch_size
-                waited = time.monotonic() - batch_started >= self.opts.batch_wait_s
-                if self._batch.messages and (full or waited or not messages):
-                    self.flush()
-                if idle_exit_s is not None and self._assigned_at is not None:
-                    quiet_since = max(last_message, self._assigned_at)
-                    if time.monotonic() - quiet_since > idle_exit_s and not self._batch.messages:
-                        break
-            self.flush()
+            with collect_rarely():
+                while not self._stop.is_set():
+                    heartbeat.beat()
+                    generation = self._generation
+                    messages = self.consumer.consume(num_messages=self.opts.batch_size, timeout=self.opts.batch_wait_s)
+                    if generation != self._generation and messages:
+                        self._reseek(len(messages))
+                        continue
+                    for msg in messages:
+                        error = msg.error()
+                        if error is not None:
+                            if error.code() in (KafkaError._PARTITION_EOF, KafkaError.UNKNOWN_TOPIC_OR_PART):
+                                continue
+                            if error.retriable():
+                                log.warning("kafka: %s", error)
+                                continue
+                            raise KafkaException(error)
+                        if (msg.topic(), msg.partition()) not in self._assigned:
+                            continue  # from a revoked assignment: its next owner reads it
+                        if not self._batch.messages:
+                            batch_started = time.monotonic()
+                        self._add(msg)
+                        last_message = time.monotonic()
+                    full = self._batch.messages >= self.opts.batch_size
+                    waited = time.monotonic() - batch_started >= self.opts.batch_wait_s
+                    if self._batch.messages and (full or waited or not messages):
+                        self.flush()
+                    if idle_exit_s is not None and self._assigned_at is not None:
+                        quiet_since = max(last_message, self._assigned_at)
+                        if time.monotonic() - quiet_since > idle_exit_s and not self._batch.messages:
+                            break
+                self.flush()
         finally:
-            gc.set_threshold(*thresholds)
-            gc.unfreeze()
             handoff, self._handoff = self._handoff, None
             try:
                 if handoff is not None:

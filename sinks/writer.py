@@ -48,8 +48,8 @@ def prepare(conn: psycopg.Connection[Any]) -> None:
 @dataclass(frozen=True)
 class Staged:
     """A batch made ready for PostgreSQL: one version per key, its rows as COPY data (text format) per
-    staging table. Only bytes, strings and numbers: it is built where the batch was decoded, so that
-    the thread writing to PostgreSQL spends its time waiting on the server, not formatting rows."""
+    staging table. Only bytes, strings and numbers: it is built where the batch was decoded and sent to
+    the writer process, which then spends its time waiting on the server, not formatting rows."""
 
     contacts: bytes
     orders: bytes
