@@ -23,7 +23,7 @@ from typing import Any
 import click
 import psycopg
 
-from ordersync.settings import Settings
+from ordersync.settings import Settings, without_password
 from ordersync.supervisor import Child, Supervisor
 from ordersync.topics_admin import create_topics
 from sinks.contact_view import load, render_text
@@ -238,7 +238,10 @@ def summary(db_url: str, live_from: dt.datetime, prefix: str, config: Path, env:
     else:
         click.echo(f"  only {len(lat)} live orders were measured")
     click.echo("\nTry next (the demo's data stays in database ordersync_demo):")
-    click.echo(f"  export ORDERSYNC_DATABASE_URL={db_url} ORDERSYNC_TOPIC_PREFIX={prefix}")
+    shown = without_password(db_url)
+    click.echo(f"  export ORDERSYNC_DATABASE_URL={shown} ORDERSYNC_TOPIC_PREFIX={prefix}")
+    if shown != db_url:
+        click.echo("  (the password is not printed: put yours in place of ***)")
     click.echo("  .venv/bin/ordersync segment --list 1 --ordered-last-days 30 --spent-over 200 --currency EUR")
     click.echo("  .venv/bin/ordersync segment --list 1 --category Shoes --format csv")
     if email:

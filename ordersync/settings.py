@@ -7,6 +7,7 @@ that existing cluster / database; otherwise they point at the local stack (``ord
 from __future__ import annotations
 
 import os
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,18 @@ def _default_stack_dir() -> Path:
     if (PROJECT_ROOT / "pyproject.toml").exists():
         return PROJECT_ROOT / ".stack"
     return Path.home() / ".local" / "state" / "ordersync"
+
+
+def without_password(url: str) -> str:
+    """``url`` fit to print: a password in it is replaced by ``***`` (keyword/value strings are not URLs
+    and are shown as ``(a connection string)``)."""
+    if "://" not in url:
+        return "(a connection string)" if "password" in url else url
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 def _int(env: dict[str, str], name: str, default: int) -> int:

@@ -26,6 +26,7 @@ from typing import Any
 from psycopg import sql
 
 STATUSES = ("CREATED", "PENDING", "COMPLETED", "CANCELED", "UNKNOWN")
+MAX_AMOUNT = Decimal(10) ** 15  # far above any order total; keeps comparisons inside PostgreSQL's numeric
 OPERATORS: dict[str, tuple[str, Callable[[Any, Any], bool]]] = {
     ">": (">", operator.gt),
     ">=": (">=", operator.ge),
@@ -78,9 +79,12 @@ def _number(value: Any, where: str) -> Decimal:
     if isinstance(value, float):
         value = str(value)
     try:
-        return Decimal(str(value))
+        number = Decimal(str(value))
     except (InvalidOperation, ValueError) as exc:
         raise SegmentError(f"{where}: {value!r} is not a number") from exc
+    if not number.is_finite() or abs(number) >= MAX_AMOUNT:
+        raise SegmentError(f"{where}: {value!r} is not an amount (a finite number below {MAX_AMOUNT:,})")
+    return number
 
 
 def _positive_int(value: Any, where: str) -> int:
@@ -89,9 +93,18 @@ def _positive_int(value: Any, where: str) -> int:
     return value
 
 
+def _ago(now: dt.datetime, value: Any, where: str, unit: str) -> dt.datetime:
+    """``now`` minus ``value`` days or hours, for conditions that look back in time."""
+    amount = _positive_int(value, where)
+    try:
+        return now - dt.timedelta(**{unit: amount})
+    except OverflowError:
+        raise SegmentError(f"{where}: {value!r} {unit} reaches back before the calendar begins") from None
+
+
 def _period(spec: dict[str, Any], now: dt.datetime, where: str) -> Period:
     if "last_days" in spec:
-        return Period(now - dt.timedelta(days=_positive_int(spec["last_days"], f"{where}.last_days")), None)
+        return Period(_ago(now, spec["last_days"], f"{where}.last_days", "days"), None)
     start = _timestamp(spec["from"], f"{where}.from") if spec.get("from") is not None else None
     end = _timestamp(spec["to"], f"{where}.to") if spec.get("to") is not None else None
     return Period(start, end)
@@ -209,16 +222,15 @@ def compile_condition(cond: Any, now: dt.datetime, where: str = "segment") -> Co
     if kind == "has_status":
         return _in(f"SELECT o.contact_id FROM orders o WHERE {LIVE_ORDER} AND o.status = %s", [_status(spec, at)])
     if kind == "abandoned_checkout":
-        hours = _positive_int(spec.get("hours"), f"{at}.hours")
+        since = _ago(now, spec.get("hours"), f"{at}.hours", "hours")
         # "Some open order older than N hours has no COMPLETED order after it" is the same as "the oldest
         # open order after the last COMPLETED one is older than N hours": the sink keeps that per contact.
-        return _in("SELECT contact_id FROM contact_checkout WHERE open_since < %s", [now - dt.timedelta(hours=hours)])
+        return _in("SELECT contact_id FROM contact_checkout WHERE open_since < %s", [since])
     if kind == "lapsed":
-        days = _positive_int(spec.get("days"), f"{at}.days")
         # Contacts who ordered before, but not in the last N days.
         return _in(
             "SELECT contact_id FROM contact_order_stats GROUP BY contact_id HAVING max(last_order_at) < %s",
-            [now - dt.timedelta(days=days)],
+            [_ago(now, spec.get("days"), f"{at}.days", "days")],
         )
     raise SegmentError(f"{at}: unknown condition {kind!r}")
 

@@ -25,13 +25,31 @@ def test_docker_compose_file_parses() -> None:
     command = compose_command()
     if command is None:
         pytest.skip("no docker compose client on this machine")
-    env = {"PATH": "/usr/bin:/bin:/usr/local/bin", "WOOCOMMERCE_CONSUMER_KEY": "x", "WOOCOMMERCE_CONSUMER_SECRET": "y"}
-    result = subprocess.run(
-        [*command, "-f", str(ROOT / "docker-compose.yml"), "config"], capture_output=True, text=True, env=env
-    )
+    result = compose_config(command, POSTGRES_PASSWORD="not-a-default")
     assert result.returncode == 0, result.stderr
     for service in ("kafka", "postgres", "topics", "migrate", "connectors", "webhooks", "processor", "sink"):
         assert f"  {service}:" in result.stdout
+    assert "not-a-default" in result.stdout
+
+
+def test_docker_compose_has_no_default_database_password() -> None:
+    """A known fallback password would be the password of every deployment that forgot to set one."""
+    command = compose_command()
+    if command is None:
+        pytest.skip("no docker compose client on this machine")
+    result = compose_config(command)
+    assert result.returncode != 0
+    assert "POSTGRES_PASSWORD" in result.stderr
+
+
+def compose_config(command: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    """``compose config`` in an environment holding only ``env`` (and no .env file beside it)."""
+    return subprocess.run(
+        [*command, "-f", str(ROOT / "docker-compose.yml"), "config"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin:/usr/local/bin", **env},
+    )
 
 
 def test_example_store_config_is_valid() -> None:

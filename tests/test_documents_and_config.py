@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from ordersync.settings import without_password
 from ordersync.stores import ConfigError, load_stores
 from producers.documents import PageError, split_array, split_resource_list
 from producers.http_client import redacted
@@ -89,3 +90,16 @@ def test_bad_store_config_is_a_clear_error(tmp_path: Path, body: str, message: s
     path.write_text(body)
     with pytest.raises(ConfigError, match=message):
         load_stores(path)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://ordersync:s3cret@db:5432/x", "postgresql://ordersync:***@db:5432/x"),
+        ("postgresql://u:p%40ss@[::1]:5432/x?sslmode=require", "postgresql://u:***@[::1]:5432/x?sslmode=require"),
+        ("postgresql://ordersync@127.0.0.1:55432/x", "postgresql://ordersync@127.0.0.1:55432/x"),
+        ("host=db password=s3cret dbname=x", "(a connection string)"),
+    ],
+)
+def test_database_urls_are_printed_without_their_password(url: str, shown: str) -> None:
+    assert without_password(url) == shown

@@ -187,6 +187,11 @@ def test_the_hostile_value_did_nothing(db: str) -> None:
         ({"teleported": {}}, "unknown condition"),
         ({"all": []}, "non-empty"),
         ({"order_count": {"value": -1}}, "non-negative"),
+        ({"spent": {"op": ">", "value": "NaN", "currency": "EUR"}}, "finite"),
+        ({"spent": {"op": ">", "value": "1e400000", "currency": "EUR"}}, "finite"),
+        ({"ordered": {"last_days": 10**12}}, "calendar"),
+        ({"abandoned_checkout": {"hours": 10**15}}, "calendar"),
+        ({"lapsed": {"days": 10**12}}, "calendar"),
     ],
 )
 def test_invalid_segments_are_clear_errors(segment: dict[str, Any], message: str) -> None:
@@ -206,6 +211,9 @@ def test_cli_formats_and_count(db: str) -> None:
     assert as_csv.stdout.splitlines()[0].startswith("email,") and len(as_csv.stdout.splitlines()) == len(want) + 1
     bad = subprocess.run([*base[:-2], "--spent-over", "10"], env=env, capture_output=True, text=True)
     assert bad.returncode == 2 and "currency" in bad.stderr
+    for flags in (["--spent-over", "NaN", "--currency", "EUR"], ["--ordered-last-days", str(10**12)]):
+        hostile = subprocess.run([*base[:-2], *flags], env=env, capture_output=True, text=True)
+        assert hostile.returncode == 2 and "invalid segment" in hostile.stderr and "Traceback" not in hostile.stderr
 
 
 def test_contact_view_lists_orders_and_timeline(db: str) -> None:

@@ -95,3 +95,28 @@ def test_up_reports_which_service_failed_with_its_log(tmp_path: Path) -> None:
         result = run_cli(env, "up", "--timeout", "20")
     assert result.returncode == 1
     assert "kafka" in result.stderr and "taken" in result.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the shared fallback folder is only used as root")
+def test_a_planted_fallback_folder_is_refused(tmp_path: Path) -> None:
+    """/var/tmp/ordersync-<hash> has a predictable name: one made by another user, or a symlink, must
+    not be chowned and written through."""
+    from ordersync.stack.postgres import root_owned_dir
+    from ordersync.stack.service import ServiceError
+
+    fresh = root_owned_dir(tmp_path / "fresh")
+    assert fresh.is_dir() and (fresh.stat().st_mode & 0o777) == 0o755
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (tmp_path / "link").symlink_to(target)
+    with pytest.raises(ServiceError, match="symlink"):
+        root_owned_dir(tmp_path / "link")
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    os.chown(foreign, 65534, 65534)
+    with pytest.raises(ServiceError, match="another"):
+        root_owned_dir(foreign)
+    (tmp_path / "open").mkdir(mode=0o777)
+    os.chmod(tmp_path / "open", 0o777)
+    with pytest.raises(ServiceError, match="writable by others"):
+        root_owned_dir(tmp_path / "open")

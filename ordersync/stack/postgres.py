@@ -7,11 +7,13 @@ holds the writes); only an OS crash could. That trade is right for a laptop stac
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pwd
 import shutil
 import signal
+import stat
 import subprocess
 from pathlib import Path
 
@@ -47,6 +49,22 @@ def _reachable_by_server_user(path: Path) -> bool:
     return probe.returncode == 0
 
 
+def root_owned_dir(path: Path) -> Path:
+    """``path`` as a folder only root can change, made if missing. In a shared folder such as /var/tmp
+    the name is predictable, so one that another user made first (or a symlink to elsewhere) is refused:
+    root would otherwise chown and write wherever it points."""
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, 0o755)
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != 0 or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ServiceError(
+            f"postgres: {path} exists but is not a folder that only root can change (a symlink, another "
+            "user's, or writable by others); remove it or set ORDERSYNC_STACK_DIR to a folder of your own"
+        )
+    os.chmod(path, 0o755)  # mkdir's mode is cut by the umask; the server user must traverse it
+    return path
+
+
 def _version_key(name: str) -> tuple[int, ...]:
     return tuple(int(part) for part in name.split(".") if part.isdigit())
 
@@ -68,10 +86,8 @@ class LocalPostgres:
         if os.geteuid() != 0 or _reachable_by_server_user(wanted.parent):
             return wanted
         digest = hashlib.sha1(str(wanted.resolve()).encode(), usedforsecurity=False).hexdigest()[:10]
-        fallback = Path("/var/tmp") / f"ordersync-{digest}" / "postgres"
-        fallback.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-        fallback.parent.chmod(0o755)
-        return fallback
+        parent = root_owned_dir(Path("/var/tmp") / f"ordersync-{digest}")
+        return parent / "postgres"
 
     # -- running as an unprivileged user when we are root -------------------------------------------
     def _as_server_user(self, argv: list[str]) -> list[str]:
@@ -89,7 +105,7 @@ class LocalPostgres:
             subprocess.run(["useradd", "--system", "--no-create-home", UNPRIVILEGED_USER], check=True)
             pw = pwd.getpwnam(UNPRIVILEGED_USER)
         for path in (self.dir, *(p for p in self.dir.rglob("*") if not p.is_symlink())):
-            os.chown(path, pw.pw_uid, pw.pw_gid)
+            os.chown(path, pw.pw_uid, pw.pw_gid, follow_symlinks=False)
         probe = subprocess.run(["runuser", "-u", UNPRIVILEGED_USER, "--", "test", "-w", str(self.dir)])
         if probe.returncode != 0:
             raise ServiceError(
