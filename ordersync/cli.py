@@ -178,8 +178,14 @@ def connect_command(config_path: str, store_ids: tuple[str, ...], mode: str, ful
         sys.exit(2)
     settings = Settings.from_env()
     create_topics(settings)
-    result = asyncio.run(connect(settings, stores, follow=mode == "follow", full=full))
-    click.echo(f"published {result.orders} orders and {result.customers} customers")
+    try:
+        result = asyncio.run(connect(settings, stores, follow=mode == "follow", full=full))
+    except Exception as exc:  # not a store's fault (those are retried or reported per store): a bug or Kafka setup
+        logging.getLogger("ordersync.connector").exception("the connector process failed")
+        click.echo(f"error: the connector process failed: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(1)
+    dead = f", {result.dead_letters} unreadable documents dead-lettered" if result.dead_letters else ""
+    click.echo(f"published {result.orders} orders and {result.customers} customers{dead}")
     for error in result.errors:
         click.echo(f"error: {error}", err=True)
     sys.exit(1 if result.errors else 0)
@@ -455,7 +461,11 @@ def run_command(config_path: str, webhook_port: int, metrics_port: int, log_dir:
     ]
     if webhook_port and any(s.platform == "woocommerce" and s.webhook_secret_env for s in stores):
         children.append(Child("webhooks", ["webhook", "serve", "--config", config_path, "--port", str(webhook_port)]))
-    supervisor = Supervisor(children, Path(log_dir) if log_dir else settings.stack_dir / "run")
+    supervisor = Supervisor(
+        children,
+        Path(log_dir) if log_dir else settings.stack_dir / "run",
+        store_failing_after_s=settings.store_failing_after_s,
+    )
     p = settings.topic_prefix
     groups = {
         f"{p}processor": [p + "raw.orders", p + "raw.customers"],

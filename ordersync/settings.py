@@ -43,6 +43,19 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _float(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from exc
+    if not 0 <= value < float("inf"):
+        raise ValueError(f"{name} must be a number of seconds, got {raw!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     kafka_bootstrap_env: str | None = None
@@ -55,6 +68,11 @@ class Settings:
     kafka_port: int = 19092
     kafka_controller_port: int = 19093
     postgres_port: int = 55432
+    # A failing store's next attempt waits at most this long (credentials refused: exactly refused_retry).
+    store_retry_max_s: float = 60.0
+    store_refused_retry_s: float = 300.0
+    # /health of `ordersync run` turns 503 once a store has been failing for this long.
+    store_failing_after_s: float = 300.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -71,6 +89,9 @@ class Settings:
             kafka_port=_int(e, "ORDERSYNC_STACK_KAFKA_PORT", defaults.kafka_port),
             kafka_controller_port=_int(e, "ORDERSYNC_STACK_CONTROLLER_PORT", defaults.kafka_controller_port),
             postgres_port=_int(e, "ORDERSYNC_STACK_POSTGRES_PORT", defaults.postgres_port),
+            store_retry_max_s=_float(e, "ORDERSYNC_STORE_RETRY_MAX_S", defaults.store_retry_max_s),
+            store_refused_retry_s=_float(e, "ORDERSYNC_STORE_REFUSED_RETRY_S", defaults.store_refused_retry_s),
+            store_failing_after_s=_float(e, "ORDERSYNC_STORE_FAILING_AFTER_S", defaults.store_failing_after_s),
         )
 
     @property

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from ordersync import heartbeat
+from producers import health as store_health
+from producers.health import StoreHealth
 
 log = logging.getLogger("ordersync.run")
 LATENCY_BUCKETS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -47,11 +49,39 @@ class Child:
 
 
 class Supervisor:
-    def __init__(self, children: list[Child], log_dir: Path, hang_after_s: float = 120.0) -> None:
+    def __init__(
+        self, children: list[Child], log_dir: Path, hang_after_s: float = 120.0, store_failing_after_s: float = 300.0
+    ) -> None:
         self.children = children
         self.log_dir = log_dir
         self.hang_after_s = hang_after_s  # no heartbeat for this long: killed and restarted
+        self.store_failing_after_s = store_failing_after_s  # /health turns 503 once a store failed this long
         self.stopping = threading.Event()
+        self.store_health_file = log_dir / "stores.health.json"  # written by the connectors child
+
+    def stores(self) -> dict[str, StoreHealth]:
+        return store_health.read(self.store_health_file)
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        """The /health answer: 200 while every component runs and no store has failed for too long."""
+        now = time.time()
+        stores = self.stores()
+        failing = sorted(s for s, h in stores.items() if h.failing_for(now) > self.store_failing_after_s)
+        body: dict[str, Any] = {
+            "components": {c.name: {"up": c.up, "restarts": c.restarts} for c in self.children},
+            "stores": {
+                s: {
+                    "failing": s in failing,
+                    "failing_for_s": round(h.failing_for(now), 1),
+                    "consecutive_failures": h.consecutive_failures,
+                    "last_success": h.last_success,
+                    "last_error": h.last_error,
+                }
+                for s, h in stores.items()
+            },
+        }
+        ok = all(c.up for c in self.children) and not failing
+        return (200 if ok else 503), body
 
     def start(self, child: Child) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -61,7 +91,12 @@ class Supervisor:
         out = child.log_file.open("ab")
         child.proc = subprocess.Popen(
             [sys.executable, "-m", "ordersync.cli", *child.args],
-            env={**os.environ, **child.env, heartbeat.ENV: str(child.heartbeat_file)},
+            env={
+                **os.environ,
+                **child.env,
+                heartbeat.ENV: str(child.heartbeat_file),
+                store_health.ENV: str(self.store_health_file),
+            },
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches the supervisor, which stops children in order
@@ -183,6 +218,25 @@ class Metrics:
         for child in self.supervisor.children:
             lines.append(f'ordersync_component_up{{component="{child.name}"}} {int(child.up)}')
             lines.append(f'ordersync_component_restarts_total{{component="{child.name}"}} {child.restarts}')
+        stores = self.supervisor.stores()
+        if stores:
+            now = time.time()
+            lines.append("# HELP ordersync_store_failing_seconds how long a store's attempts have failed (0: healthy)")
+            lines.append("# TYPE ordersync_store_failing_seconds gauge")
+            lines += [
+                f'ordersync_store_failing_seconds{{store="{s}"}} {h.failing_for(now):.1f}' for s, h in stores.items()
+            ]
+            lines.append("# TYPE ordersync_store_consecutive_failures gauge")
+            lines += [
+                f'ordersync_store_consecutive_failures{{store="{s}"}} {h.consecutive_failures}'
+                for s, h in stores.items()
+            ]
+            lines.append("# TYPE ordersync_store_last_success_timestamp_seconds gauge")
+            lines += [
+                f'ordersync_store_last_success_timestamp_seconds{{store="{s}"}} {h.last_success:.0f}'
+                for s, h in stores.items()
+                if h.last_success is not None
+            ]
         with contextlib.suppress(Exception):
             lines.append("# TYPE ordersync_consumer_lag gauge")
             for group, lag in self.lag().items():
@@ -209,9 +263,8 @@ def serve_http(supervisor: Supervisor, metrics: Metrics, port: int) -> Threading
             if self.path == "/health":
                 import json
 
-                body = json.dumps({c.name: {"up": c.up, "restarts": c.restarts} for c in supervisor.children}).encode()
-                status = 200 if all(c.up for c in supervisor.children) else 503
-                content_type = "application/json"
+                status, answer = supervisor.health()
+                body, content_type = json.dumps(answer).encode(), "application/json"
             elif self.path == "/metrics":
                 body, status, content_type = metrics.render().encode(), 200, "text/plain; version=0.0.4"
             else:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from schemas.dead_letters import dead_letter_headers as headers_for
+
 log = logging.getLogger("ordersync.dlq")
 
 
@@ -30,12 +32,4 @@ def dead_letter_headers(
     offset: int,
     original: list[tuple[str, bytes]] | None = None,
 ) -> list[tuple[str, bytes]]:
-    headers = list(original or [])
-    headers += [
-        ("dlq.reason", reason[:1000].encode()),
-        ("dlq.stage", stage.encode()),
-        ("dlq.source.topic", topic.encode()),
-        ("dlq.source.partition", str(partition).encode()),
-        ("dlq.source.offset", str(offset).encode()),
-    ]
-    return headers
+    return [*(original or []), *headers_for(reason, stage, topic=topic, partition=partition, offset=offset)]

@@ -14,14 +14,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ordersync.stores import StoreConfig
-from producers.cursors import CursorStore
+from producers.cursors import Cursor, CursorStore
+from producers.documents import Rejected, raw_bytes
 from producers.http_client import StoreHttp
 from producers.prestashop import PrestaShopSource
-from producers.publisher import Publisher
+from producers.publisher import Deliveries, Publisher
 from producers.recent import RecentlyPublished
-from producers.source import Page, StoreSource, fallback_id, raw_customer_event, raw_order_event
+from producers.source import (
+    BAD_DOCUMENT_ERRORS,
+    Document,
+    Page,
+    StoreSource,
+    fallback_id,
+    raw_customer_event,
+    raw_order_event,
+)
 from producers.woocommerce import WooCommerceSource
 from schemas import encode
+from schemas.dead_letters import dead_letter_headers
 
 log = logging.getLogger("ordersync.connector")
 POLL_OVERLAP = dt.timedelta(seconds=5)  # re-read a little: same-second changes and clock skew
@@ -33,10 +43,11 @@ class Topics:
     raw_orders: str
     raw_customers: str
     state: str
+    dlq: str
 
     @classmethod
     def with_prefix(cls, prefix: str) -> Topics:
-        return cls(prefix + "raw.orders", prefix + "raw.customers", prefix + "connector-state")
+        return cls(prefix + "raw.orders", prefix + "raw.customers", prefix + "connector-state", prefix + "dlq")
 
 
 @dataclass
@@ -84,6 +95,9 @@ def make_source(store: StoreConfig) -> tuple[StoreSource, StoreHttp]:
 
 
 class Connector:
+    """One store's connector. Its events are tracked in its own ``Deliveries``: a cursor moves only past
+    events Kafka acknowledged (published or dead-lettered), whatever the other stores do."""
+
     def __init__(
         self, store: StoreConfig, source: StoreSource, publisher: Publisher, cursors: CursorStore, topics: Topics
     ) -> None:
@@ -92,42 +106,98 @@ class Connector:
         self.publisher = publisher
         self.cursors = cursors
         self.topics = topics
+        self.deliveries = Deliveries()
         self.published_orders = 0
         self.published_customers = 0
+        self.dead_letters = 0
         self._recent = RecentlyPublished()  # documents the overlapping polls need not send again
 
+    def _dead_letter(self, kind: str, text: str, raw: bytes | None, reason: str) -> None:
+        """Publish an unusable store document unchanged, with the reason; logged without its content."""
+        self.dead_letters += 1
+        log.warning("%s: %s document dead-lettered: %s", self.store.id, kind, reason)
+        headers = dead_letter_headers(
+            reason, "connector", store=self.store.id, platform=self.source.platform, document=kind
+        )
+        key = f"{self.store.id}:{fallback_id(text)}"
+        self.publisher.publish(self.deliveries, self.topics.dlq, key, raw or raw_bytes(text), list(headers))
+
+    def _readable(self, kind: str, documents: list[Document]) -> list[Document]:
+        """The documents that parsed; the others are dead-lettered as the bytes received."""
+        out = []
+        for text, doc in documents:
+            if isinstance(doc, Rejected):
+                self._dead_letter(kind, text, doc.raw, doc.reason)
+            else:
+                out.append((text, doc))
+        return out
+
+    async def _contexts(self, documents: list[Document]) -> list[dict[str, Any] | Exception]:
+        """Each document's context; if the page's cannot be built, each document's alone, so that only
+        the document that breaks it fails."""
+        try:
+            return list(await self.source.contexts(documents))
+        except BAD_DOCUMENT_ERRORS:
+            out: list[dict[str, Any] | Exception] = []
+            for document in documents:
+                try:
+                    out.append((await self.source.contexts([document]))[0])
+                except BAD_DOCUMENT_ERRORS as exc:
+                    out.append(exc)
+            return out
+
     async def publish_orders(self, page: Page, obtained_by: str) -> int:
-        contexts = await self.source.contexts(page.documents)
-        for (text, doc), context in zip(page.documents, contexts, strict=True):
-            # A document without a readable id is still published: the processor dead-letters it.
-            order_id = self.source.order_id(doc) or fallback_id(text)
-            event = raw_order_event(
-                self.store, self.source.platform, text, order_id, obtained_by, self.source.order_modified_at(doc), context,
-                self.source.operation(doc),
-            )  # fmt: skip
-            self.publisher.publish(
-                self.topics.raw_orders, f"{self.store.id}:{order_id}", encode("raw_order_event", event)
-            )
+        documents = self._readable("order", page.documents)
+        contexts = await self._contexts(documents)
+        published = 0
+        for (text, doc), context in zip(documents, contexts, strict=True):
+            try:
+                if isinstance(context, Exception):
+                    raise context
+                # A document without a readable id is still published: the processor dead-letters it.
+                order_id = self.source.order_id(doc) or fallback_id(text)
+                event = raw_order_event(
+                    self.store, self.source.platform, text, order_id, obtained_by, self.source.order_modified_at(doc),
+                    context, self.source.operation(doc),
+                )  # fmt: skip
+                value = encode("raw_order_event", event)
+            except BAD_DOCUMENT_ERRORS as exc:
+                self._dead_letter("order", text, None, f"unreadable order: {type(exc).__name__}: {exc}")
+                continue
+            self.publisher.publish(self.deliveries, self.topics.raw_orders, f"{self.store.id}:{order_id}", value)
+            published += 1
         self.publisher.poll()
-        self.published_orders += len(page.documents)
+        self.published_orders += published
         return len(page.documents)
 
     async def publish_customers(self, page: Page, obtained_by: str) -> int:
-        for text, doc in page.documents:
-            cid = self.source.customer_id(doc) or fallback_id(text)
-            event = raw_customer_event(
-                self.store, self.source.platform, text, cid, obtained_by, self.source.customer_modified_at(doc)
-            )
-            self.publisher.publish(
-                self.topics.raw_customers, f"{self.store.id}:{cid}", encode("raw_customer_event", event)
-            )
-        self.published_customers += len(page.documents)
+        published = 0
+        for text, doc in self._readable("customer", page.documents):
+            try:
+                cid = self.source.customer_id(doc) or fallback_id(text)
+                event = raw_customer_event(
+                    self.store, self.source.platform, text, cid, obtained_by, self.source.customer_modified_at(doc)
+                )
+                value = encode("raw_customer_event", event)
+            except BAD_DOCUMENT_ERRORS as exc:
+                self._dead_letter("customer", text, None, f"unreadable customer: {type(exc).__name__}: {exc}")
+                continue
+            self.publisher.publish(self.deliveries, self.topics.raw_customers, f"{self.store.id}:{cid}", value)
+            published += 1
+        self.published_customers += published
         return len(page.documents)
 
-    async def backfill(self, progress: Progress | None = None) -> None:
-        await self._backfill_stream("CUSTOMERS", self.source.customer_pages, self.publish_customers, None)
+    async def save(self, cursor: Cursor) -> None:
+        await self.cursors.save(cursor, self.deliveries)
+
+    async def backfill(self, progress: Progress | None = None, on_progress: Callable[[], None] | None = None) -> None:
+        await self._backfill_stream("CUSTOMERS", self.source.customer_pages, self.publish_customers, None, on_progress)
         await self._backfill_stream(
-            "ORDERS", lambda pos: self.source.order_pages(pos, dt.datetime.now(dt.UTC)), self.publish_orders, progress
+            "ORDERS",
+            lambda pos: self.source.order_pages(pos, dt.datetime.now(dt.UTC)),
+            self.publish_orders,
+            progress,
+            on_progress,
         )
 
     async def _backfill_stream(
@@ -136,6 +206,7 @@ class Connector:
         pages: Callable[[str | None], AsyncIterator[Page]],
         publish: Callable[[Page, str], Any],
         progress: Progress | None,
+        on_progress: Callable[[], None] | None,
     ) -> None:
         cursor = self.cursors.get(self.store.id, stream)
         if cursor.backfill_complete:
@@ -153,9 +224,11 @@ class Connector:
             if progress is not None:
                 progress.add(n)
             if since_save >= CHECKPOINT_EVERY:
-                await self.cursors.save(cursor)
+                await self.save(cursor)
                 since_save = 0
-        await self.cursors.save(cursor.advanced(backfill_complete=True))
+                if on_progress is not None:
+                    on_progress()
+        await self.save(cursor.advanced(backfill_complete=True))
 
     async def poll_once(self) -> int:
         """Publish every order changed since the high-water mark; then move the mark."""
@@ -175,18 +248,18 @@ class Connector:
                         fresh.append((text, doc))
                 if fresh:
                     count += await self.publish_orders(Page(fresh, page.position), "POLL")
+            if isinstance(self.source, PrestaShopSource):
+                async for page in self.source.changed_customers(since):
+                    await self.publish_customers(page, "POLL")
+            # Never beyond when this scan began: an order changed during the scan, on a page already
+            # passed, must still be found by the next one.
+            mark = min(newest, started) if newest is not None else cursor.high_water_mark
+            await self.save(cursor.advanced(high_water_mark=mark, published=cursor.published + count))
         except BaseException:
             # What it remembers may not have reached Kafka: forget it all, the next poll re-sends.
             self._recent = RecentlyPublished()
             raise
         self._recent.forget_before(since)
-        if isinstance(self.source, PrestaShopSource):
-            async for page in self.source.changed_customers(since):
-                await self.publish_customers(page, "POLL")
-        # Never beyond when this scan began: an order changed during the scan, on a page already
-        # passed, must still be found by the next one.
-        mark = min(newest, started) if newest is not None else cursor.high_water_mark
-        await self.cursors.save(cursor.advanced(high_water_mark=mark, published=cursor.published + count))
         return count
 
     async def rescan_customers(self) -> int:
@@ -212,10 +285,11 @@ class Connector:
                 count += await self.publish_customers(Page(fresh, page.position), "POLL")
         # As for orders: never beyond when the scan began.
         mark = min(newest, started) if newest is not None else started
-        await self.cursors.save(cursor.advanced(high_water_mark=mark))
+        await self.save(cursor.advanced(high_water_mark=mark))
         return count
 
-    async def follow(self, stop: asyncio.Event) -> None:
+    async def follow(self, stop: asyncio.Event, on_poll: Callable[[], None] | None = None) -> None:
+        """Poll until ``stop``; ``on_poll`` after every poll that went through."""
         rescans = isinstance(self.source, WooCommerceSource) and self.store.customer_rescan_s > 0
         next_rescan = time.monotonic() + self.store.customer_rescan_s
         while not stop.is_set():
@@ -227,6 +301,8 @@ class Connector:
                 changed = await self.rescan_customers()
                 log.info("%s: customer rescan published %d changed customers", self.store.id, changed)
                 next_rescan = time.monotonic() + self.store.customer_rescan_s
+            if on_poll is not None:
+                on_poll()
             remaining = self.store.poll_interval_s - (time.monotonic() - started)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=max(0.05, remaining))

@@ -15,8 +15,9 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from producers.publisher import Publisher
+from producers.publisher import Deliveries, Publisher
 from schemas import encode
+from schemas.dead_letters import dead_letter_headers
 
 # The same identity rules as the processor's (processors/contacts.py); duplicated on purpose, because
 # components do not import each other: both follow docs/contract.md ("normalised: trimmed, lower-cased").
@@ -38,6 +39,7 @@ def _email(raw: str) -> str | None:
 def import_csv(path: Path, list_id: str, publisher: Publisher, topic: str, dlq_topic: str) -> ImportReport:
     report = ImportReport()
     now = dt.datetime.now(dt.UTC)
+    deliveries = Deliveries()
     with path.open(newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         if reader.fieldnames is None or "email" not in [h.strip().lower() for h in reader.fieldnames]:
@@ -48,9 +50,9 @@ def import_csv(path: Path, list_id: str, publisher: Publisher, topic: str, dlq_t
             if email is None:
                 reason = f"line {line}: {row.get('email', '')!r} is not an e-mail address"
                 report.rejected.append(reason)
-                publisher.publish_raw(
-                    dlq_topic, f"{list_id}:line-{line}".encode(), ",".join(row.values()).encode(),
-                    [("dlq.reason", reason.encode()), ("dlq.stage", b"contacts-import"), ("dlq.source.file", str(path).encode())],
+                publisher.publish(
+                    deliveries, dlq_topic, f"{list_id}:line-{line}", ",".join(row.values()).encode(),
+                    list(dead_letter_headers(reason, "contacts-import", file=str(path))),
                 )  # fmt: skip
                 continue
             consent = row.get("consent", "").lower()
@@ -75,7 +77,7 @@ def import_csv(path: Path, list_id: str, publisher: Publisher, topic: str, dlq_t
                 "updated_at": now,
                 "version": int(now.timestamp() * 1_000_000),
             }
-            publisher.publish(topic, f"{list_id}:{email}", encode("contact", record))
+            publisher.publish(deliveries, topic, f"{list_id}:{email}", encode("contact", record))
             report.imported += 1
-    publisher.flush_sync()
+    publisher.wait_sync(deliveries)
     return report

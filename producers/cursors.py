@@ -13,7 +13,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
-from producers.publisher import Publisher
+from producers.publisher import Deliveries, Publisher
 from schemas import DecodeError, decode, encode
 
 
@@ -100,13 +100,15 @@ class CursorStore:
     def get(self, store_id: str, stream: str) -> Cursor:
         return self.cursors.get(f"{store_id}:{stream}") or Cursor(store_id, stream)
 
-    async def save(self, cursor: Cursor) -> None:
-        """Persist ``cursor`` after (and only after) everything published before it is acknowledged."""
-        await self.publisher.flush()
-        self.publisher.publish(self.topic, cursor.key, encode("connector_cursor", cursor.record()))
-        await self.publisher.flush()
+    async def save(self, cursor: Cursor, deliveries: Deliveries) -> None:
+        """Persist ``cursor`` after (and only after) every event in ``deliveries`` (the events it
+        covers: its store's) is acknowledged."""
+        await self.publisher.wait(deliveries)
+        self.publisher.publish(deliveries, self.topic, cursor.key, encode("connector_cursor", cursor.record()))
+        await self.publisher.wait(deliveries)
         self.cursors[cursor.key] = cursor
 
     async def reset(self, store_id: str) -> None:
+        deliveries = Deliveries()
         for stream in ("ORDERS", "CUSTOMERS"):
-            await self.save(Cursor(store_id, stream))
+            await self.save(Cursor(store_id, stream), deliveries)

@@ -1,5 +1,6 @@
-"""HTTP to a store: retries with backoff for 429 / 5xx / timeouts / non-JSON pages, Retry-After honoured,
-then one clear error naming the store and the URL (with any credentials redacted)."""
+"""HTTP to a store: retries with backoff for 429 / 5xx / timeouts / broken responses / non-JSON pages,
+Retry-After honoured, then one clear error naming the store and the URL (with any credentials redacted).
+The connector's store loop decides what happens after that error (docs/robustness.md)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from urllib.parse import urlencode
 
 import aiohttp
 
+from producers.documents import page_text
+
 log = logging.getLogger("ordersync.connector.http")
 SECRET_PARAMS = {"consumer_key", "consumer_secret", "ws_key"}
 RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
@@ -20,9 +23,10 @@ RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
 class StoreError(RuntimeError):
     """A store request failed for good; the message names the store, the URL and the reason."""
 
-    def __init__(self, store_id: str, url: str, reason: str) -> None:
+    def __init__(self, store_id: str, url: str, reason: str, *, refused: bool = False) -> None:
         super().__init__(f"store {store_id}: {reason} ({url})")
         self.store_id, self.url, self.reason = store_id, url, reason
+        self.refused = refused  # 401/403: the credentials were refused, not a passing fault
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,7 @@ class StoreHttp:
             wait: float | None = None
             try:
                 async with self._limit, self._session.get(url, params=query) as response:
-                    text = await response.text()
+                    text = page_text(await response.read())
                     headers = {k: v for k, v in response.headers.items()}
                     if response.status == 200:
                         if not expect_json or _looks_like_json(text):
@@ -90,10 +94,12 @@ class StoreHttp:
                         reason = f"HTTP {response.status}"
                         wait = _retry_after(headers.get("Retry-After"))
                     elif response.status in (401, 403):
-                        raise StoreError(self.store_id, shown, f"HTTP {response.status}: credentials refused")
+                        raise StoreError(
+                            self.store_id, shown, f"HTTP {response.status}: credentials refused", refused=True
+                        )
                     else:
-                        raise StoreError(self.store_id, shown, f"HTTP {response.status}: {text[:200]}")
-            except (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+                        raise StoreError(self.store_id, shown, f"HTTP {response.status}: {text[:200]!r}")
+            except (TimeoutError, aiohttp.ClientError) as exc:  # ClientError: also a malformed response
                 reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             if attempt == self.attempts:
                 break

@@ -22,7 +22,7 @@ from typing import Any
 import aiohttp
 
 from ordersync.stores import StoreConfig
-from producers.documents import PageError, split_resource_list
+from producers.documents import PageError, readable, split_resource_list
 from producers.http_client import StoreError, StoreHttp
 from producers.source import Document, Page, base_context, document_id, parse_time
 
@@ -90,7 +90,7 @@ class PrestaShopSource:
             params["filter[id]"] = f">[{position}]"
         last = position
         async for docs in self._offset_pages("orders", params):
-            ids = [i for i in (self.order_id(d) for _, d in docs) if i is not None and i.isdigit()]
+            ids = [i for i in (self.order_id(d) for _, d in docs) if i is not None and i.isascii() and i.isdigit()]
             last = ids[-1] if ids else last
             yield Page(docs, last)
 
@@ -119,7 +119,7 @@ class PrestaShopSource:
 
     # -- context ------------------------------------------------------------------------------------
     async def _load_states(self) -> None:
-        for _, s in await self._list("order_states", {}):
+        for _, s in readable(await self._list("order_states", {})):
             self._states[str(s.get("id"))] = {
                 "id": str(s.get("id")),
                 "name": _text(s.get("name")),
@@ -141,12 +141,14 @@ class PrestaShopSource:
     async def contexts(self, documents: list[Document]) -> list[dict[str, Any]]:
         orders = [d for _, d in documents if isinstance(d, dict)]
         if not self._currencies:
-            self._currencies = {str(c.get("id")): str(c.get("iso_code")) for _, c in await self._list("currencies", {})}
+            self._currencies = {
+                str(c.get("id")): str(c.get("iso_code")) for _, c in readable(await self._list("currencies", {}))
+            }
         state_ids = {str(o.get("current_state")) for o in orders}
         if not self._states or state_ids - set(self._states):
             await self._load_states()  # a state created since we last looked
         customer_ids = sorted({str(o.get("id_customer")) for o in orders if str(o.get("id_customer") or "0") != "0"})
-        for _, c in await self._by_ids("customers", [c for c in customer_ids if c not in self._customers]):
+        for _, c in readable(await self._by_ids("customers", [c for c in customer_ids if c not in self._customers])):
             self._customers[str(c.get("id"))] = {
                 "id": str(c.get("id")),
                 "email": c.get("email") or None,
@@ -163,14 +165,14 @@ class PrestaShopSource:
         )
         missing = [p for p in product_ids if p not in self._product_categories]
         if missing:
-            for _, p in await self._by_ids("products", missing):
+            for _, p in readable(await self._by_ids("products", missing)):
                 cats = [str(c.get("id")) for c in ((p.get("associations") or {}).get("categories") or [])]
                 self._product_categories[str(p.get("id"))] = cats or [str(p.get("id_category_default"))]
             for pid in missing:
                 self._product_categories.setdefault(pid, [])
             wanted = {c for p in missing for c in self._product_categories[p]} - set(self._category_names)
             if wanted:
-                for _, c in await self._list("categories", {}):
+                for _, c in readable(await self._list("categories", {})):
                     self._category_names[str(c.get("id"))] = _text(c.get("name"))
         out = []
         for _, doc in documents:

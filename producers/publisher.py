@@ -1,16 +1,51 @@
-"""Publishing raw events: an idempotent producer (acks=all) whose flush tells whether every event so
-far was acknowledged, so a cursor is only advanced past events Kafka holds."""
+"""Publishing raw events: an idempotent producer (acks=all) shared by every store of a process, and
+``Deliveries``, the delivery results of one caller's events (one store's connector, one webhook
+request). A caller waits for its own events only, so one store's failure never decides another's fate
+and a cursor is only advanced past events Kafka holds."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
+Headers = list[tuple[str, str | bytes | None]]
+
 
 class PublishError(RuntimeError):
     """Kafka did not acknowledge some events; the cursor must not move past them."""
+
+
+class Deliveries:
+    """Counts one caller's events in flight and keeps the failures among them. Delivery callbacks run
+    on whichever thread polls the producer, hence the lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending = 0
+        self._failures: list[str] = []
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    def sent(self) -> None:
+        with self._lock:
+            self._pending += 1
+
+    def on_delivery(self, error: KafkaError | None, _msg: Message) -> None:
+        with self._lock:
+            self._pending -= 1
+            if error is not None:
+                self._failures.append(str(error))
+
+    def take_failures(self) -> list[str]:
+        with self._lock:
+            failures, self._failures = self._failures, []
+        return failures
 
 
 class Publisher:
@@ -28,39 +63,45 @@ class Publisher:
                 **extra,
             }
         )
-        self._failures: list[str] = []
-        self.acked = 0
 
-    def _on_delivery(self, error: KafkaError | None, _msg: Message) -> None:
-        if error is not None:
-            self._failures.append(str(error))
-        else:
-            self.acked += 1
-
-    def publish(self, topic: str, key: str, value: bytes) -> None:
+    def publish(
+        self,
+        deliveries: Deliveries,
+        topic: str,
+        key: str | bytes | None,
+        value: bytes,
+        headers: Headers | None = None,
+    ) -> None:
+        """Queue one event; its result is counted in ``deliveries``."""
+        raw_key = key.encode() if isinstance(key, str) else key
         while True:
             try:
-                self._producer.produce(topic, key=key.encode(), value=value, on_delivery=self._on_delivery)
+                self._producer.produce(
+                    topic, key=raw_key, value=value, headers=headers, on_delivery=deliveries.on_delivery
+                )
+                deliveries.sent()
                 return
             except BufferError:
                 self._producer.poll(0.1)  # local queue full: let deliveries drain
 
-    def publish_raw(
-        self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, str | bytes | None]]
-    ) -> None:
-        """Publish bytes as they are (dead letters), with headers."""
-        self._producer.produce(topic, key=key, value=value, headers=headers, on_delivery=self._on_delivery)
-
     def poll(self) -> None:
         self._producer.poll(0)
 
-    def flush_sync(self, timeout_s: float = 120) -> None:
-        remaining = self._producer.flush(timeout_s)
-        if remaining:
-            raise PublishError(f"{remaining} events not acknowledged within {timeout_s:.0f}s")
-        if self._failures:
-            failures, self._failures = self._failures, []
+    def wait_sync(self, deliveries: Deliveries, timeout_s: float = 120) -> None:
+        """Return once every event of ``deliveries`` is acknowledged; PublishError if one failed or
+        they are not all answered within ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while deliveries.pending > 0 and time.monotonic() < deadline:
+            self._producer.poll(0.05)
+        failures = deliveries.take_failures()
+        if failures:
             raise PublishError(f"{len(failures)} events failed: {failures[0]}")
+        if deliveries.pending > 0:
+            raise PublishError(f"{deliveries.pending} events not acknowledged within {timeout_s:.0f}s")
 
-    async def flush(self, timeout_s: float = 120) -> None:
-        await asyncio.to_thread(self.flush_sync, timeout_s)
+    async def wait(self, deliveries: Deliveries, timeout_s: float = 120) -> None:
+        await asyncio.to_thread(self.wait_sync, deliveries, timeout_s)
+
+    def close(self, timeout_s: float = 30) -> None:
+        """Give queued events (another caller's too) their chance before the process ends."""
+        self._producer.flush(timeout_s)

@@ -13,9 +13,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 
+from producers.documents import raw_bytes
+
 
 def _digest(text: str) -> bytes:
-    return hashlib.blake2b(text.encode(), digest_size=12).digest()
+    return hashlib.blake2b(raw_bytes(text), digest_size=12).digest()
 
 
 class RecentlyPublished:

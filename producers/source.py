@@ -11,8 +11,15 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ordersync.stores import StoreConfig
+from producers.documents import raw_bytes
 
-Document = tuple[str, Any]  # (exact text as received, parsed value)
+Document = tuple[str, Any]  # (exact text as received, parsed value or documents.Rejected)
+
+# What reading a store document's fields can raise when the document is not what the API documents;
+# such a document is dead-lettered by itself and the rest of its page goes on.
+BAD_DOCUMENT_ERRORS = (
+    AttributeError, TypeError, KeyError, IndexError, ValueError, ArithmeticError, RecursionError, UnicodeError,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -45,7 +52,7 @@ def document_id(doc: Any) -> str | None:
 
 def fallback_id(text: str) -> str:
     """A key for a document whose id cannot be read: stable, so duplicates of it still collapse."""
-    return "unreadable-" + hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:16]
+    return "unreadable-" + hashlib.sha1(raw_bytes(text), usedforsecurity=False).hexdigest()[:16]
 
 
 def base_context(store: StoreConfig) -> dict[str, Any]:
@@ -109,6 +116,6 @@ def parse_time(value: Any, tz: str) -> dt.datetime | None:
         return None
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=zoneinfo.ZoneInfo(tz))).astimezone(dt.UTC)
+    except (ValueError, OverflowError):  # OverflowError: year 1 seen from east of UTC
         return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=zoneinfo.ZoneInfo(tz))).astimezone(dt.UTC)

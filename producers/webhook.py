@@ -6,6 +6,12 @@
 - The creation ping (form body ``webhook_id=N``, no JSON) → 200.
 - ``order.created`` / ``order.updated`` / ``order.restored`` → an UPSERT raw event; ``order.deleted``
   (body ``{"id": N}``) → a DELETE raw event.
+- The signature covers the body only, not the ``X-WC-Webhook-Topic`` header, so the body must have the
+  shape its topic says (``body_fits_topic``): a captured order body re-sent as ``order.deleted`` or
+  ``customer.updated`` is refused (400, dead-lettered) instead of deleting the order or making a
+  customer. A delete takes its version from the body's modification time when it has one.
+- A repeated ``X-WC-Webhook-Delivery-ID`` is acknowledged without publishing again. Bodies over 1 MiB
+  get a 413 before anything is parsed; a malformed signature header is a 401 like a wrong one.
 - ``customer.created`` / ``customer.updated`` → a raw customer event: WooCommerce's customers API has no
   "modified after" filter, so webhooks are how customer changes arrive after the backfill.
   ``customer.deleted`` is acknowledged and ignored: a marketing contact outlives the shop account.
@@ -20,6 +26,7 @@ import hashlib
 import hmac
 import json
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -27,21 +34,39 @@ from typing import Any
 from aiohttp import web
 
 from ordersync.stores import StoreConfig
-from producers.publisher import Publisher, PublishError
+from producers.publisher import Deliveries, Publisher, PublishError
 from producers.source import base_context, parse_time, raw_customer_event, raw_order_event
 from producers.woocommerce import WooCommerceSource
 from schemas import encode
+from schemas.dead_letters import dead_letter_headers
 
 log = logging.getLogger("ordersync.webhook")
 UPSERT_TOPICS = {"order.created", "order.updated", "order.restored"}
 CUSTOMER_TOPICS = {"customer.created", "customer.updated"}
 
 
+MAX_BODY = 1024 * 1024
+DELIVERY_IDS_KEPT = 10_000  # per store: far more than WooCommerce re-sends within its retry window
+DELETE_KEYS = {"id", "date_modified_gmt", "date_modified"}
+
+
 def signature_valid(body: bytes, secret: str, signature: str | None) -> bool:
-    if not signature:
+    if not signature or not signature.isascii():
         return False
     expected = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
     return hmac.compare_digest(expected.encode(), signature.strip().encode())
+
+
+def body_fits_topic(topic: str, doc: dict[str, Any]) -> str | None:
+    """Why a signed body cannot be what its topic says, or None when it fits."""
+    if topic == "order.deleted":
+        extra = set(doc) - DELETE_KEYS
+        return f"an order.deleted body carries only the order id, this one has {sorted(extra)[:5]}" if extra else None
+    if topic.startswith("order."):
+        return None if "status" in doc else f"a {topic} body is an order, this one has no status"
+    if "email" not in doc or "status" in doc:
+        return f"a {topic} body is a customer (an e-mail, no order status), this one is not"
+    return None
 
 
 @dataclass
@@ -51,6 +76,7 @@ class WebhookStats:
     pings: int = 0
     dead_letters: int = 0
     ignored: int = 0
+    duplicates: int = 0
 
 
 class WebhookReceiver:
@@ -71,14 +97,16 @@ class WebhookReceiver:
         self.dlq_topic = dlq_topic
         self.sources = sources or {}  # for product categories; without one, events carry none
         self.stats = WebhookStats()
+        self._deliveries_seen: dict[str, OrderedDict[str, None]] = {s: OrderedDict() for s in self.stores}
 
     async def handle(self, request: web.Request) -> web.Response:
         store_id = request.match_info["store_id"]
         store = self.stores.get(store_id)
         if store is None:
             return web.json_response({"error": f"unknown store {store_id!r}"}, status=404)
-        body = await request.read()
+        body = await request.read()  # more than MAX_BODY: aiohttp answers 413
         topic = request.headers.get("X-WC-Webhook-Topic", "")
+        delivery_id = request.headers.get("X-WC-Webhook-Delivery-ID", "")
         if body.startswith(b"webhook_id=") and not topic:
             self.stats.pings += 1
             return web.Response(text="ok")
@@ -91,14 +119,32 @@ class WebhookReceiver:
             self.stats.ignored += 1
             log.info("store %s: webhook topic %r is neither an order nor a customer change; ignored", store_id, topic)
             return web.json_response({"ignored": topic})
+        if delivery_id and delivery_id in self._deliveries_seen[store_id]:
+            self.stats.duplicates += 1
+            return web.json_response({"duplicate": delivery_id})
         try:
             text = body.decode("utf-8")
             doc: Any = json.loads(text, parse_float=Decimal)
             doc_id = doc.get("id") if isinstance(doc, dict) else None
             if not isinstance(doc_id, int | str) or not str(doc_id):
                 raise ValueError("no id")
-        except (UnicodeDecodeError, ValueError) as exc:
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             return await self._dead_letter(store_id, topic, body, f"unreadable webhook body: {exc}")
+        mismatch = body_fits_topic(topic, doc)
+        if mismatch is not None:
+            return await self._dead_letter(store_id, topic, body, f"webhook body does not fit its topic: {mismatch}")
+        response = await self._accept(store, topic, text, doc, str(doc_id))
+        if response.status == 202 and delivery_id:
+            seen = self._deliveries_seen[store_id]
+            seen[delivery_id] = None
+            if len(seen) > DELIVERY_IDS_KEPT:
+                seen.popitem(last=False)
+        return response
+
+    async def _accept(
+        self, store: StoreConfig, topic: str, text: str, doc: dict[str, Any], doc_id: str
+    ) -> web.Response:
+        store_id = store.id
         if topic in CUSTOMER_TOPICS:
             modified = parse_time(doc.get("date_modified_gmt"), "UTC")
             customer = raw_customer_event(store, "WOOCOMMERCE", text, str(doc_id), "WEBHOOK", modified)
@@ -119,8 +165,11 @@ class WebhookReceiver:
                 parse_time(doc.get("date_modified_gmt"), "UTC"), context,
             )  # fmt: skip
         elif topic == "order.deleted":
+            modified = parse_time(doc.get("date_modified_gmt"), "UTC") or parse_time(
+                doc.get("date_modified"), store.timezone
+            )
             event = raw_order_event(
-                store, "WOOCOMMERCE", text, str(order_id), "WEBHOOK", None, base_context(store), "DELETE"
+                store, "WOOCOMMERCE", text, str(order_id), "WEBHOOK", modified, base_context(store), "DELETE"
             )
         else:
             self.stats.ignored += 1
@@ -128,10 +177,11 @@ class WebhookReceiver:
         return await self._publish(store_id, self.raw_orders_topic, str(order_id), encode("raw_order_event", event))
 
     async def _publish(self, store_id: str, topic: str, doc_id: str, value: bytes) -> web.Response:
-        """Answer 2xx only once Kafka has the event: WooCommerce will not send it again."""
-        self.publisher.publish(topic, f"{store_id}:{doc_id}", value)
+        """Answer 2xx only once Kafka has this request's event: WooCommerce will not send it again."""
+        deliveries = Deliveries()
+        self.publisher.publish(deliveries, topic, f"{store_id}:{doc_id}", value)
         try:
-            await self.publisher.flush(30)
+            await self.publisher.wait(deliveries, 30)
         except PublishError as exc:
             log.error("store %s: webhook event not acknowledged by Kafka: %s", store_id, exc)
             return web.json_response({"error": "not stored, try again"}, status=503)
@@ -141,15 +191,11 @@ class WebhookReceiver:
     async def _dead_letter(self, store_id: str, topic: str, body: bytes, reason: str) -> web.Response:
         self.stats.dead_letters += 1
         log.warning("store %s: %s", store_id, reason)
-        headers: list[tuple[str, str | bytes | None]] = [
-            ("dlq.reason", reason.encode()),
-            ("dlq.stage", b"webhook"),
-            ("dlq.source.store", store_id.encode()),
-            ("dlq.source.webhook_topic", topic.encode()),
-        ]
-        self.publisher.publish_raw(self.dlq_topic, store_id.encode(), body, headers)
+        headers = dead_letter_headers(reason, "webhook", store=store_id, webhook_topic=topic)
+        deliveries = Deliveries()
+        self.publisher.publish(deliveries, self.dlq_topic, store_id, body, list(headers))
         try:
-            await self.publisher.flush(30)
+            await self.publisher.wait(deliveries, 30)
         except PublishError:
             return web.json_response({"error": "not stored, try again"}, status=503)
         return web.json_response({"error": reason}, status=400)
@@ -158,7 +204,7 @@ class WebhookReceiver:
         return web.json_response({"status": "ok", **self.stats.__dict__})
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=8 * 1024 * 1024)
+        app = web.Application(client_max_size=MAX_BODY)
         app.router.add_post("/webhooks/woocommerce/{store_id}", self.handle)
         app.router.add_get("/health", self.health)
         return app

@@ -34,8 +34,13 @@ def _gmt(moment: dt.datetime) -> str:
 
 
 def _before_second(created_gmt: str) -> str:
-    """One second before a ``date_created_gmt``, as an ``after`` bound that still includes it."""
+    """One second before a ``date_created_gmt`` (one ``_created`` accepted), as an ``after`` bound that
+    still includes it."""
     return _gmt(dt.datetime.fromisoformat(created_gmt).replace(tzinfo=dt.UTC) - dt.timedelta(seconds=1))
+
+
+def _int_id(value: str) -> int | None:
+    return int(value) if value.isascii() and value.isdigit() else None
 
 
 def _order_id(text: str, doc: Any) -> str:
@@ -44,14 +49,21 @@ def _order_id(text: str, doc: Any) -> str:
 
 def _customer_id(doc: Any) -> int | None:
     value = doc.get("id") if isinstance(doc, dict) else None
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
+    if isinstance(value, str):
+        return _int_id(value)
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _created(doc: Any) -> str | None:
+    """A ``date_created_gmt`` that can anchor the next page; None for a missing or unreadable one."""
     value = doc.get("date_created_gmt") if isinstance(doc, dict) else None
-    return value if isinstance(value, str) else None
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return value if moment.tzinfo is None and moment.year > 1 else None
 
 
 class WooCommerceSource:
@@ -159,11 +171,13 @@ class WooCommerceSource:
             for line in (doc.get("line_items") or []) if isinstance(doc, dict) else []:
                 if isinstance(line, dict) and line.get("product_id"):
                     wanted.add(str(line["product_id"]))
-        missing = sorted(wanted - set(self._categories), key=lambda x: int(x) if x.isdigit() else 0)
+        missing = sorted(wanted - set(self._categories), key=lambda x: _int_id(x) or 0)
         for start in range(0, len(missing), PER_PAGE):
             chunk = missing[start : start + PER_PAGE]
             docs, _ = await self._page("/products", {"include": ",".join(chunk), "per_page": PER_PAGE})
             for _, product in docs:
+                if not isinstance(product, dict):
+                    continue  # an unreadable product: its orders go without categories
                 self._categories[str(product.get("id"))] = [
                     {"id": str(c.get("id")), "name": str(c.get("name")), "slug": c.get("slug")}
                     for c in product.get("categories") or []

@@ -21,6 +21,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 
 from ordersync import heartbeat
 from schemas import DecodeError, decode
+from schemas.dead_letters import dead_letter_headers
 from schemas.headers import read_order_headers
 from sinks.handoff import Handoff
 from sinks.migrate import migrate
@@ -95,6 +96,7 @@ class PostgresSink:
             }
         )
         self.dlq = Producer({"bootstrap.servers": opts.bootstrap, "enable.idempotence": True, "acks": "all"})
+        self._dead_letter_failures: list[str] = []
 
     # -- PostgreSQL ---------------------------------------------------------------------------------
     def _with_retry(self, what: str, action: Callable[[psycopg.Connection[Any]], R]) -> R:
@@ -148,14 +150,20 @@ class PostgresSink:
     def _dead_letter(self, msg: Message, reason: str) -> None:
         self.totals["dead_letters"] += 1
         log.warning("dead letter from %s[%d]@%d: %s", msg.topic(), msg.partition(), msg.offset(), reason)
-        headers: list[tuple[str, str | bytes | None]] = [
-            ("dlq.reason", reason.encode()),
-            ("dlq.stage", b"sink"),
-            ("dlq.source.topic", (msg.topic() or "").encode()),
-            ("dlq.source.partition", str(msg.partition()).encode()),
-            ("dlq.source.offset", str(msg.offset()).encode()),
-        ]
-        self.dlq.produce(self.dlq_topic, key=msg.key(), value=msg.value(), headers=headers)
+        headers = dead_letter_headers(
+            reason, "sink", topic=msg.topic() or "", partition=msg.partition() or 0, offset=msg.offset() or 0
+        )
+        self.dlq.produce(
+            self.dlq_topic,
+            key=msg.key(),
+            value=msg.value(),
+            headers=list(headers),
+            on_delivery=self._dead_letter_delivered,
+        )
+
+    def _dead_letter_delivered(self, error: KafkaError | None, _msg: Message) -> None:
+        if error is not None:
+            self._dead_letter_failures.append(str(error))
 
     def _add(self, msg: Message) -> None:
         topic = msg.topic() or ""
@@ -216,8 +224,12 @@ class PostgresSink:
         if not batch.messages:
             return
         self._decode_held()
-        if self.dlq.flush(30) != 0:
-            raise RuntimeError("dead letters were not acknowledged by Kafka; not advancing offsets")
+        # flush() == 0 only says nothing is queued any more: a failed dead letter leaves the queue too.
+        unanswered = self.dlq.flush(30)
+        failures, self._dead_letter_failures = self._dead_letter_failures, []
+        if unanswered or failures:
+            reason = failures[0] if failures else f"{unanswered} not answered within 30 s"
+            raise RuntimeError(f"dead letters were not acknowledged by Kafka ({reason}); not advancing offsets")
         self._batch = Batch()
         assert self._handoff is not None and self._adapters is not None, "flush() runs inside run()"
         self._handoff.submit(stage(batch, self._adapters))

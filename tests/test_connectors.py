@@ -17,6 +17,7 @@ from schemas import decode
 from tests.kafka_helpers import drain
 from tests.processes import free_port, http_json, port_open, running, wait_for
 from tests.shops import HOOK_SECRET, SECRETS, shop, stores_toml
+from tests.shops import WOO_SECRET as T_WOO_SECRET_VALUE
 
 
 @pytest.fixture
@@ -280,3 +281,45 @@ def test_webhooks_signed_ping_tampered(
     assert [(k, e["source_customer_id"], e["obtained_by"], e["document"].encode()) for k, e in customers] == [
         (b"w:77", "77", "WEBHOOK", customer)
     ]
+
+
+def test_a_failing_store_is_retried_forever_and_never_stops_the_others(
+    env: dict[str, str], kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    """An outage longer than the HTTP retries, then refused credentials: the store shows as failing in
+    the health file and is tried again until it recovers; the other store keeps publishing meanwhile."""
+    from producers.health import read
+
+    health_file = tmp_path / "stores.health.json"
+    patient = {**env, "ORDERSYNC_STORE_HEALTH_FILE": str(health_file), "ORDERSYNC_STORE_RETRY_MAX_S": "1",
+               "ORDERSYNC_STORE_REFUSED_RETRY_S": "1"}  # fmt: skip
+    with (
+        shop("woocommerce", "w", env, tmp_path, orders=100) as woo,
+        shop("prestashop", "p", env, tmp_path, orders=100, seed=2) as ps,
+    ):
+        config = stores_toml(tmp_path / "stores.toml", woo, ps, poll_interval_s=0.5)
+        with running(["connect", "--config", str(config), "--follow"], patient, tmp_path / "follow.log") as proc:
+
+            def published() -> set[str]:
+                return set(raw_keys(kafka_bootstrap, f"{topic_prefix}raw.orders"))
+
+            wait_for(lambda: len(published()) >= 200 or not proc.alive(), 120, "the backfill")
+            woo.faults(failing=503)
+            during = {f"p:{i}" for i in ps.tick(creates=2)}
+            wait_for(lambda: during <= published() or not proc.alive(), 60, "the healthy store's new orders")
+
+            def woo_health() -> tuple[int, str]:
+                h = read(health_file).get("w")
+                return (h.consecutive_failures, h.last_error or "") if h else (0, "")
+
+            wait_for(lambda: woo_health()[0] >= 1 or not proc.alive(), 90, "the outage to show as failing")
+            assert "HTTP 503" in woo_health()[1]
+            woo.faults(failing=401)
+            wait_for(lambda: "credentials refused" in woo_health()[1] or not proc.alive(), 60, "refused credentials")
+            assert woo_health()[0] >= 2
+            woo.faults(failing=None)
+            after = {f"w:{i}" for i in woo.tick(creates=3)}
+            wait_for(lambda: after <= published() or not proc.alive(), 90, "the recovered store's new orders")
+            wait_for(lambda: woo_health()[0] == 0 or not proc.alive(), 30, "the store to show healthy again")
+            assert proc.alive(), proc.output()
+            assert T_WOO_SECRET_VALUE not in health_file.read_text()

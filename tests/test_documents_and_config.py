@@ -9,7 +9,7 @@ import pytest
 
 from ordersync.settings import without_password
 from ordersync.stores import ConfigError, load_stores
-from producers.documents import PageError, split_array, split_resource_list
+from producers.documents import PageError, Rejected, page_text, raw_bytes, split_array, split_resource_list
 from producers.http_client import redacted
 from producers.webhook import signature_valid
 
@@ -103,3 +103,40 @@ def test_bad_store_config_is_a_clear_error(tmp_path: Path, body: str, message: s
 )
 def test_database_urls_are_printed_without_their_password(url: str, shown: str) -> None:
     assert without_password(url) == shown
+
+
+def test_a_page_with_unreadable_documents_keeps_every_other_document() -> None:
+    """One bad document costs only itself: not UTF-8, nested too deeply for the parser, or malformed."""
+    deep = "[" * 100_000 + "]" * 100_000
+    body = (
+        b'[{"id":1,"name":"ok"},{"id":2,"name":"caf\xff"},{"id":3,"meta":'
+        + deep.encode()
+        + b'},{"id":4,"bad": tru},{"id":5,"name":"\\u00e9 \\"quoted\\" ]}"}]'
+    )
+    docs = split_array(page_text(body))
+    assert [doc["id"] for _, doc in docs if not isinstance(doc, Rejected)] == [1, 5]
+    rejected = {text[:7]: doc for text, doc in docs if isinstance(doc, Rejected)}
+    assert rejected['{"id":2'].raw == b'{"id":2,"name":"caf\xff"}' and "UTF-8" in rejected['{"id":2'].reason
+    assert rejected['{"id":3'].raw.endswith(b"]}") and "deeply" in rejected['{"id":3'].reason
+    assert rejected['{"id":4'].raw == b'{"id":4,"bad": tru}' and "malformed" in rejected['{"id":4'].reason
+    # Every byte of the page is in exactly one document, in order.
+    assert b",".join(raw_bytes(text) for text, _ in docs) == body[1:-1]
+
+
+def test_a_page_cut_off_inside_a_document_is_an_error_as_a_whole() -> None:
+    with pytest.raises(PageError, match="cut off"):
+        split_array('[{"id":1},{"id":2,"name":"x')
+
+
+def test_store_fields_that_cannot_be_read_are_none_not_errors() -> None:
+    from producers.source import parse_time
+    from producers.woocommerce import _created, _customer_id, _int_id
+
+    assert parse_time("0001-01-01T00:00:00", "Asia/Tokyo") is None  # before year 1 in UTC
+    assert parse_time("2024-13-45T99:00:00", "UTC") is None
+    assert parse_time("2024-03-01T10:00:00", "Europe/Zurich") is not None
+    assert _created({"date_created_gmt": "2024-13-45T99:00:00"}) is None
+    assert _created({"date_created_gmt": "0001-01-01T00:00:00"}) is None  # one second before it does not exist
+    assert _created({"date_created_gmt": "2024-03-01T10:00:00"}) == "2024-03-01T10:00:00"
+    assert _customer_id({"id": "²"}) is None and _int_id("²") is None  # "²".isdigit() is True, int() fails
+    assert _customer_id({"id": "42"}) == 42

@@ -43,8 +43,11 @@ class Faults:
     injected: int = 0
     latency_s: float = 0.0  # added to every API request: a slow shop
     live_paused: bool = False  # tests freeze the shop to compare the pipeline's result with its state
+    failing: int | None = None  # every API request answered with this status until it is cleared (an outage)
 
     def next_fault(self) -> int | None:
+        if self.failing is not None:
+            return self.failing
         if self.queued:
             return self.queued.pop(0)
         if self.random_rate and self.rng.random() < self.random_rate:
@@ -94,6 +97,8 @@ def add_control_routes(
             faults.live_paused = bool(body["live_paused"])
         if "random_rate" in body:
             faults.random_rate = float(body["random_rate"])
+        if "failing" in body:
+            faults.failing = None if body["failing"] is None else int(body["failing"])
         return web.json_response(
             {"queued": faults.queued, "random_rate": faults.random_rate, "live_paused": faults.live_paused}
         )

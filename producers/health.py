@@ -1,0 +1,82 @@
+"""Per-store health of a connector process: when each store last went through, how many attempts in a
+row failed and the last error (secrets are redacted from store errors where they are made).
+
+The process writes it as JSON to the file named by ``ORDERSYNC_STORE_HEALTH_FILE`` after every change;
+``ordersync run`` gives each connector process such a file and serves it in ``/health`` and ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+ENV = "ORDERSYNC_STORE_HEALTH_FILE"
+
+
+@dataclass
+class StoreHealth:
+    store_id: str
+    last_success: float | None = None  # epoch seconds of the last poll or checkpoint that went through
+    consecutive_failures: int = 0
+    failing_since: float | None = None  # epoch seconds of the first failure of the current run of them
+    last_error: str | None = None
+
+    def failing_for(self, now: float) -> float:
+        return 0.0 if self.failing_since is None else now - self.failing_since
+
+
+class HealthBoard:
+    """The stores of one process; written through to the health file (if any) on every change."""
+
+    def __init__(self, store_ids: list[str], path: str | None = None) -> None:
+        self.stores = {s: StoreHealth(s) for s in store_ids}
+        self.path = Path(path) if path else None
+        self._write()
+
+    @classmethod
+    def from_env(cls, store_ids: list[str]) -> HealthBoard:
+        return cls(store_ids, os.environ.get(ENV))
+
+    def succeeded(self, store_id: str) -> None:
+        health = self.stores[store_id]
+        changed = health.consecutive_failures > 0 or health.last_success is None
+        health.last_success = time.time()
+        health.consecutive_failures = 0
+        health.failing_since = None
+        # Rewriting the file for every poll of a healthy store is needless; once a second is plenty.
+        if changed or self.path is None or _age_s(self.path) > 1.0:
+            self._write()
+
+    def failed(self, store_id: str, error: str) -> None:
+        health = self.stores[store_id]
+        health.consecutive_failures += 1
+        health.failing_since = health.failing_since or time.time()
+        health.last_error = error[:500]
+        self._write()
+
+    def _write(self) -> None:
+        if self.path is None:
+            return
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text(json.dumps({s: asdict(h) for s, h in self.stores.items()}))
+        temporary.replace(self.path)  # readers never see half a file
+
+
+def read(path: Path) -> dict[str, StoreHealth]:
+    """The store health a connector process wrote ({} if it has not written any yet)."""
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+    return {s: StoreHealth(**h) for s, h in data.items()}
+
+
+def _age_s(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return float("inf")
