@@ -26,8 +26,8 @@ from schemas.headers import read_order_headers
 from sinks.handoff import Handoff
 from sinks.migrate import migrate
 from sinks.reconnect import Reconnecting
-from sinks.writer import Batch, Staged, stage, stored_offsets
-from sinks.writer_process import WriterProcess
+from sinks.writer import Batch, Staged, WriteResult, stage, stored_offsets
+from sinks.writer_process import BatchRefused, WriterProcess
 
 log = logging.getLogger("ordersync.sink")
 R = TypeVar("R")
@@ -75,10 +75,13 @@ class PostgresSink:
         self._generation = 0
         self._assigned: set[tuple[str, int]] = set()
         self._batch = Batch()
+        self._batch_messages: list[Message] = []  # the current batch's, for writing them one by one
         # Order messages whose headers give their version, undecoded, per (Kafka key, deleted): only the
         # newest of each is decoded at flush (the batch keeps only the newest anyway).
         self._held_orders: dict[tuple[bytes, bool], list[tuple[int, int, Message]]] = {}
-        self._handoff: Handoff[Staged] | None = None  # passes batches to the writer process, while run() runs
+        self._handoff: Handoff[tuple[Staged, list[Message]]] | None = (
+            None  # passes batches to the writer process, while run() runs
+        )
         self._adapters: psycopg.Cursor[Any] | None = None  # formats rows for COPY; never runs a statement
         self.totals = {"orders": 0, "activities": 0, "contacts": 0, "batches": 0, "dead_letters": 0}
         self.consumer = Consumer(
@@ -103,13 +106,40 @@ class PostgresSink:
         """PostgreSQL gone away (restart, failover): reconnect with backoff until it is back or we stop."""
         return self._db.run(what, action, give_up=self._stop.is_set)
 
-    def _write_counted(self, staged: Staged) -> None:
+    def _write_counted(self, handed: tuple[Staged, list[Message]]) -> None:
         assert self._writer is not None, "writes happen inside run()"
-        result = self._writer.write(staged)
+        staged, messages = handed
+        try:
+            result = self._writer.write(staged)
+        except BatchRefused as exc:
+            result = self._write_one_by_one(messages, staged.offsets, str(exc))
         self.totals["orders"] += result.orders
         self.totals["activities"] += result.activities
         self.totals["contacts"] += result.contacts
         self.totals["batches"] += 1
+
+    def _write_one_by_one(
+        self, messages: list[Message], offsets: dict[tuple[str, int], int], reason: str
+    ) -> WriteResult:
+        """PostgreSQL refused a batch: write its messages one at a time (versions make that equal to the
+        batch), dead-letter each one it refuses, then store the batch's offsets. Rare, so slow is fine."""
+        assert self._writer is not None
+        log.warning("PostgreSQL refused a batch (%s): writing its %d messages one by one", reason, len(messages))
+        adapters = self._with_retry("connect", lambda conn: conn.cursor())  # not the reading thread's
+        written = [0, 0, 0]
+        for msg in messages:
+            single = Batch()
+            self._add_to(single, msg, first_pass=False)
+            single.offsets = {}
+            try:
+                result = self._writer.write(stage(single, adapters))
+            except BatchRefused as exc:
+                self._dead_letter(msg, f"refused by PostgreSQL: {exc}")
+                continue
+            written = [written[0] + result.orders, written[1] + result.activities, written[2] + result.contacts]
+        self._confirm_dead_letters()
+        self._writer.write(stage(Batch(offsets=offsets, messages=1), adapters))
+        return WriteResult(*written)
 
     def _drain(self) -> None:
         """Wait for the batches handed to the writer: the stored offsets are then current."""
@@ -166,9 +196,14 @@ class PostgresSink:
             self._dead_letter_failures.append(str(error))
 
     def _add(self, msg: Message) -> None:
+        self._batch_messages.append(msg)
+        self._add_to(self._batch, msg, first_pass=True)
+
+    def _add_to(self, batch: Batch, msg: Message, *, first_pass: bool) -> None:
+        """Decode ``msg`` into ``batch``. On the first pass newest-version orders are held undecoded and
+        a message that does not decode is dead-lettered; a second pass (one by one) skips it."""
         topic = msg.topic() or ""
         subject = self.topics[topic]
-        batch = self._batch
         batch.messages += 1
         tp = (topic, msg.partition() or 0)
         batch.offsets[tp] = max(batch.offsets.get(tp, 0), (msg.offset() or 0) + 1)
@@ -178,12 +213,13 @@ class PostgresSink:
             first, _, rest = key.partition(":")
             (batch.purged_orders if subject == "order" else batch.purged_contacts).append((first, rest))
             return
-        if subject == "order" and self._hold_newest(msg):
+        if subject == "order" and first_pass and self._hold_newest(msg):
             return
         try:
             record = decode(value, subject)
         except DecodeError as exc:
-            self._dead_letter(msg, exc.reason)
+            if first_pass:
+                self._dead_letter(msg, exc.reason)
             return
         if subject == "order":
             batch.orders.append(record)
@@ -216,7 +252,17 @@ class PostgresSink:
 
     def _drop_batch(self) -> None:
         self._batch = Batch()
+        self._batch_messages = []
         self._held_orders = {}
+
+    def _confirm_dead_letters(self) -> None:
+        """Raise unless every dead letter so far is acknowledged: offsets must not pass an unsent one."""
+        # flush() == 0 only says nothing is queued any more: a failed dead letter leaves the queue too.
+        unanswered = self.dlq.flush(30)
+        failures, self._dead_letter_failures = self._dead_letter_failures, []
+        if unanswered or failures:
+            reason = failures[0] if failures else f"{unanswered} not answered within 30 s"
+            raise RuntimeError(f"dead letters were not acknowledged by Kafka ({reason}); not advancing offsets")
 
     def flush(self) -> None:
         """Format the current batch and hand it to the writer (which may be a batch behind)."""
@@ -224,15 +270,10 @@ class PostgresSink:
         if not batch.messages:
             return
         self._decode_held()
-        # flush() == 0 only says nothing is queued any more: a failed dead letter leaves the queue too.
-        unanswered = self.dlq.flush(30)
-        failures, self._dead_letter_failures = self._dead_letter_failures, []
-        if unanswered or failures:
-            reason = failures[0] if failures else f"{unanswered} not answered within 30 s"
-            raise RuntimeError(f"dead letters were not acknowledged by Kafka ({reason}); not advancing offsets")
-        self._batch = Batch()
+        self._confirm_dead_letters()
+        messages, self._batch, self._batch_messages = self._batch_messages, Batch(), []
         assert self._handoff is not None and self._adapters is not None, "flush() runs inside run()"
-        self._handoff.submit(stage(batch, self._adapters))
+        self._handoff.submit((stage(batch, self._adapters), messages))
 
     def stop(self, *_: object) -> None:
         self._stop.set()

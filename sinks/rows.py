@@ -29,8 +29,25 @@ CONTACT_COLUMNS = (
 )  # fmt: skip
 
 
+def without_nul(value: Any) -> Any:
+    """``value`` with U+0000 removed from every string in it (PostgreSQL stores no NUL in text or jsonb)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {k: without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_nul(v) for v in value]
+    return value
+
+
+def _dumps(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    # json escapes NUL as \u0000, which jsonb refuses; the check is cheap, the cleaning rare.
+    return json.dumps(without_nul(value), default=str) if "\\u0000" in text else text
+
+
 def _json(value: Any) -> Jsonb:
-    return Jsonb(value, dumps=lambda v: json.dumps(v, default=str))
+    return Jsonb(value, dumps=_dumps)
 
 
 def order_row(order: dict[str, Any]) -> tuple[Any, ...]:

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import psycopg
 from psycopg.copy import Copy, FileWriter
 
 from sinks import statements as q
-from sinks.rows import activity_row, contact_row, item_rows, latest_by, order_row
+from sinks.rows import activity_row, contact_row, item_rows, latest_by, order_row, without_nul
 
 
 @dataclass
@@ -62,7 +62,25 @@ class Staged:
 
 
 def stage(batch: Batch, adapters: psycopg.Cursor[Any]) -> Staged:
-    """Format ``batch`` for COPY with the type adapters of ``adapters`` (no statement is run on it)."""
+    """Format ``batch`` for COPY with the type adapters of ``adapters`` (no statement is run on it).
+    Text holding U+0000, which PostgreSQL cannot store and the formatting refuses, is cleaned of it: the
+    check costs nothing while no record has one."""
+    try:
+        return _stage(batch, adapters)
+    except psycopg.DataError:
+        return _stage(without_nul_batch(batch), adapters)
+
+
+def without_nul_batch(batch: Batch) -> Batch:
+    return replace(
+        batch,
+        orders=without_nul(batch.orders),
+        activities=without_nul(batch.activities),
+        contacts=without_nul(batch.contacts),
+    )
+
+
+def _stage(batch: Batch, adapters: psycopg.Cursor[Any]) -> Staged:
     # Live versions and deletes are staged separately: a batch can hold an order's last live version
     # and, later, its delete; the upsert applies the first, then the delete marks it.
     key = lambda o: (o["store_id"], o["source_order_id"])  # noqa: E731

@@ -24,6 +24,8 @@ import signal
 from multiprocessing.connection import Connection
 from typing import Any
 
+import psycopg
+
 from sinks.reconnect import Reconnecting
 from sinks.writer import Staged, WriteResult, prepare, write_staged
 
@@ -32,6 +34,15 @@ _PR_SET_PDEATHSIG = 1
 
 class WriterError(RuntimeError):
     """The writer process failed on a batch, or died."""
+
+
+class BatchRefused(WriterError):
+    """PostgreSQL refused the batch's data (a value out of range, a constraint): nothing of it was
+    written, and writing it again will not help; some row in it must go."""
+
+
+# Errors about the data itself (SQLSTATE classes 22 and 23), as opposed to the connection or our SQL.
+REFUSED_DATA = (psycopg.errors.DataError, psycopg.errors.IntegrityError)
 
 
 class WriterProcess:
@@ -54,6 +65,8 @@ class WriterProcess:
             status, answer = self._pipe.recv()
         except (EOFError, OSError) as exc:
             raise WriterError(f"the writer process ended (exit code {self._process.exitcode})") from exc
+        if status == "refused":
+            raise BatchRefused(f"the writer process failed: {answer}")
         if status != "ok":
             raise WriterError(f"the writer process failed: {answer}")
         assert isinstance(answer, WriteResult)
@@ -89,6 +102,8 @@ def _serve(pipe: Connection, parent: int, database_url: str, consumer: str, retr
                 # Retried until PostgreSQL is back, even when the sink is stopping: dropping a batch
                 # would be safe (its offsets are not stored) but would only redo work.
                 answer = ("ok", db.run("flush", functools.partial(write_staged, staged=staged, consumer=consumer)))
+            except REFUSED_DATA as exc:  # the parent finds the row to blame
+                answer = ("refused", f"{type(exc).__name__}: {exc}")
             except Exception as exc:  # sent to the parent, which stops the sink
                 answer = ("error", f"{type(exc).__name__}: {exc}")
             pipe.send(answer)

@@ -50,6 +50,17 @@ class Shop:
         """Give ``n`` random customers a new phone number now; returns their ids."""
         return list(self._tick(customer_updates=n)["updated_customers"])
 
+    def poison(self, *kinds: str) -> dict[str, int]:
+        """WooCommerce shop only: one new, broken order per kind (producers/simulators/woocommerce.py
+        POISONS); returns {kind: order id}."""
+        status, raw = http_json(
+            f"{self.base_url}/__sim/poison",
+            json.dumps({"kinds": list(kinds)}).encode(),
+            {"Content-Type": "application/json"},
+        )
+        assert status == 200, raw
+        return {k: int(v) for k, v in json.loads(raw).items()}
+
     def faults(self, **body: Any) -> None:
         status, _ = http_json(
             f"{self.base_url}/__sim/faults", json.dumps(body).encode(), {"Content-Type": "application/json"}

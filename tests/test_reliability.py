@@ -11,9 +11,7 @@ import signal
 import threading
 import time
 from collections import Counter
-from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
@@ -22,46 +20,12 @@ from ordersync.settings import Settings
 from ordersync.stack import LocalKafka, LocalPostgres
 from ordersync.supervisor import Child, Supervisor
 from ordersync.topics_admin import create_topics
-from tests.db_checks import summaries_match_recomputation
+from tests.db_checks import db_state, expected_state, matches, summaries_match_recomputation
 from tests.kafka_helpers import drain
 from tests.processes import wait_for
 from tests.shops import SECRETS, shop, stores_toml
 
 WOO_ORDERS, PS_ORDERS = 12_000, 8_000
-
-
-def db_state(url: str) -> dict[tuple[str, str], tuple[str, bool, Decimal, int]]:
-    with psycopg.connect(url) as conn:
-        rows = conn.execute(
-            "SELECT o.store_id, o.source_order_id, o.store_status, o.deleted, o.total, count(i.item_id)"
-            " FROM orders o LEFT JOIN order_items i USING (store_id, source_order_id) GROUP BY o.store_id, o.source_order_id"
-        ).fetchall()
-    return {(r[0], r[1]): (r[2], r[3], r[4], r[5]) for r in rows}
-
-
-def expected_state(truths: dict[str, dict[str, Any]]) -> dict[tuple[str, str], tuple[str | None, bool, Decimal, int]]:
-    out: dict[tuple[str, str], tuple[str | None, bool, Decimal, int]] = {}
-    for store, truth in truths.items():
-        for oid, o in truth.items():
-            # A trashed order keeps its last live status in the database, marked deleted.
-            out[(store, oid)] = (None if o["trashed"] else o["status"], o["trashed"], Decimal(o["total"]), o["lines"])
-    return out
-
-
-def matches(db: dict[Any, Any], want: dict[Any, Any]) -> list[str]:
-    problems = []
-    for key, (status, trashed, total, lines) in want.items():
-        got = db.get(key)
-        if got is None:
-            problems.append(f"{key} missing")
-        elif (
-            (status is not None and got[0] != status)
-            or got[1] != trashed
-            or (not trashed and (got[2] != total or got[3] != lines))
-        ):
-            problems.append(f"{key}: have {got}, want {(status, trashed, total, lines)}")
-    problems += [f"{key} not in any shop" for key in db.keys() - want.keys()]
-    return problems
 
 
 def trace_missing(bootstrap: str, prefix: str, problems: list[str]) -> str:

@@ -19,7 +19,7 @@ from tests.db_checks import summaries_match_recomputation
 from tests.endpoints import Endpoints
 from tests.kafka_helpers import consume_until, produce
 from tests.processes import Proc, running, wait_for
-from tests.sink_data import activity, contact, order, random_history
+from tests.sink_data import activity, contact, item, order, random_history
 from tests.sink_data import dt as _dt
 
 UTC = _dt.UTC
@@ -233,3 +233,49 @@ def test_summaries_add_new_orders_and_recompute_the_rest(clean_db: str) -> None:
         )
     assert checkout["c@example.com"] is None  # completed after its open order: nothing abandoned
     assert checkout["b@example.com"] == at + day  # still open
+
+
+def test_text_with_nul_characters_lands_cleaned(clean_db: str) -> None:
+    """PostgreSQL refuses U+0000 in text and jsonb; one such string must not stop the sink for everyone."""
+    from sinks.writer import Batch, prepare, write_batch
+
+    at = _dt.datetime(2024, 6, 1, tzinfo=UTC)
+    nul_item = item("1", "P\x001", "Sh\x00oes", name="Wool\x00 Boot", sku="S\x00KU")
+    poisoned = {
+        **order(1, "a@example.com", created=at, items=[nul_item]),
+        "coupons": [{"code": "SALE\x00", "note": "a \\u0000 backslash stays"}],
+        "store_status_label": "Done\x00",
+    }
+    person = {**contact("1", "a@example.com"), "first_name": "An\x00a", "store_customers": [{"name": "x\x00y"}]}
+    with psycopg.connect(clean_db, autocommit=True) as conn:
+        prepare(conn)
+        write_batch(conn, Batch(orders=[poisoned], contacts=[person], messages=2), "test")
+        assert conn.execute("SELECT name, sku, product_id, categories FROM order_items").fetchone() == (
+            "Wool Boot", "SKU", "P1", ["Shoes"],
+        )  # fmt: skip
+        assert conn.execute("SELECT coupons, store_status_label FROM orders").fetchone() == (
+            [{"code": "SALE", "note": "a \\u0000 backslash stays"}], "Done",
+        )  # fmt: skip
+        assert conn.execute("SELECT first_name, store_customers FROM contacts").fetchone() == ("Ana", [{"name": "xy"}])
+
+
+def test_a_row_postgresql_refuses_is_dead_lettered_alone_and_the_rest_lands(
+    env: dict[str, str], clean_db: str, kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    """Two orders of 90 trillion for one contact: each fits its column, but their sum overflows the
+    contact's spent (numeric(20, 6)), so PostgreSQL refuses the batch. The order that breaks it goes to
+    the dead-letter topic with the reason; everything else in the batch lands and the sink goes on."""
+    created = _dt.datetime(2024, 5, 1, tzinfo=UTC)
+    fine = [order(n, f"c{n}@example.com", created=created) for n in range(1, 6)]
+    huge = [order(n, "rich@example.com", created=created, total="90000000000000") for n in (10, 11)]
+    publish(kafka_bootstrap, topic_prefix, [*fine[:3], *huge, *fine[3:]], [activity(o) for o in fine], [])
+    with running(["sink", "--idle-exit", "5"], env, tmp_path / "sink.log") as proc:
+        assert proc.wait(180) == 0, proc.output()
+    with psycopg.connect(clean_db) as conn:
+        landed = {r[0] for r in conn.execute("SELECT source_order_id FROM orders")}
+        offsets = conn.execute("SELECT sum(next_offset) FROM sink_offsets").fetchone()
+    assert landed == {o["source_order_id"] for o in fine} | {"10"}
+    assert offsets == (len(fine) + len(huge) + len(fine),)  # every message consumed, the refused one too
+    dead = consume_until(kafka_bootstrap, f"{topic_prefix}dlq", lambda got: len(got) >= 1)
+    assert [m.key() for m in dead] == [b"s:11"]
+    assert b"NumericValueOutOfRange" in dict(dead[0].headers() or [])["dlq.reason"]

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import math
+import re
 import zoneinfo
 from decimal import Decimal
 from typing import Any
@@ -20,6 +21,7 @@ from urllib.parse import urlencode
 import aiohttp
 from aiohttp import web
 
+from producers.documents import raw_bytes
 from producers.simulators.faults import (
     Faults,
     add_control_routes,
@@ -57,6 +59,33 @@ def _money(value: Decimal) -> str:
     return f"{value:.2f}"
 
 
+def _with_nul(text: str) -> str:
+    nul = "\\u0000"  # the JSON escape of U+0000, as json_encode writes it
+    text = text.replace('"billing":{"first_name":"', '"billing":{"first_name":"A' + nul, 1)
+    return re.sub(r'("line_items":\[\{"id":\d+,"name":")', lambda m: m.group(1) + "x" + nul, text, count=1)
+
+
+POISONS = {
+    # a byte that is not UTF-8 in the billing name
+    "not_utf8": lambda t: t.replace('"billing":{"first_name":"', '"billing":{"first_name":"\udcff', 1),
+    # dates that do not exist, or exist only west of UTC
+    "bad_date": lambda t: re.sub(r'"date_created_gmt":"[^"]*"', '"date_created_gmt":"2024-13-45T99:00:00"', t, count=1),
+    "year_one": lambda t: re.sub(r'"date_created(_gmt)?":"[^"]*"', r'"date_created\1":"0001-01-01T00:00:00"', t),
+    # nesting deeper than any JSON parser's recursion allows
+    "deep": lambda t: t.replace('"meta_data":[]', '"meta_data":' + "[" * 100_000 + "]" * 100_000, 1),
+    # a product id that str.isdigit() accepts and int() refuses
+    "superscript_id": lambda t: re.sub(r'"product_id":\d+', '"product_id":"\u00b2"', t, count=1),
+    # U+0000 in an item name and in the customer's name (PostgreSQL stores no NUL)
+    "nul": _with_nul,
+}
+
+
+def poison(kind: str, text: str) -> str:
+    poisoned = POISONS[kind](text)
+    assert poisoned != text, f"poison {kind!r} found nothing to break"
+    return poisoned
+
+
 class WooCommerceSimulator:
     def __init__(
         self,
@@ -83,6 +112,7 @@ class WooCommerceSimulator:
         self._texts: dict[int, tuple[dt.datetime, bool, str, str]] = {}
         self._queries: dict[tuple[Any, ...], tuple[int, list[Order]]] = {}
         self._deliveries: set[asyncio.Task[None]] = set()
+        self.poisoned: dict[int, str] = {}  # order id → how its text is broken (see POISONS)
 
     # -- rendering ----------------------------------------------------------------------------------
     def render_order(self, order: Order) -> dict[str, Any]:
@@ -209,9 +239,25 @@ class WooCommerceSimulator:
     def order_text(self, order: Order) -> str:
         cached = self._texts.get(order.id)
         if cached is None or cached[0] != order.modified or cached[1] != order.trashed or cached[2] != order.status:
-            cached = (order.modified, order.trashed, order.status, php_json(self.render_order(order)))
+            text = php_json(self.render_order(order))
+            if order.id in self.poisoned:
+                text = poison(self.poisoned[order.id], text)
+            cached = (order.modified, order.trashed, order.status, text)
             self._texts[order.id] = cached
         return cached[3]
+
+    async def add_poison(self, request: web.Request) -> web.Response:
+        """Create one new order per kind in POISONS, rendered broken in that way (and sent by no webhook:
+        as if a plugin or an import wrote it); answers {kind: order id}."""
+        kinds = (await request.json()).get("kinds", list(POISONS))
+        made = {}
+        for kind in kinds:
+            if kind not in POISONS:
+                return self._error(400, "sim_unknown_poison", f"unknown poison {kind!r}; known: {sorted(POISONS)}")
+            order = self.shop.create_order()
+            self.poisoned[order.id] = kind
+            made[kind] = order.id
+        return web.json_response(made)
 
     def _page(self, request: web.Request, items: list[Any], render: Any, text: Any = None) -> web.Response:
         try:
@@ -238,7 +284,8 @@ class WooCommerceSimulator:
         headers = {"X-WP-Total": str(total), "X-WP-TotalPages": str(pages)}
         if links:
             headers["Link"] = ", ".join(links)
-        return web.Response(text=body, content_type="application/json", headers=headers)
+        # Poisoned texts may hold bytes that are not UTF-8, kept as lone surrogates until here.
+        return web.Response(body=raw_bytes(body), content_type="application/json", headers=headers)
 
     def _filter_time(self, request: web.Request, name: str) -> dt.datetime | None:
         raw = request.query.get(name)
@@ -325,7 +372,7 @@ class WooCommerceSimulator:
         order = self.shop.orders.get(int(request.match_info["id"]))
         if order is None:
             return self._error(404, "woocommerce_rest_shop_order_invalid_id", "Invalid ID.")
-        return web.Response(text=self.order_text(order), content_type="application/json")
+        return web.Response(body=raw_bytes(self.order_text(order)), content_type="application/json")
 
     async def list_customers(self, request: web.Request) -> web.Response:
         if not self._authorised(request):
@@ -433,6 +480,7 @@ class WooCommerceSimulator:
         app.router.add_get(f"{API}/customers", self.list_customers)
         app.router.add_get(f"{API}/products", self.list_products)
         app.router.add_get("/__sim/truth", self.truth)
+        app.router.add_post("/__sim/poison", self.add_poison)
         add_control_routes(app, self.faults, self.tick)
 
         async def close_session(_: web.Application) -> None:
