@@ -1,6 +1,6 @@
 """HTTP to a store: retries with backoff for 429 / 5xx / timeouts / broken responses / non-JSON pages,
 Retry-After honoured, then one clear error naming the store and the URL (with any credentials redacted).
-The connector's store loop decides what happens after that error (docs/robustness.md)."""
+The connector's store loop (producers/run.py) decides what happens after that error."""
 
 from __future__ import annotations
 

@@ -171,7 +171,8 @@ class WooCommerceSource:
             for line in (doc.get("line_items") or []) if isinstance(doc, dict) else []:
                 if isinstance(line, dict) and line.get("product_id"):
                     wanted.add(str(line["product_id"]))
-        missing = sorted(wanted - set(self._categories), key=lambda x: _int_id(x) or 0)
+        # Product ids are integers; any other id cannot be asked for (the store answers 400) and has no categories.
+        missing = sorted((p for p in wanted - set(self._categories) if _int_id(p) is not None), key=int)
         for start in range(0, len(missing), PER_PAGE):
             chunk = missing[start : start + PER_PAGE]
             docs, _ = await self._page("/products", {"include": ",".join(chunk), "per_page": PER_PAGE})

@@ -310,7 +310,10 @@ class WooCommerceSimulator:
             return self._error(400, "rest_invalid_param", "Invalid parameter(s): dates")
         statuses = set(request.query.getall("status[]", []) + request.query.get("status", "any").split(","))
         statuses.discard("")
-        include = {int(x) for x in request.query.get("include", "").split(",") if x.strip().isdigit()}
+        asked = [x.strip() for x in request.query.get("include", "").split(",") if x.strip()]
+        if not all(x.isascii() and x.isdigit() for x in asked):  # WordPress validates include as integers
+            return self._error(400, "rest_invalid_param", "Invalid parameter(s): include")
+        include = {int(x) for x in asked}
         orderby = request.query.get("orderby", "date")
         descending = request.query.get("order", "desc") == "desc"
         # Ordered by creation date, ``after`` cuts the cached list with a bisection: a client that
@@ -383,7 +386,10 @@ class WooCommerceSimulator:
     async def list_products(self, request: web.Request) -> web.Response:
         if not self._authorised(request):
             return self._error(401, "woocommerce_rest_cannot_view", "Sorry, you cannot list resources.")
-        include = {int(x) for x in request.query.get("include", "").split(",") if x.strip().isdigit()}
+        asked = [x.strip() for x in request.query.get("include", "").split(",") if x.strip()]
+        if not all(x.isascii() and x.isdigit() for x in asked):  # WordPress validates include as integers
+            return self._error(400, "rest_invalid_param", "Invalid parameter(s): include")
+        include = {int(x) for x in asked}
         products = [p for p in self.shop.products if not include or p.id in include]
 
         def render(p: Any) -> dict[str, Any]:
