@@ -146,12 +146,21 @@ class Connector:
                     out.append(exc)
             return out
 
+    def _keyed_event(self, kind: str, text: str, build: Callable[[], tuple[str, bytes]]) -> tuple[str, bytes] | None:
+        """``build()``'s (id, encoded event), or None once a document it cannot read is dead-lettered."""
+        try:
+            return build()
+        except BAD_DOCUMENT_ERRORS as exc:
+            self._dead_letter(kind, text, None, f"unreadable {kind}: {type(exc).__name__}: {exc}")
+            return None
+
     async def publish_orders(self, page: Page, obtained_by: str) -> int:
         documents = self._readable("order", page.documents)
         contexts = await self._contexts(documents)
         published = 0
         for (text, doc), context in zip(documents, contexts, strict=True):
-            try:
+
+            def build(text: str = text, doc: Any = doc, context: Any = context) -> tuple[str, bytes]:
                 if isinstance(context, Exception):
                     raise context
                 # A document without a readable id is still published: the processor dead-letters it.
@@ -160,12 +169,12 @@ class Connector:
                     self.store, self.source.platform, text, order_id, obtained_by, self.source.order_modified_at(doc),
                     context, self.source.operation(doc),
                 )  # fmt: skip
-                value = encode("raw_order_event", event)
-            except BAD_DOCUMENT_ERRORS as exc:
-                self._dead_letter("order", text, None, f"unreadable order: {type(exc).__name__}: {exc}")
-                continue
-            self.publisher.publish(self.deliveries, self.topics.raw_orders, f"{self.store.id}:{order_id}", value)
-            published += 1
+                return order_id, encode("raw_order_event", event)
+
+            if (keyed := self._keyed_event("order", text, build)) is not None:
+                order_id, value = keyed
+                self.publisher.publish(self.deliveries, self.topics.raw_orders, f"{self.store.id}:{order_id}", value)
+                published += 1
         self.publisher.poll()
         self.published_orders += published
         return len(page.documents)
@@ -173,17 +182,18 @@ class Connector:
     async def publish_customers(self, page: Page, obtained_by: str) -> int:
         published = 0
         for text, doc in self._readable("customer", page.documents):
-            try:
+
+            def build(text: str = text, doc: Any = doc) -> tuple[str, bytes]:
                 cid = self.source.customer_id(doc) or fallback_id(text)
                 event = raw_customer_event(
                     self.store, self.source.platform, text, cid, obtained_by, self.source.customer_modified_at(doc)
                 )
-                value = encode("raw_customer_event", event)
-            except BAD_DOCUMENT_ERRORS as exc:
-                self._dead_letter("customer", text, None, f"unreadable customer: {type(exc).__name__}: {exc}")
-                continue
-            self.publisher.publish(self.deliveries, self.topics.raw_customers, f"{self.store.id}:{cid}", value)
-            published += 1
+                return cid, encode("raw_customer_event", event)
+
+            if (keyed := self._keyed_event("customer", text, build)) is not None:
+                cid, value = keyed
+                self.publisher.publish(self.deliveries, self.topics.raw_customers, f"{self.store.id}:{cid}", value)
+                published += 1
         self.published_customers += published
         return len(page.documents)
 

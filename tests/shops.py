@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
+import hmac
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -99,6 +102,22 @@ def shop(
         wait_for(lambda: port_open(port) or not proc.alive(), 60, f"{platform} simulator on port {port}")
         assert proc.alive(), proc.output()
         yield Shop(platform, store_id, port, proc)
+
+
+def sign(body: bytes, secret: str = HOOK_SECRET) -> str:
+    """X-WC-Webhook-Signature of ``body``, as WooCommerce computes it."""
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
+@contextlib.contextmanager
+def webhook_receiver(s: Shop, env: dict[str, str], log_dir: Path) -> Iterator[tuple[str, Proc]]:
+    """``ordersync webhook serve`` for shop ``s``: yields its URL for that store, and the process."""
+    config = stores_toml(log_dir / "stores.toml", s)
+    port = free_port()
+    args = ["webhook", "serve", "--config", str(config), "--port", str(port)]
+    with running(args, env, log_dir / "webhooks.log") as proc:
+        wait_for(lambda: port_open(port) or not proc.alive(), 60, "webhook receiver")
+        yield f"http://127.0.0.1:{port}/webhooks/woocommerce/{s.store_id}", proc
 
 
 def stores_toml(

@@ -3,9 +3,6 @@ webhooks, faults, bad input."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import time
 from collections import Counter
@@ -15,8 +12,8 @@ import pytest
 
 from schemas import decode
 from tests.kafka_helpers import drain
-from tests.processes import free_port, http_json, port_open, running, wait_for
-from tests.shops import HOOK_SECRET, SECRETS, shop, stores_toml
+from tests.processes import http_json, running, wait_for
+from tests.shops import SECRETS, shop, sign, stores_toml, webhook_receiver
 from tests.shops import WOO_SECRET as T_WOO_SECRET_VALUE
 
 
@@ -230,45 +227,34 @@ def test_wrong_credentials_fail_fast_without_leaking_them(env: dict[str, str], t
     assert "cs_wrong_value" not in output
 
 
-def sign(body: bytes, secret: str = HOOK_SECRET) -> str:
-    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
-
-
 def test_webhooks_signed_ping_tampered(
     env: dict[str, str], kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
-    with shop("woocommerce", "w", env, tmp_path, orders=5) as s:
-        config = stores_toml(tmp_path / "stores.toml", s)
-        port = free_port()
-        with running(
-            ["webhook", "serve", "--config", str(config), "--port", str(port)], env, tmp_path / "hook.log"
-        ) as proc:
-            wait_for(lambda: port_open(port) or not proc.alive(), 60, "webhook receiver")
-            url = f"http://127.0.0.1:{port}/webhooks/woocommerce/w"
-            order = json.dumps({"id": 1001, "status": "completed", "date_modified_gmt": "2026-01-01T10:00:00",
-                                "_links": {"self": [{"href": "https://shop/x"}]}}).replace("/", "\\/").encode()  # fmt: skip
-            topic = {"X-WC-Webhook-Topic": "order.updated", "Content-Type": "application/json"}
+    with shop("woocommerce", "w", env, tmp_path, orders=5) as s, webhook_receiver(s, env, tmp_path) as (url, _):
+        order = json.dumps({"id": 1001, "status": "completed", "date_modified_gmt": "2026-01-01T10:00:00",
+                            "_links": {"self": [{"href": "https://shop/x"}]}}).replace("/", "\\/").encode()  # fmt: skip
+        topic = {"X-WC-Webhook-Topic": "order.updated", "Content-Type": "application/json"}
 
-            assert http_json(url, b"webhook_id=12", {"Content-Type": "application/x-www-form-urlencoded"})[0] == 200
-            assert http_json(url, order, {**topic, "X-WC-Webhook-Signature": sign(order)})[0] == 202
-            tampered = order.replace(b"completed", b"cancelled")
-            assert http_json(url, tampered, {**topic, "X-WC-Webhook-Signature": sign(order)})[0] == 401
-            assert http_json(url, order, {**topic, "X-WC-Webhook-Signature": sign(order, "wrong")})[0] == 401
-            assert http_json(url, order, topic)[0] == 401
-            deleted = b'{"id":1002}'
-            delete_headers = {"X-WC-Webhook-Topic": "order.deleted", "X-WC-Webhook-Signature": sign(deleted)}
-            assert http_json(url, deleted, delete_headers)[0] == 202
-            garbage = b"{not json"
-            assert http_json(url, garbage, {**topic, "X-WC-Webhook-Signature": sign(garbage)})[0] == 400
-            # Customers: WooCommerce cannot list customers changed since a time, so webhooks carry them.
-            customer = json.dumps({"id": 77, "email": "ana@example.com", "first_name": "Ana",
-                                   "date_modified_gmt": "2026-01-02T09:00:00"}).encode()  # fmt: skip
-            updated = {"X-WC-Webhook-Topic": "customer.updated", "X-WC-Webhook-Signature": sign(customer)}
-            assert http_json(url, customer, updated)[0] == 202
-            gone = b'{"id":78}'
-            removed = {"X-WC-Webhook-Topic": "customer.deleted", "X-WC-Webhook-Signature": sign(gone)}
-            assert http_json(url, gone, removed)[0] == 200  # acknowledged, ignored: the contact stays
-            assert http_json(url, customer, {**updated, "X-WC-Webhook-Signature": sign(customer, "wrong")})[0] == 401
+        assert http_json(url, b"webhook_id=12", {"Content-Type": "application/x-www-form-urlencoded"})[0] == 200
+        assert http_json(url, order, {**topic, "X-WC-Webhook-Signature": sign(order)})[0] == 202
+        tampered = order.replace(b"completed", b"cancelled")
+        assert http_json(url, tampered, {**topic, "X-WC-Webhook-Signature": sign(order)})[0] == 401
+        assert http_json(url, order, {**topic, "X-WC-Webhook-Signature": sign(order, "wrong")})[0] == 401
+        assert http_json(url, order, topic)[0] == 401
+        deleted = b'{"id":1002}'
+        delete_headers = {"X-WC-Webhook-Topic": "order.deleted", "X-WC-Webhook-Signature": sign(deleted)}
+        assert http_json(url, deleted, delete_headers)[0] == 202
+        garbage = b"{not json"
+        assert http_json(url, garbage, {**topic, "X-WC-Webhook-Signature": sign(garbage)})[0] == 400
+        # Customers: WooCommerce cannot list customers changed since a time, so webhooks carry them.
+        customer = json.dumps({"id": 77, "email": "ana@example.com", "first_name": "Ana",
+                               "date_modified_gmt": "2026-01-02T09:00:00"}).encode()  # fmt: skip
+        updated = {"X-WC-Webhook-Topic": "customer.updated", "X-WC-Webhook-Signature": sign(customer)}
+        assert http_json(url, customer, updated)[0] == 202
+        gone = b'{"id":78}'
+        removed = {"X-WC-Webhook-Topic": "customer.deleted", "X-WC-Webhook-Signature": sign(gone)}
+        assert http_json(url, gone, removed)[0] == 200  # acknowledged, ignored: the contact stays
+        assert http_json(url, customer, {**updated, "X-WC-Webhook-Signature": sign(customer, "wrong")})[0] == 401
     events = [decode(m.value()) for m in drain(kafka_bootstrap, f"{topic_prefix}raw.orders")]
     assert [(e["source_order_id"], e["operation"], e["obtained_by"]) for e in events] == [
         ("1001", "UPSERT", "WEBHOOK"),

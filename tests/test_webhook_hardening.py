@@ -5,9 +5,6 @@ delete or a customer by changing the header."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 from pathlib import Path
 
@@ -15,12 +12,8 @@ import pytest
 
 from schemas import decode
 from tests.kafka_helpers import drain
-from tests.processes import free_port, http_json, port_open, running, wait_for
-from tests.shops import HOOK_SECRET, SECRETS, shop, stores_toml
-
-
-def sign(body: bytes) -> str:
-    return base64.b64encode(hmac.new(HOOK_SECRET.encode(), body, hashlib.sha256).digest()).decode()
+from tests.processes import http_json
+from tests.shops import SECRETS, shop, sign, webhook_receiver
 
 
 @pytest.fixture
@@ -32,37 +25,30 @@ def env(subprocess_env: dict[str, str], topic_prefix: str) -> dict[str, str]:
 def test_mislabelled_replayed_oversized_and_malformed_deliveries(
     env: dict[str, str], kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
-    with shop("woocommerce", "w", env, tmp_path, orders=5) as s:
-        config = stores_toml(tmp_path / "stores.toml", s)
-        port = free_port()
-        with running(
-            ["webhook", "serve", "--config", str(config), "--port", str(port)], env, tmp_path / "h.log"
-        ) as proc:
-            wait_for(lambda: port_open(port) or not proc.alive(), 60, "webhook receiver")
-            url = f"http://127.0.0.1:{port}/webhooks/woocommerce/w"
-            order = json.dumps({"id": 501, "status": "completed", "date_modified_gmt": "2026-01-01T10:00:00",
-                                "billing": {"email": "ana@example.com"}, "line_items": []}).encode()  # fmt: skip
+    with shop("woocommerce", "w", env, tmp_path, orders=5) as s, webhook_receiver(s, env, tmp_path) as (url, proc):
+        order = json.dumps({"id": 501, "status": "completed", "date_modified_gmt": "2026-01-01T10:00:00",
+                            "billing": {"email": "ana@example.com"}, "line_items": []}).encode()  # fmt: skip
 
-            def post(body: bytes, topic: str, delivery: str | None = None, signature: str | None = None) -> int:
-                headers = {"X-WC-Webhook-Topic": topic, "X-WC-Webhook-Signature": signature or sign(body)}
-                if delivery:
-                    headers["X-WC-Webhook-Delivery-ID"] = delivery
-                return http_json(url, body, headers)[0]
+        def post(body: bytes, topic: str, delivery: str | None = None, signature: str | None = None) -> int:
+            headers = {"X-WC-Webhook-Topic": topic, "X-WC-Webhook-Signature": signature or sign(body)}
+            if delivery:
+                headers["X-WC-Webhook-Delivery-ID"] = delivery
+            return http_json(url, body, headers)[0]
 
-            # The captured order body, relabelled: neither a delete nor a customer.
-            assert post(order, "order.deleted") == 400
-            assert post(order, "customer.updated") == 400
-            # The same delivery twice: acknowledged twice, published once.
-            assert post(order, "order.updated", delivery="d-1") == 202
-            assert post(order, "order.updated", delivery="d-1") == 200
-            # A delete carrying the shop's modification time is versioned by it, not by our clock.
-            deleted = b'{"id":502,"date_modified_gmt":"2026-01-03T08:00:00"}'
-            assert post(deleted, "order.deleted", delivery="d-2") == 202
-            # Too big: refused before anything is parsed. A signature header that is not even ASCII: 401.
-            huge = b'{"id":503,"status":"x","pad":"' + b"y" * (2 * 1024 * 1024) + b'"}'
-            assert post(huge, "order.updated") == 413
-            assert post(order, "order.updated", signature="sig\xff\xfe") == 401
-            assert proc.alive(), proc.output()
+        # The captured order body, relabelled: neither a delete nor a customer.
+        assert post(order, "order.deleted") == 400
+        assert post(order, "customer.updated") == 400
+        # The same delivery twice: acknowledged twice, published once.
+        assert post(order, "order.updated", delivery="d-1") == 202
+        assert post(order, "order.updated", delivery="d-1") == 200
+        # A delete carrying the shop's modification time is versioned by it, not by our clock.
+        deleted = b'{"id":502,"date_modified_gmt":"2026-01-03T08:00:00"}'
+        assert post(deleted, "order.deleted", delivery="d-2") == 202
+        # Too big: refused before anything is parsed. A signature header that is not even ASCII: 401.
+        huge = b'{"id":503,"status":"x","pad":"' + b"y" * (2 * 1024 * 1024) + b'"}'
+        assert post(huge, "order.updated") == 413
+        assert post(order, "order.updated", signature="sig\xff\xfe") == 401
+        assert proc.alive(), proc.output()
     events = [decode(m.value()) for m in drain(kafka_bootstrap, f"{topic_prefix}raw.orders")]
     assert [(e["source_order_id"], e["operation"]) for e in events] == [("501", "UPSERT"), ("502", "DELETE")]
     assert str(events[1]["source_modified_at"]) == "2026-01-03 08:00:00+00:00"
