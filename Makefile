@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install lint typecheck stack-up stack-down test demo bench clean
+.PHONY: install lint typecheck stack-up stack-down unit test demo bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ lint: install
 
 typecheck: install
 	$(BIN)/mypy
+
+# The fast lane: every test that needs no Kafka or PostgreSQL (pure functions, files, simulators).
+unit: install
+	$(BIN)/pytest -m "not broker" -q $(PYTEST_ARGS)
 
 test: lint typecheck stack-up
 	eval "$$($(BIN)/ordersync stack env)" && $(BIN)/pytest $(PYTEST_ARGS)

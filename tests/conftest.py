@@ -13,6 +13,14 @@ from psycopg import sql
 from tests.endpoints import Endpoints, provide_endpoints
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that reaches Kafka or PostgreSQL (through the ``endpoints`` fixture, however indirectly)
+    is marked ``broker``: ``make unit`` runs the others, with no service started."""
+    for item in items:
+        if "endpoints" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.broker)
+
+
 @pytest.fixture(scope="session")
 def endpoints() -> Iterator[Endpoints]:
     with provide_endpoints() as found:

@@ -31,6 +31,7 @@ def health(port: int) -> tuple[int, dict[str, Any]]:
     return status, json.loads(body)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_poison_outages_and_a_broker_restart_lose_no_order(
     subprocess_env: dict[str, str], topic_prefix: str, database_url: str, tmp_path: Path

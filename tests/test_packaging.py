@@ -4,6 +4,7 @@ virtualenv outside it, must carry its schemas and migrations and run against the
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+NOT_SOURCE = (".git", ".venv", ".stack", "build", "*.egg-info", "__pycache__", ".*_cache", "tests", "bench")
 
 ROUND_TRIP = """
 from fastavro.utils import generate_one
@@ -30,8 +32,10 @@ print("round-tripped", len(subjects), "subjects:", " ".join(subjects))
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bin/ folder of a fresh virtualenv holding only the built wheel and its declared dependencies."""
     where = tmp_path_factory.mktemp("wheel")
+    # Built from a copy: setuptools builds in the source tree, which must not collect build/ litter.
+    source = shutil.copytree(ROOT, where / "source", ignore=shutil.ignore_patterns(*NOT_SOURCE))
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(where / "dist"), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(where / "dist"), str(source)],
         check=True,
         cwd=where,
     )

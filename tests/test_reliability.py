@@ -42,6 +42,7 @@ def trace_missing(bootstrap: str, prefix: str, problems: list[str]) -> str:
     return f"seen on topics: {found}; dead letters: {dead}"
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(1500)
 def test_pipeline_survives_kills_and_restarts(
     subprocess_env: dict[str, str], topic_prefix: str, database_url: str, tmp_path: Path

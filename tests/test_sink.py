@@ -3,6 +3,7 @@ restarts, version guards, deletes; migrations."""
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from schemas.headers import order_headers
 from sinks.migrate import MigrationError, migrate
 from tests.db_checks import summaries_match_recomputation
 from tests.endpoints import Endpoints
-from tests.kafka_helpers import consume_until, produce
+from tests.kafka_helpers import consume_until, create_topic, produce
 from tests.processes import Proc, running, wait_for
 from tests.sink_data import activity, contact, item, order, random_history
 from tests.sink_data import dt as _dt
@@ -279,3 +280,20 @@ def test_a_row_postgresql_refuses_is_dead_lettered_alone_and_the_rest_lands(
     dead = consume_until(kafka_bootstrap, f"{topic_prefix}dlq", lambda got: len(got) >= 1)
     assert [m.key() for m in dead] == [b"s:11"]
     assert b"NumericValueOutOfRange" in dict(dead[0].headers() or [])["dlq.reason"]
+
+
+def test_offsets_never_pass_a_dead_letter_kafka_refused(
+    env: dict[str, str], clean_db: str, kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    """A dead letter the broker refuses leaves the producer's queue like an acknowledged one: the sink
+    must see the failure and not store offsets past the message it could not keep."""
+    create_topic(kafka_bootstrap, f"{topic_prefix}dlq", 1, {"max.message.bytes": "1000"})
+    garbage = b"\xc3\x01" + os.urandom(20_000)  # undecodable, and too big for the dead-letter topic
+    produce(kafka_bootstrap, f"{topic_prefix}orders", [(b"s:2", garbage)])
+    with running(["sink", "--idle-exit", "5"], env, tmp_path / "sink.log") as proc:
+        code = proc.wait(120)
+        output = proc.output()
+    assert code != 0 and "dead letters were not acknowledged" in output, output[-2000:]
+    with psycopg.connect(clean_db) as conn:
+        stored = conn.execute("SELECT coalesce(sum(next_offset), 0) FROM sink_offsets").fetchone()
+    assert stored == (0,), "offsets moved past a message that is neither written nor dead-lettered"

@@ -32,6 +32,7 @@ def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
     )
 
 
+@pytest.mark.broker
 @pytest.mark.skipif(docker_available(), reason="the local stack is only used without Docker")
 def test_stack_up_env_kill9_recovery_down() -> None:
     # A private stack: its own state dir and ports. pytest's tmp_path is private to root, so the state
@@ -81,6 +82,7 @@ def test_stack_up_env_kill9_recovery_down() -> None:
     shutil.rmtree(state_dir, ignore_errors=True)
 
 
+@pytest.mark.broker
 def test_up_reports_which_service_failed_with_its_log(tmp_path: Path) -> None:
     # A port already taken by something else is a clear, named failure, not a hang.
     with socket.socket() as blocker:

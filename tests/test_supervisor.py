@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 from ordersync.supervisor import Child, Supervisor
@@ -31,3 +32,22 @@ def test_a_child_without_heartbeats_is_killed_and_restarted_but_a_beating_one_is
         supervisor.stop()
         supervisor.shutdown(grace_s=20)
         watcher.join(10)
+
+
+def test_health_names_a_store_failing_for_longer_than_allowed(tmp_path: Path) -> None:
+    from producers.health import HealthBoard
+
+    supervisor = Supervisor([], tmp_path, store_failing_after_s=60)
+    board = HealthBoard(["w", "p"], str(supervisor.store_health_file))
+    board.succeeded("p")
+    board.failed("w", "store w: HTTP 503 (http://shop/x)")
+    status, body = supervisor.health()
+    assert status == 200 and body["stores"]["w"]["consecutive_failures"] == 1  # failing, not for long yet
+    board.stores["w"].failing_since = time.time() - 61
+    board.failed("w", "store w: HTTP 401: credentials refused (http://shop/x)")
+    status, body = supervisor.health()
+    assert status == 503
+    assert body["stores"]["w"]["failing"] and "credentials refused" in body["stores"]["w"]["last_error"]
+    assert not body["stores"]["p"]["failing"] and body["stores"]["p"]["last_success"] is not None
+    board.succeeded("w")
+    assert supervisor.health()[0] == 200
