@@ -1,4 +1,4 @@
-"""PrestaShop 8 Webservice order documents → normalised orders (store-apis.md §2).
+"""PrestaShop 8 Webservice order documents → normalised orders (docs/store-apis.md §2).
 
 Both typings are accepted: 1.7-era payloads with every value a string, newer ones with int ids.
 The connector carries what the order lacks: the order state (name + flags), the currency ISO code,

@@ -1,6 +1,6 @@
 """Store status → one of the five ordersync statuses. The maps are data; stores override them.
 
-Defaults follow E-goi's own plugins (shared/reference/store-apis.md §3), with one deliberate change:
+Defaults follow E-goi's own plugins (docs/store-apis.md §3), with one deliberate change:
 a **refunded** order is CANCELED on both platforms. The two reference plugins disagree (WooCommerce says
 completed, PrestaShop canceled); a fully refunded order is not a purchase to market to, and one
 platform-independent answer keeps segments comparable across stores. Revenue is net of refunds either

@@ -1,4 +1,4 @@
-"""WooCommerce REST v3 order documents → normalised orders (store-apis.md §1)."""
+"""WooCommerce REST v3 order documents → normalised orders (docs/store-apis.md §1)."""
 
 from __future__ import annotations
 

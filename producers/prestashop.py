@@ -1,4 +1,4 @@
-"""PrestaShop 8 Webservice connector (store-apis.md §2).
+"""PrestaShop 8 Webservice connector (docs/store-apis.md §2).
 
 - Auth: the key as the Basic-auth user, no password. Output ``output_format=JSON&display=full``.
 - Backfill: ``sort=[id_ASC]`` with ``filter[id]=>[position]`` and ``limit=offset,count`` pages fetched

@@ -1,4 +1,4 @@
-"""WooCommerce REST v3 connector (store-apis.md §1).
+"""WooCommerce REST v3 connector (docs/store-apis.md §1).
 
 - Backfill: ``/orders?status=any`` (and ``status=trash``) ordered by creation date ascending, bounded
   by ``before`` = the time the backfill began, GMT dates, paged by creation time (see

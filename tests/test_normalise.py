@@ -1,4 +1,4 @@
-"""Normalisation of both platforms' documents, with every quirk listed in store-apis.md."""
+"""Normalisation of both platforms' documents, with every quirk listed in docs/store-apis.md."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A PrestaShop 8 Webservice simulator (store-apis.md §2): key-as-user Basic auth (or ws_key),
+"""A PrestaShop 8 Webservice simulator (docs/store-apis.md §2): key-as-user Basic auth (or ws_key),
 ``display=full``, ``limit=offset,count``, ``sort``, ``filter[...]`` with ``date=1``, multilingual fields,
 install-specific order states (a custom one included), 1.7-era string typing or newer int typing, and an
 empty list answered as ``[]``."""

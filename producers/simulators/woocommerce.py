@@ -1,4 +1,4 @@
-"""A WooCommerce REST v3 simulator (store-apis.md §1): the documented endpoints, paging headers,
+"""A WooCommerce REST v3 simulator (docs/store-apis.md §1): the documented endpoints, paging headers,
 filters, auth, quirks (number ≠ id, guests with customer_id 0 and empty e-mails, null SKUs, a float
 ``price``, string image ids, PHP ``\\/`` escaping, custom statuses) and signed webhooks."""
 
