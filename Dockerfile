@@ -6,6 +6,7 @@ COPY pyproject.toml README.md ./
 COPY ordersync ordersync
 COPY producers producers
 COPY processors processors
+COPY runtime runtime
 COPY schemas schemas
 COPY sinks sinks
 RUN pip wheel --no-cache-dir --no-deps -w /dist .

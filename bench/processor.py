@@ -21,8 +21,8 @@ from aiokafka import AIOKafkaConsumer
 from common import Timer, end_offsets, report, rss_mib, settings_with_stack, spawn, unique_prefix  # type: ignore[import-not-found]
 from confluent_kafka import Producer
 
-from ordersync.settings import Settings
 from ordersync.topics_admin import create_topics
+from runtime.settings import Settings
 from schemas import encode
 
 

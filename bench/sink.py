@@ -16,8 +16,8 @@ import psycopg
 from common import Timer, cpu_seconds, cpu_used, fresh_database, report, settings_with_stack, unique_prefix  # type: ignore[import-not-found]
 from confluent_kafka import Producer
 
-from ordersync.settings import Settings
 from ordersync.topics_admin import create_topics
+from runtime.settings import Settings
 from schemas import encode
 from schemas.headers import order_headers
 from sinks.consumer import PostgresSink, SinkOptions, collect_rarely

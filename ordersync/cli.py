@@ -9,9 +9,9 @@ from typing import Any
 
 import click
 
-from ordersync import heartbeat
-from ordersync.settings import Settings
 from ordersync.stack.service import LocalService
+from runtime import heartbeat
+from runtime.settings import Settings
 
 
 @click.group()
@@ -156,9 +156,9 @@ def connect_command(config_path: str, store_ids: tuple[str, ...], mode: str, ful
     import asyncio
     import logging
 
-    from ordersync.stores import ConfigError, load_stores
     from ordersync.topics_admin import create_topics
     from producers.run import connect
+    from runtime.stores import ConfigError, load_stores
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -207,11 +207,11 @@ def webhook_serve(config_path: str, host: str, port: int) -> None:
 
     from aiohttp import web
 
-    from ordersync.stores import ConfigError, load_stores
     from ordersync.topics_admin import create_topics
     from producers.publisher import Publisher
     from producers.webhook import WebhookReceiver
     from producers.woocommerce import WooCommerceSource
+    from runtime.stores import ConfigError, load_stores
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env()
@@ -347,9 +347,9 @@ def process_command(
 
     import faust
 
-    from ordersync.stores import load_stores
     from ordersync.topics_admin import create_topics, wait_until_ready
     from processors.app import ProcessorOptions, create_app
+    from runtime.stores import load_stores
 
     settings = Settings.from_env()
     report = create_topics(settings)
@@ -442,9 +442,9 @@ def run_command(config_path: str, webhook_port: int, metrics_port: int, log_dir:
     import signal
     from pathlib import Path
 
-    from ordersync.stores import ConfigError, load_stores
     from ordersync.supervisor import Child, Metrics, Supervisor, serve_http
     from ordersync.topics_admin import create_topics
+    from runtime.stores import ConfigError, load_stores
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env()

@@ -23,9 +23,9 @@ from typing import Any
 import click
 import psycopg
 
-from ordersync.settings import Settings, without_password
 from ordersync.supervisor import Child, Supervisor
 from ordersync.topics_admin import create_topics
+from runtime.settings import Settings, without_password
 from sinks.contact_view import load, render_text
 from sinks.segments import build_query
 

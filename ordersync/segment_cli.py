@@ -10,7 +10,7 @@ from typing import IO, Any
 import click
 import psycopg
 
-from ordersync.settings import Settings
+from runtime.settings import Settings
 from schemas.json_view import to_json
 from sinks.segments import SegmentError, build_query
 

@@ -22,9 +22,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from ordersync import heartbeat
 from producers import health as store_health
 from producers.health import StoreHealth
+from runtime import heartbeat
 
 log = logging.getLogger("ordersync.run")
 LATENCY_BUCKETS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -41,7 +41,7 @@ class Child:
     log_file: Path | None = None
     heartbeat_file: Path | None = None
     hangs: int = 0
-    beats: bool = True  # it calls ordersync.heartbeat; False for helpers that do not (simulators)
+    beats: bool = True  # it calls runtime.heartbeat; False for helpers that do not (simulators)
 
     @property
     def up(self) -> bool:

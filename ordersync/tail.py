@@ -10,7 +10,7 @@ from typing import Any, TextIO
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 
-from ordersync.settings import Settings
+from runtime.settings import Settings
 from schemas import DecodeError, decode
 from schemas.json_view import to_json
 from schemas.topics import find

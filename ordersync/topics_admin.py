@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
-from ordersync.settings import Settings
+from runtime.settings import Settings
 from schemas.topics import Topic, catalogue, differences
 
 

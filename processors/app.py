@@ -32,7 +32,6 @@ from typing import Any
 import faust
 from faust.types import EventT
 
-from ordersync import heartbeat
 from processors import delivery, envelope
 from processors.activity import decide, is_redelivery, state_before, to_store
 from processors.contacts import (
@@ -49,6 +48,7 @@ from processors.model import ContactHint
 from processors.normalise import normalise_order
 from processors.values import NormaliseError
 from processors.watchdog import Watchdog
+from runtime import heartbeat
 from schemas import DecodeError, EncodeError, decode, encode
 from schemas.headers import order_headers
 

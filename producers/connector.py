@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ordersync.stores import StoreConfig
 from producers.cursors import Cursor, CursorStore
 from producers.documents import Rejected, raw_bytes
 from producers.http_client import StoreHttp
@@ -30,6 +29,7 @@ from producers.source import (
     raw_order_event,
 )
 from producers.woocommerce import WooCommerceSource
+from runtime.stores import StoreConfig
 from schemas import encode
 from schemas.dead_letters import dead_letter_headers
 

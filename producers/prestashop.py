@@ -21,10 +21,10 @@ from typing import Any
 
 import aiohttp
 
-from ordersync.stores import StoreConfig
 from producers.documents import PageError, readable, split_resource_list
 from producers.http_client import StoreError, StoreHttp
 from producers.source import Document, Page, base_context, document_id, parse_time
+from runtime.stores import StoreConfig
 
 PER_PAGE = 100
 BATCH_IDS = 50

@@ -16,14 +16,14 @@ import random
 import signal
 from dataclasses import dataclass
 
-from ordersync import heartbeat
-from ordersync.settings import Settings
-from ordersync.stores import StoreConfig
 from producers.connector import Connector, Progress, Topics, make_source
 from producers.cursors import CursorStore
 from producers.health import HealthBoard
 from producers.http_client import StoreError
 from producers.publisher import Publisher, PublishError
+from runtime import heartbeat
+from runtime.settings import Settings
+from runtime.stores import StoreConfig
 
 log = logging.getLogger("ordersync.connector")
 STORE_FAULTS = (StoreError, PublishError)  # a store (or Kafka) failing, not this program

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ordersync.stores import StoreConfig
 from producers.documents import raw_bytes
+from runtime.stores import StoreConfig
 
 Document = tuple[str, Any]  # (exact text as received, parsed value or documents.Rejected)
 

@@ -33,10 +33,10 @@ from typing import Any
 
 from aiohttp import web
 
-from ordersync.stores import StoreConfig
 from producers.publisher import Deliveries, Publisher, PublishError
 from producers.source import base_context, parse_time, raw_customer_event, raw_order_event
 from producers.woocommerce import WooCommerceSource
+from runtime.stores import StoreConfig
 from schemas import encode
 from schemas.dead_letters import dead_letter_headers
 

@@ -19,10 +19,10 @@ from typing import Any
 
 import aiohttp
 
-from ordersync.stores import StoreConfig
 from producers.documents import PageError, split_array
 from producers.http_client import StoreError, StoreHttp
 from producers.source import Document, Page, base_context, document_id, fallback_id, parse_time
+from runtime.stores import StoreConfig
 
 API = "/wp-json/wc/v3"
 PER_PAGE = 100

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import psycopg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from ordersync import heartbeat
+from runtime import heartbeat
 from schemas import DecodeError, decode
 from schemas.dead_letters import dead_letter_headers
 from schemas.headers import read_order_headers

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import psycopg
 
-from ordersync import heartbeat
+from runtime import heartbeat
 
 log = logging.getLogger("ordersync.sink")
 R = TypeVar("R")

@@ -53,7 +53,7 @@ def compose_config(command: list[str], **env: str) -> subprocess.CompletedProces
 
 
 def test_example_store_config_is_valid() -> None:
-    from ordersync.stores import load_stores
+    from runtime.stores import load_stores
 
     stores = load_stores(ROOT / "stores.example.toml")
     assert {s.platform for s in stores} == {"woocommerce", "prestashop"}

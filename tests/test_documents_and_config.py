@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from ordersync.settings import without_password
-from ordersync.stores import ConfigError, load_stores
 from producers.documents import PageError, Rejected, page_text, raw_bytes, split_array, split_resource_list
 from producers.http_client import redacted
 from producers.webhook import signature_valid
+from runtime.settings import without_password
+from runtime.stores import ConfigError, load_stores
 
 
 def test_split_array_keeps_each_document_byte_for_byte() -> None:

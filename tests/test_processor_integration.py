@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from ordersync.settings import Settings
 from ordersync.topics_admin import create_topics
+from runtime.settings import Settings
 from schemas import decode, encode
 from schemas.headers import read_order_headers
 from tests.kafka_helpers import consume_until, drain, produce

@@ -10,12 +10,12 @@ import os
 
 import pytest
 
-from ordersync.stores import StoreConfig
 from producers.connector import Connector, Topics
 from producers.cursors import CursorStore
 from producers.publisher import Publisher, PublishError
 from producers.source import Page
 from producers.woocommerce import WooCommerceSource
+from runtime.stores import StoreConfig
 from schemas import decode
 from tests.kafka_helpers import create_topic, drain
 

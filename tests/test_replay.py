@@ -11,8 +11,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from ordersync.settings import Settings
 from ordersync.topics_admin import create_topics
+from runtime.settings import Settings
 from schemas import encode
 from tests.endpoints import Endpoints
 from tests.kafka_helpers import produce

@@ -11,8 +11,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from ordersync.settings import Settings
 from ordersync.topics_admin import create_topics
+from runtime.settings import Settings
 from schemas import encode
 from schemas.headers import order_headers
 from sinks.migrate import MigrationError, migrate

@@ -13,7 +13,6 @@ import uuid
 from importlib import resources
 from pathlib import Path
 
-from ordersync.settings import Settings
 from ordersync.stack.service import (
     ServiceError,
     ServiceStatus,
@@ -24,6 +23,7 @@ from ordersync.stack.service import (
     terminate,
     wait_until,
 )
+from runtime.settings import Settings
 
 KAFKA_VERSION = "4.1.1"
 MAIN_CLASS = "kafka.Kafka"
