@@ -167,15 +167,9 @@ def to_store(
     return {**decision.state, "history": [[off, prior] for off, prior in history]}
 
 
-def delete_version(previous: dict[str, Any] | None, fetched_at_micros: int) -> int:
-    """A delete has no modification time of its own: it supersedes whatever we hold."""
-    return max(fetched_at_micros, previous["version"] + 1 if previous else 0)
-
-
 __all__ = [
     "Decision",
     "decide",
-    "delete_version",
     "digests",
     "event_id",
     "is_redelivery",

@@ -34,14 +34,7 @@ from faust.types import EventT
 
 from processors import delivery, envelope
 from processors.activity import decide, is_redelivery, state_before, to_store
-from processors.contacts import (
-    contact_key,
-    customer_alias,
-    customer_modified_at,
-    hint_from_customer,
-    new_contact,
-    normalise_email,
-)
+from processors.contacts import customer_alias, customer_modified_at, hint_from_customer, new_contact
 from processors.dead_letters import DeadLetterCounter, dead_letter_headers
 from processors.join import Outputs, on_alias, on_contact, on_order, routing_key
 from processors.model import ContactHint
@@ -51,6 +44,7 @@ from processors.watchdog import Watchdog
 from runtime import heartbeat
 from schemas import DecodeError, EncodeError, decode, encode
 from schemas.headers import order_headers
+from schemas.identity import contact_key, normalise_email
 
 log = logging.getLogger("ordersync.processor")
 
@@ -121,7 +115,6 @@ def create_app(opts: ProcessorOptions) -> faust.App:
     # processors/activity.py) re-emits the key's contact, whose table entry may be ahead of its output.
     join_offsets = app.Table("join-offsets", default=None, partitions=opts.partitions)
     dead = DeadLetterCounter()
-    app.dead_letters = dead  # type: ignore[attr-defined]
 
     async def dead_letter(event: EventT, stage: str, reason: str) -> None:
         msg = event.message

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from processors import envelope
-from processors.contacts import contact_key, customer_alias, merge, new_contact
+from processors.contacts import customer_alias, merge, new_contact
 from processors.model import ContactHint
+from schemas.identity import contact_key
 
 
 @dataclass

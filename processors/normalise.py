@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from processors import prestashop, woocommerce
-from processors.contacts import normalise_email
 from processors.model import ContactHint, Normalised, deleted_order, load_document
 from processors.values import NormaliseError, micros
+from schemas.identity import normalise_email
 
 _NORMALISERS = {"WOOCOMMERCE": woocommerce.normalise, "PRESTASHOP": prestashop.normalise}
 NO_CONTACT = ContactHint(None, None, None, None, None)

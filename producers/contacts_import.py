@@ -9,31 +9,19 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import re
-import unicodedata
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from producers.publisher import Deliveries, Publisher
 from schemas import encode
 from schemas.dead_letters import dead_letter_headers
-
-# The same identity rules as the processor's (processors/contacts.py); duplicated on purpose, because
-# components do not import each other: both follow docs/contract.md ("normalised: trimmed, lower-cased").
-CONTACT_NAMESPACE = uuid.UUID("6f1c7a52-1d3e-4c4e-9a57-0b7f3d2e9c10")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+from schemas.identity import contact_id, normalise_email
 
 
 @dataclass
 class ImportReport:
     imported: int = 0
     rejected: list[str] = field(default_factory=list)
-
-
-def _email(raw: str) -> str | None:
-    email = unicodedata.normalize("NFC", raw).strip().lower()
-    return email if _EMAIL.match(email) else None
 
 
 def import_csv(path: Path, list_id: str, publisher: Publisher, topic: str, dlq_topic: str) -> ImportReport:
@@ -46,7 +34,7 @@ def import_csv(path: Path, list_id: str, publisher: Publisher, topic: str, dlq_t
             raise ValueError(f"{path}: the header row must have an 'email' column")
         for line, row in enumerate(reader, start=2):
             row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
-            email = _email(row.get("email", ""))
+            email = normalise_email(row.get("email", ""))
             if email is None:
                 reason = f"line {line}: {row.get('email', '')!r} is not an e-mail address"
                 report.rejected.append(reason)
@@ -57,7 +45,7 @@ def import_csv(path: Path, list_id: str, publisher: Publisher, topic: str, dlq_t
                 continue
             consent = row.get("consent", "").lower()
             record: dict[str, object] = {
-                "contact_id": str(uuid.uuid5(CONTACT_NAMESPACE, f"{list_id}:{email}")),
+                "contact_id": contact_id(list_id, email),
                 "list_id": list_id,
                 "email": email,
                 "first_name": row.get("first_name") or None,

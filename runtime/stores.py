@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from schemas.statuses import STATUSES
+
 PLATFORMS = ("woocommerce", "prestashop")
-STATUSES = ("CREATED", "PENDING", "COMPLETED", "CANCELED", "UNKNOWN")
 
 
 class ConfigError(ValueError):

@@ -68,11 +68,3 @@ def decode(data: bytes | None, subject: str | None = None, reg: SchemaRegistry |
     if not isinstance(record, dict):
         raise DecodeError(f"{writer.subject} body did not decode to a record")
     return record
-
-
-def subject_of(data: bytes) -> str | None:
-    """The subject of single-object-encoded ``data``, or None if it is not one of ours."""
-    if len(data) < HEADER_LEN or data[:2] != MARKER:
-        return None
-    found = registry().by_fingerprint(int.from_bytes(data[2:HEADER_LEN], "little"))
-    return found.subject if found else None

@@ -25,7 +25,8 @@ from typing import Any
 
 from psycopg import sql
 
-STATUSES = ("CREATED", "PENDING", "COMPLETED", "CANCELED", "UNKNOWN")
+from schemas.statuses import STATUSES
+
 MAX_AMOUNT = Decimal(10) ** 15  # far above any order total; keeps comparisons inside PostgreSQL's numeric
 OPERATORS: dict[str, tuple[str, Callable[[Any, Any], bool]]] = {
     ">": (">", operator.gt),

@@ -28,9 +28,6 @@ class Batch:
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)  # (topic, partition) → next offset
     messages: int = 0
 
-    def __len__(self) -> int:
-        return self.messages
-
 
 @dataclass(frozen=True)
 class WriteResult:

@@ -8,7 +8,7 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from processors.contacts import contact_id
+from schemas.identity import contact_id
 
 UTC = dt.UTC
 CATEGORIES = ["Shoes", "Bags", "Shirts", "Sale", "x'); DROP TABLE orders; --"]

@@ -9,10 +9,11 @@ from typing import Any
 
 from processors import envelope
 from processors.activity import decide
-from processors.contacts import contact_id, customer_alias, merge, new_contact, normalise_email
+from processors.contacts import customer_alias, merge, new_contact
 from processors.join import on_alias, on_contact, on_order, routing_key
 from processors.model import ContactHint
 from processors.normalise import normalise_order
+from schemas.identity import contact_id, normalise_email
 from tests.raw_events import woo_doc, woo_event
 
 UTC = dt.UTC

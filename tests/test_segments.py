@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from processors.contacts import contact_id
+from schemas.identity import contact_id
 from sinks.migrate import migrate
 from sinks.segments import SegmentError, build_query
 from sinks.writer import Batch, prepare, write_batch
