@@ -12,6 +12,7 @@ import click
 from ordersync.stack.service import LocalService
 from runtime import heartbeat
 from runtime.settings import Settings
+from schemas.topics import TopicNames
 
 
 @click.group()
@@ -219,7 +220,8 @@ def webhook_serve(config_path: str, host: str, port: int) -> None:
         stores = load_stores(config_path)
         publisher = Publisher(settings.kafka_bootstrap)
         prefix = settings.topic_prefix
-        receiver = WebhookReceiver(stores, publisher, prefix + "raw.orders", prefix + "raw.customers", prefix + "dlq")
+        names = TopicNames(prefix)
+        receiver = WebhookReceiver(stores, publisher, names.raw_orders, names.raw_customers, names.dlq)
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -313,7 +315,7 @@ def contacts_import(csv_file: str, list_id: str) -> None:
     try:
         report = import_csv(
             Path(csv_file), list_id, Publisher(settings.kafka_bootstrap),
-            settings.topic_prefix + "contacts.import", settings.topic_prefix + "dlq",
+            TopicNames(settings.topic_prefix).contacts_import, TopicNames(settings.topic_prefix).dlq,
         )  # fmt: skip
     except (ValueError, UnicodeDecodeError) as exc:
         click.echo(f"error: {exc}", err=True)
@@ -467,9 +469,10 @@ def run_command(config_path: str, webhook_port: int, metrics_port: int, log_dir:
         store_failing_after_s=settings.store_failing_after_s,
     )
     p = settings.topic_prefix
+    names = TopicNames(p)
     groups = {
-        f"{p}processor": [p + "raw.orders", p + "raw.customers"],
-        f"{p}sink": [p + "orders", p + "activity", p + "contacts"],
+        f"{p}processor": [names.raw_orders, names.raw_customers],
+        f"{p}sink": [names.orders, names.activity, names.contacts],
     }
     server = serve_http(
         supervisor, Metrics(supervisor, settings.kafka_bootstrap, settings.database_url, p, groups), metrics_port

@@ -25,6 +25,7 @@ from typing import Any
 from producers import health as store_health
 from producers.health import StoreHealth
 from runtime import heartbeat
+from schemas.topics import TopicNames
 
 log = logging.getLogger("ordersync.run")
 LATENCY_BUCKETS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -191,7 +192,7 @@ class Metrics:
 
         consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "ordersync-metrics"})
         try:
-            topic = self.prefix + "dlq"
+            topic = TopicNames(self.prefix).dlq
             md = consumer.list_topics(topic, timeout=5)
             if topic not in md.topics or md.topics[topic].error is not None:
                 return 0

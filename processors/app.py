@@ -45,6 +45,7 @@ from runtime import heartbeat
 from schemas import DecodeError, EncodeError, decode, encode
 from schemas.headers import order_headers
 from schemas.identity import contact_key, normalise_email
+from schemas.topics import TopicNames
 
 log = logging.getLogger("ordersync.processor")
 
@@ -97,14 +98,15 @@ def create_app(opts: ProcessorOptions) -> faust.App:
     def topic(name: str, internal: bool = False) -> faust.TopicT:
         return app.topic(name, key_type=bytes, value_type=bytes, partitions=opts.partitions, internal=internal)
 
+    inputs, outputs = TopicNames(p), TopicNames(out)
     raw_orders, raw_customers, imports = (
-        topic(p + "raw.orders"),
-        topic(p + "raw.customers"),
-        topic(p + "contacts.import"),
+        topic(inputs.raw_orders),
+        topic(inputs.raw_customers),
+        topic(inputs.contacts_import),
     )
-    by_contact = topic(out + "processor.by-contact", internal=True)
-    orders_out, activity_out, contacts_out = topic(out + "orders"), topic(out + "activity"), topic(out + "contacts")
-    dlq = topic(out + "dlq")
+    by_contact = topic(out + "processor.by-contact", internal=True)  # the repartition hop, not in the catalogue
+    orders_out, activity_out, contacts_out = topic(outputs.orders), topic(outputs.activity), topic(outputs.contacts)
+    dlq = topic(outputs.dlq)
 
     # faust picks table serializers from the declared types: untyped means JSON (our str keys and the
     # order-state dicts), bytes means raw (contacts and pending hold envelope bytes).

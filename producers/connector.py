@@ -32,6 +32,7 @@ from producers.woocommerce import WooCommerceSource
 from runtime.stores import StoreConfig
 from schemas import encode
 from schemas.dead_letters import dead_letter_headers
+from schemas.topics import TopicNames
 
 log = logging.getLogger("ordersync.connector")
 POLL_OVERLAP = dt.timedelta(seconds=5)  # re-read a little: same-second changes and clock skew
@@ -47,7 +48,8 @@ class Topics:
 
     @classmethod
     def with_prefix(cls, prefix: str) -> Topics:
-        return cls(prefix + "raw.orders", prefix + "raw.customers", prefix + "connector-state", prefix + "dlq")
+        names = TopicNames(prefix)
+        return cls(names.raw_orders, names.raw_customers, names.connector_state, names.dlq)
 
 
 @dataclass

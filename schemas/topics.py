@@ -58,6 +58,50 @@ def catalogue(prefix: str, partitions: int, replication_factor: int) -> list[Top
     return [Topic(spec, prefix + spec.short_name, partitions, replication_factor) for spec in CATALOGUE]
 
 
+@dataclass(frozen=True)
+class TopicNames:
+    """The full name of every catalogue topic under one prefix: what components use instead of
+    concatenating names themselves."""
+
+    prefix: str
+
+    def _full(self, short_name: str) -> str:
+        assert any(spec.short_name == short_name for spec in CATALOGUE), short_name
+        return self.prefix + short_name
+
+    @property
+    def raw_orders(self) -> str:
+        return self._full("raw.orders")
+
+    @property
+    def raw_customers(self) -> str:
+        return self._full("raw.customers")
+
+    @property
+    def connector_state(self) -> str:
+        return self._full("connector-state")
+
+    @property
+    def orders(self) -> str:
+        return self._full("orders")
+
+    @property
+    def activity(self) -> str:
+        return self._full("activity")
+
+    @property
+    def contacts(self) -> str:
+        return self._full("contacts")
+
+    @property
+    def contacts_import(self) -> str:
+        return self._full("contacts.import")
+
+    @property
+    def dlq(self) -> str:
+        return self._full("dlq")
+
+
 def find(prefix: str, name: str) -> TopicSpec | None:
     """The spec for ``name``, given either as a short name ("orders") or a full name ("ordersync.orders")."""
     for spec in CATALOGUE:

@@ -23,6 +23,7 @@ from runtime import heartbeat
 from schemas import DecodeError, decode
 from schemas.dead_letters import dead_letter_headers
 from schemas.headers import read_order_headers
+from schemas.topics import TopicNames
 from sinks.handoff import Handoff
 from sinks.migrate import migrate
 from sinks.reconnect import Reconnecting
@@ -63,8 +64,9 @@ class PostgresSink:
     def __init__(self, opts: SinkOptions) -> None:
         self.opts = opts
         p = opts.topic_prefix
-        self.topics = {p + "orders": "order", p + "activity": "activity", p + "contacts": "contact"}
-        self.dlq_topic = p + "dlq"
+        names = TopicNames(p)
+        self.topics = {names.orders: "order", names.activity: "activity", names.contacts: "contact"}
+        self.dlq_topic = names.dlq
         self._stop = threading.Event()
         self._db = Reconnecting(opts.database_url, retry_max_s=opts.retry_max_s)  # offsets, migrations
         self._writer: WriterProcess | None = None  # while run() runs
