@@ -11,6 +11,7 @@ import click
 
 from ordersync.stack.service import LocalService
 from runtime import heartbeat
+from runtime.logs import configure_logging
 from runtime.settings import Settings
 from schemas.topics import TopicNames
 
@@ -155,13 +156,12 @@ def tail_command(topic: str, from_beginning: bool, limit: int | None, idle_timeo
 def connect_command(config_path: str, store_ids: tuple[str, ...], mode: str, full: bool) -> None:
     """Publish the stores' orders and customers to the raw topics."""
     import asyncio
-    import logging
 
     from ordersync.topics_admin import create_topics
     from producers.run import connect
     from runtime.stores import ConfigError, load_stores
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     try:
         stores = load_stores(config_path)
         if store_ids:
@@ -204,7 +204,6 @@ def webhook() -> None:
 def webhook_serve(config_path: str, host: str, port: int) -> None:
     """Receive signed WooCommerce webhooks at POST /webhooks/woocommerce/{store_id}."""
     import asyncio
-    import logging
 
     from aiohttp import web
 
@@ -214,7 +213,7 @@ def webhook_serve(config_path: str, host: str, port: int) -> None:
     from producers.woocommerce import WooCommerceSource
     from runtime.stores import ConfigError, load_stores
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     settings = Settings.from_env()
     try:
         stores = load_stores(config_path)
@@ -416,11 +415,10 @@ def db_migrate() -> None:
 @click.option("--idle-exit", type=float, default=None, help="Exit after this many seconds without messages.")
 def sink_command(consumer_name: str | None, batch_size: int, idle_exit: float | None) -> None:
     """Write orders, activity and contacts into PostgreSQL, exactly once."""
-    import logging
 
     from sinks.consumer import PostgresSink, SinkOptions
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     settings = Settings.from_env()
     opts = SinkOptions(
         bootstrap=settings.kafka_bootstrap,
@@ -440,7 +438,6 @@ def sink_command(consumer_name: str | None, batch_size: int, idle_exit: float | 
 @click.option("--log-dir", type=click.Path(file_okay=False), default=None, help="Children's logs; default .stack/run/.")
 def run_command(config_path: str, webhook_port: int, metrics_port: int, log_dir: str | None) -> None:
     """Run connectors, webhook receiver, processor and sink, supervised (restarted if one dies)."""
-    import logging
     import signal
     from pathlib import Path
 
@@ -448,7 +445,7 @@ def run_command(config_path: str, webhook_port: int, metrics_port: int, log_dir:
     from ordersync.topics_admin import create_topics
     from runtime.stores import ConfigError, load_stores
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     settings = Settings.from_env()
     try:
         stores = load_stores(config_path)
@@ -493,11 +490,10 @@ def run_command(config_path: str, webhook_port: int, metrics_port: int, log_dir:
 @click.option("--live-seconds", type=float, default=30.0, show_default=True, help="How long to watch live orders.")
 def demo_command(orders: int, rate: float, live_seconds: float) -> None:
     """See the whole pipeline work: two simulated shops → Kafka → processor → PostgreSQL, then a summary."""
-    import logging
 
     from ordersync.demo import run_demo
 
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(logging.WARNING)
     sys.exit(run_demo(Settings.from_env(), orders, rate, live_seconds))
 
 

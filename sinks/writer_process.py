@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
-import logging
 import multiprocessing
 import os
 import signal
@@ -26,6 +25,7 @@ from typing import Any
 
 import psycopg
 
+from runtime.logs import configure_logging
 from sinks.reconnect import Reconnecting
 from sinks.writer import Staged, WriteResult, prepare, write_staged
 
@@ -87,7 +87,7 @@ def _serve(pipe: Connection, parent: int, database_url: str, consumer: str, retr
     # Ctrl-C reaches the whole process group: the parent decides when writing stops, not the signal.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()  # a spawned process starts with nothing configured
     db = Reconnecting(database_url, retry_max_s=retry_max_s, on_connect=prepare)
     try:
         while True:
