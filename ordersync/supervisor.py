@@ -17,10 +17,16 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from producers import health as store_health
 from producers.health import StoreHealth
@@ -155,7 +161,9 @@ class Supervisor:
 
 
 class Metrics:
-    """Reads lag, dead letters and latency from Kafka and PostgreSQL when scraped."""
+    """A Prometheus collector (``prometheus_client``) read when scraped: components, stores, consumer
+    lag, dead letters and end-to-end latency (store change → PostgreSQL row). One Kafka admin client
+    serves every scrape."""
 
     def __init__(
         self, supervisor: Supervisor, bootstrap: str, database_url: str, prefix: str, groups: dict[str, list[str]]
@@ -165,43 +173,44 @@ class Metrics:
         self.database_url = database_url
         self.prefix = prefix
         self.groups = groups  # group id → topics it consumes
+        self._admin: AdminClient | None = None
+        self.registry = CollectorRegistry()
+        self.registry.register(self)
+
+    def _kafka(self) -> AdminClient:
+        if self._admin is None:
+            self._admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        return self._admin
+
+    def _end_offsets(self, topics: list[str]) -> dict[TopicPartition, int]:
+        admin = self._kafka()
+        metadata = admin.list_topics(timeout=5).topics
+        wanted = [
+            TopicPartition(t, p)
+            for t in topics
+            if t in metadata and metadata[t].error is None
+            for p in metadata[t].partitions
+        ]
+        if not wanted:
+            return {}
+        futures = admin.list_offsets({tp: OffsetSpec.latest() for tp in wanted}, request_timeout=5)
+        return {tp: future.result().offset for tp, future in futures.items()}
 
     def lag(self) -> dict[str, int]:
-        from confluent_kafka import Consumer, TopicPartition
-
-        out = {}
+        """Messages not yet consumed (committed) per consumer group."""
+        admin, out = self._kafka(), {}
         for group, topics in self.groups.items():
-            consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": group, "enable.auto.commit": False})
-            try:
-                total = 0
-                for topic in topics:
-                    md = consumer.list_topics(topic, timeout=5)
-                    if topic not in md.topics or md.topics[topic].error is not None:
-                        continue
-                    tps = [TopicPartition(topic, p) for p in md.topics[topic].partitions]
-                    for tp in consumer.committed(tps, timeout=5):
-                        high = consumer.get_watermark_offsets(tp, timeout=5)[1]
-                        total += high - max(tp.offset, 0) if tp.offset >= 0 else high
-                out[group] = total
-            finally:
-                consumer.close()
+            ends = self._end_offsets(topics)
+            request = [ConsumerGroupTopicPartitions(group, [TopicPartition(tp.topic, tp.partition) for tp in ends])]
+            committed = {
+                (tp.topic, tp.partition): tp.offset
+                for tp in admin.list_consumer_group_offsets(request)[group].result(5).topic_partitions
+            }
+            out[group] = sum(end - max(committed.get((tp.topic, tp.partition), 0), 0) for tp, end in ends.items())
         return out
 
     def dead_letters(self) -> int:
-        from confluent_kafka import Consumer, TopicPartition
-
-        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "ordersync-metrics"})
-        try:
-            topic = TopicNames(self.prefix).dlq
-            md = consumer.list_topics(topic, timeout=5)
-            if topic not in md.topics or md.topics[topic].error is not None:
-                return 0
-            return sum(
-                consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5)[1]
-                for p in md.topics[topic].partitions
-            )
-        finally:
-            consumer.close()
+        return sum(self._end_offsets([TopicNames(self.prefix).dlq]).values())
 
     def latencies(self) -> list[float]:
         import psycopg
@@ -214,48 +223,55 @@ class Metrics:
             return [float(r[0]) for r in rows]
         return []
 
-    def render(self) -> str:
-        lines = ["# TYPE ordersync_component_up gauge", "# TYPE ordersync_component_restarts_total counter"]
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("ordersync_component_up", "1 while the component runs", labels=["component"])
+        restarts = CounterMetricFamily(
+            "ordersync_component_restarts", "restarts by the supervisor", labels=["component"]
+        )
         for child in self.supervisor.children:
-            lines.append(f'ordersync_component_up{{component="{child.name}"}} {int(child.up)}')
-            lines.append(f'ordersync_component_restarts_total{{component="{child.name}"}} {child.restarts}')
-        stores = self.supervisor.stores()
-        if stores:
-            now = time.time()
-            lines.append("# HELP ordersync_store_failing_seconds how long a store's attempts have failed (0: healthy)")
-            lines.append("# TYPE ordersync_store_failing_seconds gauge")
-            lines += [
-                f'ordersync_store_failing_seconds{{store="{s}"}} {h.failing_for(now):.1f}' for s, h in stores.items()
-            ]
-            lines.append("# TYPE ordersync_store_consecutive_failures gauge")
-            lines += [
-                f'ordersync_store_consecutive_failures{{store="{s}"}} {h.consecutive_failures}'
-                for s, h in stores.items()
-            ]
-            lines.append("# TYPE ordersync_store_last_success_timestamp_seconds gauge")
-            lines += [
-                f'ordersync_store_last_success_timestamp_seconds{{store="{s}"}} {h.last_success:.0f}'
-                for s, h in stores.items()
-                if h.last_success is not None
-            ]
-        with contextlib.suppress(Exception):
-            lines.append("# TYPE ordersync_consumer_lag gauge")
-            for group, lag in self.lag().items():
-                lines.append(f'ordersync_consumer_lag{{group="{group}"}} {lag}')
-        with contextlib.suppress(Exception):
-            lines.append("# TYPE ordersync_dead_letters gauge")
-            lines.append(f"ordersync_dead_letters {self.dead_letters()}")
-        values = self.latencies()
-        lines.append("# HELP ordersync_end_to_end_latency_seconds store modification to PostgreSQL row, last 5 minutes")
-        lines.append("# TYPE ordersync_end_to_end_latency_seconds histogram")
-        for bound in LATENCY_BUCKETS:
-            lines.append(
-                f'ordersync_end_to_end_latency_seconds_bucket{{le="{bound}"}} {sum(1 for v in values if v <= bound)}'
+            up.add_metric([child.name], int(child.up))
+            restarts.add_metric([child.name], child.restarts)
+        yield from (up, restarts)
+        yield from self._store_metrics()
+        with contextlib.suppress(KafkaException, TimeoutError, ValueError):
+            lag = GaugeMetricFamily("ordersync_consumer_lag", "messages not yet consumed", labels=["group"])
+            for group, value in self.lag().items():
+                lag.add_metric([group], value)
+            yield lag
+        with contextlib.suppress(KafkaException, TimeoutError, ValueError):
+            yield GaugeMetricFamily(
+                "ordersync_dead_letters", "messages in the dead-letter topic", value=self.dead_letters()
             )
-        lines.append(f'ordersync_end_to_end_latency_seconds_bucket{{le="+Inf"}} {len(values)}')
-        lines.append(f"ordersync_end_to_end_latency_seconds_sum {sum(values):.3f}")
-        lines.append(f"ordersync_end_to_end_latency_seconds_count {len(values)}")
-        return "\n".join(lines) + "\n"
+        values = self.latencies()
+        buckets = [(str(b), sum(1 for v in values if v <= b)) for b in LATENCY_BUCKETS] + [("+Inf", len(values))]
+        yield HistogramMetricFamily(
+            "ordersync_end_to_end_latency_seconds",
+            "store modification to PostgreSQL row, last 5 minutes",
+            buckets=buckets,
+            sum_value=sum(values),
+        )
+
+    def _store_metrics(self) -> Iterator[Metric]:
+        stores = self.supervisor.stores()
+        now = time.time()
+        failing = GaugeMetricFamily(
+            "ordersync_store_failing_seconds", "how long a store's attempts have failed (0: healthy)", labels=["store"]
+        )
+        failures = GaugeMetricFamily(
+            "ordersync_store_consecutive_failures", "failed attempts in a row", labels=["store"]
+        )
+        success = GaugeMetricFamily(
+            "ordersync_store_last_success_timestamp_seconds", "when a store last went through", labels=["store"]
+        )
+        for store, health in stores.items():
+            failing.add_metric([store], health.failing_for(now))
+            failures.add_metric([store], health.consecutive_failures)
+            if health.last_success is not None:
+                success.add_metric([store], health.last_success)
+        yield from (failing, failures, success)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
 
 
 def serve_http(supervisor: Supervisor, metrics: Metrics, port: int) -> ThreadingHTTPServer:
@@ -267,7 +283,7 @@ def serve_http(supervisor: Supervisor, metrics: Metrics, port: int) -> Threading
                 status, answer = supervisor.health()
                 body, content_type = json.dumps(answer).encode(), "application/json"
             elif self.path == "/metrics":
-                body, status, content_type = metrics.render().encode(), 200, "text/plain; version=0.0.4"
+                body, status, content_type = metrics.render(), 200, CONTENT_TYPE_LATEST
             else:
                 body, status, content_type = b"not found\n", 404, "text/plain"
             self.send_response(status)

@@ -51,3 +51,36 @@ def test_health_names_a_store_failing_for_longer_than_allowed(tmp_path: Path) ->
     assert not body["stores"]["p"]["failing"] and body["stores"]["p"]["last_success"] is not None
     board.succeeded("w")
     assert supervisor.health()[0] == 200
+
+
+def test_metrics_parse_and_count_lag_dead_letters_and_failing_stores(
+    kafka_bootstrap: str, topic_prefix: str, database_url: str, tmp_path: Path
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from ordersync.supervisor import Metrics
+    from ordersync.topics_admin import create_topics
+    from producers.health import HealthBoard
+    from runtime.settings import Settings
+    from tests.kafka_helpers import produce
+
+    settings = Settings.from_env({"ORDERSYNC_KAFKA_BOOTSTRAP": kafka_bootstrap, "ORDERSYNC_TOPIC_PREFIX": topic_prefix,
+                                  "ORDERSYNC_PARTITIONS": "2"})  # fmt: skip
+    create_topics(settings)
+    produce(kafka_bootstrap, f"{topic_prefix}dlq", [(b"k", b"dead")] * 3)
+    produce(kafka_bootstrap, f"{topic_prefix}raw.orders", [(str(i).encode(), b"x") for i in range(5)])
+    supervisor = Supervisor([Child("sink", ["sink"])], tmp_path)
+    HealthBoard(["w"], str(supervisor.store_health_file)).failed("w", "store w: HTTP 503")
+    groups = {f"{topic_prefix}processor": [f"{topic_prefix}raw.orders"]}
+    metrics = Metrics(supervisor, kafka_bootstrap, database_url, topic_prefix, groups)
+    for _ in range(2):  # scraped twice: one admin client serves both
+        samples = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(metrics.render().decode())
+            for s in family.samples
+        }
+        assert samples[("ordersync_dead_letters", ())] == 3
+        assert samples[("ordersync_consumer_lag", (("group", f"{topic_prefix}processor"),))] == 5
+        assert samples[("ordersync_component_up", (("component", "sink"),))] == 0
+        assert samples[("ordersync_store_consecutive_failures", (("store", "w"),))] == 1
+        assert ("ordersync_end_to_end_latency_seconds_count", ()) in samples
