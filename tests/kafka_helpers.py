@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable, Sequence
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType
 
 
 def create_topic(bootstrap: str, name: str, partitions: int = 2, config: dict[str, str] | None = None) -> None:
@@ -16,6 +16,16 @@ def create_topic(bootstrap: str, name: str, partitions: int = 2, config: dict[st
         [NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})]
     )
     for future in futures.values():
+        future.result(30)
+
+
+def set_topic_config(bootstrap: str, name: str, config: dict[str, str]) -> None:
+    """Change settings of an existing topic (the others stay as they are)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    entries = [ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in config.items()]
+    for future in admin.incremental_alter_configs(
+        [ConfigResource(ResourceType.TOPIC, name, incremental_configs=entries)]
+    ).values():
         future.result(30)
 
 

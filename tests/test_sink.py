@@ -18,7 +18,7 @@ from schemas.headers import order_headers
 from sinks.migrate import MigrationError, migrate
 from tests.db_checks import summaries_match_recomputation
 from tests.endpoints import Endpoints
-from tests.kafka_helpers import consume_until, create_topic, produce
+from tests.kafka_helpers import consume_until, produce, set_topic_config
 from tests.processes import Proc, running, wait_for
 from tests.sink_data import activity, contact, item, order, random_history
 from tests.sink_data import dt as _dt
@@ -287,7 +287,7 @@ def test_offsets_never_pass_a_dead_letter_kafka_refused(
 ) -> None:
     """A dead letter the broker refuses leaves the producer's queue like an acknowledged one: the sink
     must see the failure and not store offsets past the message it could not keep."""
-    create_topic(kafka_bootstrap, f"{topic_prefix}dlq", 1, {"max.message.bytes": "1000"})
+    set_topic_config(kafka_bootstrap, f"{topic_prefix}dlq", {"max.message.bytes": "1000"})
     garbage = b"\xc3\x01" + os.urandom(20_000)  # undecodable, and too big for the dead-letter topic
     produce(kafka_bootstrap, f"{topic_prefix}orders", [(b"s:2", garbage)])
     with running(["sink", "--idle-exit", "5"], env, tmp_path / "sink.log") as proc:
