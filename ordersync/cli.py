@@ -219,7 +219,7 @@ def webhook_serve(config_path: str, host: str, port: int) -> None:
         stores = load_stores(config_path)
         publisher = Publisher(settings.kafka_bootstrap)
         prefix = settings.topic_prefix
-        names = TopicNames(prefix)
+        names = TopicNames.with_prefix(prefix)
         receiver = WebhookReceiver(stores, publisher, names.raw_orders, names.raw_customers, names.dlq)
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
@@ -314,7 +314,7 @@ def contacts_import(csv_file: str, list_id: str) -> None:
     try:
         report = import_csv(
             Path(csv_file), list_id, Publisher(settings.kafka_bootstrap),
-            TopicNames(settings.topic_prefix).contacts_import, TopicNames(settings.topic_prefix).dlq,
+            TopicNames.with_prefix(settings.topic_prefix).contacts_import, TopicNames.with_prefix(settings.topic_prefix).dlq,
         )  # fmt: skip
     except (ValueError, UnicodeDecodeError) as exc:
         click.echo(f"error: {exc}", err=True)
@@ -466,7 +466,7 @@ def run_command(config_path: str, webhook_port: int, metrics_port: int, log_dir:
         store_failing_after_s=settings.store_failing_after_s,
     )
     p = settings.topic_prefix
-    names = TopicNames(p)
+    names = TopicNames.with_prefix(p)
     groups = {
         f"{p}processor": [names.raw_orders, names.raw_customers],
         f"{p}sink": [names.orders, names.activity, names.contacts],

@@ -210,7 +210,7 @@ class Metrics:
         return out
 
     def dead_letters(self) -> int:
-        return sum(self._end_offsets([TopicNames(self.prefix).dlq]).values())
+        return sum(self._end_offsets([TopicNames.with_prefix(self.prefix).dlq]).values())
 
     def latencies(self) -> list[float]:
         import psycopg

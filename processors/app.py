@@ -98,7 +98,7 @@ def create_app(opts: ProcessorOptions) -> faust.App:
     def topic(name: str, internal: bool = False) -> faust.TopicT:
         return app.topic(name, key_type=bytes, value_type=bytes, partitions=opts.partitions, internal=internal)
 
-    inputs, outputs = TopicNames(p), TopicNames(out)
+    inputs, outputs = TopicNames.with_prefix(p), TopicNames.with_prefix(out)
     raw_orders, raw_customers, imports = (
         topic(inputs.raw_orders),
         topic(inputs.raw_customers),

@@ -40,19 +40,6 @@ CHECKPOINT_EVERY = 2000  # orders between cursor saves during a backfill
 
 
 @dataclass
-class Topics:
-    raw_orders: str
-    raw_customers: str
-    state: str
-    dlq: str
-
-    @classmethod
-    def with_prefix(cls, prefix: str) -> Topics:
-        names = TopicNames(prefix)
-        return cls(names.raw_orders, names.raw_customers, names.connector_state, names.dlq)
-
-
-@dataclass
 class Progress:
     """Orders/s and ETA on a terminal; a log line every few seconds otherwise."""
 
@@ -101,7 +88,7 @@ class Connector:
     events Kafka acknowledged (published or dead-lettered), whatever the other stores do."""
 
     def __init__(
-        self, store: StoreConfig, source: StoreSource, publisher: Publisher, cursors: CursorStore, topics: Topics
+        self, store: StoreConfig, source: StoreSource, publisher: Publisher, cursors: CursorStore, topics: TopicNames
     ) -> None:
         self.store = store
         self.source = source

@@ -16,7 +16,7 @@ import random
 import signal
 from dataclasses import dataclass
 
-from producers.connector import Connector, Progress, Topics, make_source
+from producers.connector import Connector, Progress, make_source
 from producers.cursors import CursorStore
 from producers.health import HealthBoard
 from producers.http_client import StoreError
@@ -24,6 +24,7 @@ from producers.publisher import Publisher, PublishError
 from runtime import heartbeat
 from runtime.settings import Settings
 from runtime.stores import StoreConfig
+from schemas.topics import TopicNames
 
 log = logging.getLogger("ordersync.connector")
 STORE_FAULTS = (StoreError, PublishError)  # a store (or Kafka) failing, not this program
@@ -55,9 +56,9 @@ async def connect(
     settings: Settings, stores: list[StoreConfig], *, follow: bool, full: bool, backoff: Backoff | None = None
 ) -> ConnectResult:
     backoff = backoff or Backoff(max_s=settings.store_retry_max_s, refused_s=settings.store_refused_retry_s)
-    topics = Topics.with_prefix(settings.topic_prefix)
+    topics = TopicNames.with_prefix(settings.topic_prefix)
     publisher = Publisher(settings.kafka_bootstrap)
-    cursors = CursorStore(settings.kafka_bootstrap, topics.state, publisher)
+    cursors = CursorStore(settings.kafka_bootstrap, topics.connector_state, publisher)
     await asyncio.to_thread(cursors.load)
     if full:
         for store in stores:

@@ -7,6 +7,7 @@ prefix; partitions and replication factor come from the settings.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 FOREVER = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
@@ -63,43 +64,19 @@ class TopicNames:
     """The full name of every catalogue topic under one prefix: what components use instead of
     concatenating names themselves."""
 
-    prefix: str
+    raw_orders: str
+    raw_customers: str
+    connector_state: str
+    orders: str
+    activity: str
+    contacts: str
+    contacts_import: str
+    dlq: str
 
-    def _full(self, short_name: str) -> str:
-        assert any(spec.short_name == short_name for spec in CATALOGUE), short_name
-        return self.prefix + short_name
-
-    @property
-    def raw_orders(self) -> str:
-        return self._full("raw.orders")
-
-    @property
-    def raw_customers(self) -> str:
-        return self._full("raw.customers")
-
-    @property
-    def connector_state(self) -> str:
-        return self._full("connector-state")
-
-    @property
-    def orders(self) -> str:
-        return self._full("orders")
-
-    @property
-    def activity(self) -> str:
-        return self._full("activity")
-
-    @property
-    def contacts(self) -> str:
-        return self._full("contacts")
-
-    @property
-    def contacts_import(self) -> str:
-        return self._full("contacts.import")
-
-    @property
-    def dlq(self) -> str:
-        return self._full("dlq")
+    @classmethod
+    def with_prefix(cls, prefix: str) -> TopicNames:
+        # Field names are the catalogue's short names with "." and "-" as "_".
+        return cls(**{re.sub(r"[.-]", "_", spec.short_name): prefix + spec.short_name for spec in CATALOGUE})
 
 
 def find(prefix: str, name: str) -> TopicSpec | None:

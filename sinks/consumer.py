@@ -64,7 +64,7 @@ class PostgresSink:
     def __init__(self, opts: SinkOptions) -> None:
         self.opts = opts
         p = opts.topic_prefix
-        names = TopicNames(p)
+        names = TopicNames.with_prefix(p)
         self.topics = {names.orders: "order", names.activity: "activity", names.contacts: "contact"}
         self.dlq_topic = names.dlq
         self._stop = threading.Event()

@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import os
 
 import pytest
 
-from producers.connector import Connector, Topics
+from producers.connector import Connector
 from producers.cursors import CursorStore
 from producers.publisher import Publisher, PublishError
 from producers.source import Page
 from producers.woocommerce import WooCommerceSource
 from runtime.stores import StoreConfig
 from schemas import decode
+from schemas.topics import TopicNames
 from tests.kafka_helpers import create_topic, drain
 
 
@@ -40,14 +42,14 @@ def page_of(*order_ids: int, padding: int = 0) -> Page:
 
 @pytest.mark.broker
 def test_one_stores_failed_event_is_its_own_and_its_cursor_stays(kafka_bootstrap: str, topic_prefix: str) -> None:
-    good = Topics.with_prefix(topic_prefix)
+    good = TopicNames.with_prefix(topic_prefix)
     # Store "a" publishes into a topic whose broker limit rejects its (large) events.
-    tiny = Topics(topic_prefix + "tiny.raw.orders", good.raw_customers, good.state, good.dlq)
-    for name in (good.raw_orders, good.raw_customers, good.state):
+    tiny = dataclasses.replace(good, raw_orders=topic_prefix + "tiny.raw.orders")
+    for name in (good.raw_orders, good.raw_customers, good.connector_state):
         create_topic(kafka_bootstrap, name, 1)
     create_topic(kafka_bootstrap, tiny.raw_orders, 1, {"max.message.bytes": "2000"})
     publisher = Publisher(kafka_bootstrap)
-    cursors = CursorStore(kafka_bootstrap, good.state, publisher)
+    cursors = CursorStore(kafka_bootstrap, good.connector_state, publisher)
 
     async def scenario() -> tuple[BaseException | None, BaseException | None]:
         a_store, b_store = store("a"), store("b")
@@ -67,6 +69,6 @@ def test_one_stores_failed_event_is_its_own_and_its_cursor_stays(kafka_bootstrap
     b_error, a_error = asyncio.run(scenario())
     assert b_error is None, f"store b failed because of store a's event: {b_error}"
     assert isinstance(a_error, PublishError)
-    saved = {decode(m.value())["store_id"] for m in drain(kafka_bootstrap, good.state)}
+    saved = {decode(m.value())["store_id"] for m in drain(kafka_bootstrap, good.connector_state)}
     assert saved == {"b"}, "store a's cursor moved past an event Kafka rejected"
     assert {m.key() for m in drain(kafka_bootstrap, good.raw_orders)} == {b"b:7", b"b:8"}
