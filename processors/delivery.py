@@ -1,10 +1,10 @@
 """Commit only what Kafka acknowledged.
 
-With ``stream_publish_on_commit`` faust publishes the outputs attached to the offsets it is about to
-commit and waits for them, but it does not look at the outcome: a send that failed (a broker restart,
-a request timeout) is logged as ``_on_published error`` and the source offset is committed anyway, so
-that output is lost for good. ``checked_handle_attached`` replaces that step: if any output was not
-acknowledged it raises ``ProducerSendError``, which faust answers by crashing the worker *before* the
+Before faust commits source offsets it calls ``Consumer._handle_attached`` (meant to publish the sends
+attached to those offsets). ``checked_handle_attached`` replaces it: first every record the output
+producer (processors/outputs.py) sent so far must be acknowledged, then faust's own attached sends (if
+any) must have succeeded; faust's version logs a failed send and commits anyway, losing that output.
+A failure raises ``ProducerSendError``, which faust answers by crashing the worker *before* the
 commit. The supervisor restarts it and the uncommitted events are processed again; every output is
 idempotent, so that is safe.
 """
@@ -12,12 +12,22 @@ idempotent, so that is safe.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from faust.exceptions import ProducerSendError
 from faust.transport.consumer import Consumer
 from faust.types import TP
+
+from processors.outputs import OutputFailed, OutputProducer
+
+
+class _Guard:
+    outputs: OutputProducer | None = None
+    on_stored: Callable[[dict[tuple[str, int], int]], None] | None = None
+
+
+_guard = _Guard()
 
 
 def unacknowledged(pending: list[asyncio.Future[Any]]) -> list[str]:
@@ -34,6 +44,11 @@ def unacknowledged(pending: list[asyncio.Future[Any]]) -> list[str]:
 
 
 async def checked_handle_attached(self: Any, commit_offsets: Mapping[TP, int]) -> None:
+    if _guard.outputs is not None:
+        try:
+            await _guard.outputs.confirm(on_stored=_guard.on_stored)
+        except OutputFailed as exc:
+            raise ProducerSendError(f"not committing {dict(commit_offsets)}: {exc}") from exc
     for tp, offset in commit_offsets.items():
         pending = await self.app._attachments.publish_for_tp_offset(tp, offset)
         if not pending:
@@ -47,6 +62,9 @@ async def checked_handle_attached(self: Any, commit_offsets: Mapping[TP, int]) -
             )
 
 
-def install() -> None:
+def install(
+    outputs: OutputProducer | None = None, on_stored: Callable[[dict[tuple[str, int], int]], None] | None = None
+) -> None:
     """Patch faust's consumer (process-wide; the processor is the only faust app in its process)."""
+    _guard.outputs, _guard.on_stored = outputs, on_stored
     Consumer._handle_attached = checked_handle_attached  # type: ignore[method-assign]

@@ -43,11 +43,23 @@ def routing_key(order: dict[str, Any], hint: ContactHint) -> str:
     return f"{list_id}:unmatched:{order['order_key']}"
 
 
-def _attach(order: dict[str, Any], activities: list[dict[str, Any]], contact: dict[str, Any] | None) -> Outputs:
+def attach(order: dict[str, Any], activities: list[dict[str, Any]], contact: dict[str, Any] | None) -> Outputs:
     cid = contact["contact_id"] if contact else None
     email = contact["email"] if contact else order.get("contact_email")
     matched_order = {**order, "contact_id": cid, "contact_email": email, "matched": contact is not None}
     return Outputs(orders=[matched_order], activities=[{**a, "contact_id": cid} for a in activities])
+
+
+def on_hint(contacts: MutableMapping[str, Any], key: str, item: dict[str, Any]) -> Outputs:
+    """An order with an e-mail was emitted by the order stage; its contact is created here if new."""
+    if key in contacts:
+        return Outputs()
+    # Dated by the order, not the clock, so a replay builds the very same contact.
+    contact = new_contact(
+        item["list_id"], item["email"], ContactHint(**item["hint"]), "ORDER_BILLING", item["store_id"], item["at"]
+    )
+    contacts[key] = envelope.dumps(contact)
+    return Outputs(contacts=[contact])
 
 
 def on_contact(contacts: MutableMapping[str, Any], key: str, contact: dict[str, Any]) -> Outputs:
@@ -82,11 +94,11 @@ def on_alias(
     if isinstance(waiting, dict):  # matched before
         if redelivery and waiting.get("matched_at") == offset:
             for item in waiting["items"]:
-                out.extend(_attach(item["order"], item["activities"], contact))
+                out.extend(attach(item["order"], item["activities"], contact))
         return out
     if waiting:
         for item in waiting:
-            out.extend(_attach(item["order"], item["activities"], contact))
+            out.extend(attach(item["order"], item["activities"], contact))
         pending[key] = envelope.dumps({"matched_at": offset, "items": waiting})
     return out
 
@@ -102,27 +114,27 @@ def on_order(
     if order["deleted"]:
         # A delete carries no contact details: route it but do not create anyone.
         found = contacts.get(key)
-        return _attach(order, activities, envelope.loads(found) if found else None)
+        return attach(order, activities, envelope.loads(found) if found else None)
     if order["contact_email"]:
         found = contacts.get(key)
         if found is not None:
-            return _attach(order, activities, envelope.loads(found))
+            return attach(order, activities, envelope.loads(found))
         # Dated by the order, not the clock, so a replay builds the very same contact.
         contact = new_contact(
             order["list_id"], order["contact_email"], hint, "ORDER_BILLING", order["store_id"], order["created_at"]
         )
         contacts[key] = envelope.dumps(contact)
-        out = _attach(order, activities, contact)
+        out = attach(order, activities, contact)
         out.contacts.append(contact)
         return out
     if ":customer:" in key:
         found = contacts.get(key)
         if found is not None:
-            return _attach(order, activities, envelope.loads(found))
+            return attach(order, activities, envelope.loads(found))
         waiting = envelope.loads(pending[key]) if key in pending else []
         earlier = [w for w in waiting if w["order"]["order_key"] == order["order_key"]]
         waiting = [w for w in waiting if w["order"]["order_key"] != order["order_key"]]
         # Keep the latest order, and every activity so far: all are re-emitted matched later.
         waiting.append({"order": order, "activities": [a for w in earlier for a in w["activities"]] + activities})
         pending[key] = envelope.dumps(waiting)
-    return _attach(order, activities, None)
+    return attach(order, activities, None)

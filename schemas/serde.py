@@ -42,8 +42,11 @@ def encode(subject: str, record: dict[str, Any], reg: SchemaRegistry | None = No
     return out.getvalue()
 
 
-def decode(data: bytes | None, subject: str | None = None, reg: SchemaRegistry | None = None) -> dict[str, Any]:
-    """Decode one single-object-encoded event; ``subject`` (if given) is what the caller expects."""
+def decode(
+    data: bytes | None, subject: str | tuple[str, ...] | None = None, reg: SchemaRegistry | None = None
+) -> dict[str, Any]:
+    """Decode one single-object-encoded event; ``subject`` (if given) is what the caller expects, or a
+    tuple of the subjects it accepts."""
     reg = reg or registry()
     if data is None:
         raise DecodeError("no value (a tombstone or an empty message)")
@@ -55,8 +58,9 @@ def decode(data: bytes | None, subject: str | None = None, reg: SchemaRegistry |
     writer = reg.by_fingerprint(fingerprint)
     if writer is None:
         raise DecodeError(f"unknown schema fingerprint {fingerprint:016x}")
-    if subject is not None and writer.subject != subject:
-        raise DecodeError(f"expected a {subject} event, got {writer.subject} v{writer.version}")
+    expected = (subject,) if isinstance(subject, str) else subject
+    if expected is not None and writer.subject not in expected:
+        raise DecodeError(f"expected a {' or '.join(expected)} event, got {writer.subject} v{writer.version}")
     reader = reg.current(writer.subject)
     body = io.BytesIO(data[HEADER_LEN:])
     try:

@@ -11,7 +11,7 @@ import pytest
 
 from ordersync.topics_admin import create_topics
 from runtime.settings import Settings
-from tests.golden import GOLDEN, count, output_count, run_history
+from tests.golden import GOLDEN, comparable, count, output_count, run_history
 from tests.processes import running, wait_for
 
 
@@ -37,7 +37,8 @@ def test_processor_output_equals_the_golden_file(
 
         got = run_history(kafka_bootstrap, topic_prefix, phase_done)
 
-    for i, (mine, theirs) in enumerate(zip(got, golden, strict=True)):
+    for i, (now, then) in enumerate(zip(got, golden, strict=True)):
+        mine, theirs = comparable(now), comparable(then)
         for topic in theirs:
             if mine[topic] != theirs[topic]:
                 diff = difflib.unified_diff(_lines(theirs[topic]), _lines(mine[topic]), "golden", "now", lineterm="")

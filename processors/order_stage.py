@@ -1,0 +1,68 @@
+"""Stage one, per raw order event (pure): normalise, diff against the order's last state, and say what
+to emit now and what to hand to the contact stage.
+
+Most orders need no contact lookup to be emitted: a contact's id is a function of its list and e-mail
+(schemas/identity.py), so an order with an e-mail is emitted matched right here and the contact stage
+only receives a small hint to create that contact if it does not exist yet. Deletes and orders with
+neither e-mail nor store customer are emitted unmatched here. Only an order without e-mail but with a
+store customer id goes to the contact stage whole: it waits there for that customer (processors/join.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from processors.activity import decide, is_redelivery, state_before, to_store
+from processors.join import Outputs, attach, routing_key
+from processors.normalise import normalise_order
+from schemas.identity import contact_id
+
+
+@dataclass
+class OrderStep:
+    emit: Outputs  # what goes out now (order and activity records)
+    forward: tuple[str, dict[str, Any]] | None  # (routing key, item) for the contact stage
+    state: bytes | None  # the order's new state entry to store (None: keep what is stored)
+
+
+NOTHING = OrderStep(Outputs(), None, None)
+
+
+def step_order(
+    raw: dict[str, Any], entry_bytes: bytes | None, position: int, overrides: Mapping[str, str] | None
+) -> OrderStep:
+    """``position`` orders the events of one partition (offset and place in its batch); raises what
+    normalisation and the contract raise (the caller dead-letters the event)."""
+    entry = json.loads(entry_bytes) if entry_bytes is not None else None
+    previous = state_before(entry, position)
+    result = normalise_order(raw, overrides, previous["version"] if previous else None)
+    decision = decide(previous, result.order)
+    if not decision.apply:
+        return NOTHING
+    state = None if is_redelivery(entry, position) else json.dumps(to_store(decision, previous, position, entry))
+    order, hint = result.order, result.contact
+    key = routing_key(order, hint)
+    if order["contact_email"] and not order["deleted"]:
+        email = order["contact_email"]
+        contact = {"contact_id": contact_id(order["list_id"], email), "email": email}
+        item = {
+            "kind": "hint",
+            "list_id": order["list_id"],
+            "email": email,
+            "hint": dataclasses.asdict(hint),
+            "store_id": order["store_id"],
+            "at": order["created_at"],
+        }
+        return OrderStep(attach(order, decision.activities, contact), (key, item), _bytes(state))
+    if ":customer:" in key and not order["deleted"]:
+        item = {"kind": "order", "order": order, "activities": decision.activities, "hint": dataclasses.asdict(hint)}
+        return OrderStep(Outputs(), (key, item), _bytes(state))
+    return OrderStep(attach(order, decision.activities, None), None, _bytes(state))
+
+
+def _bytes(state: str | None) -> bytes | None:
+    return state.encode() if state is not None else None
