@@ -1,32 +1,42 @@
-"""Processor throughput: raw order events → one faust worker (normalise + join + diff + produce),
-against the raw aiokafka consume rate of the same topic, measured in the same run; worker RSS.
+"""Processor throughput: one `ordersync process` worker on pre-published raw orders, and in the same run
+on the same topic, the baselines: a raw librdkafka consume, a bare faust pass-through agent, and a Quix
+Streams app doing decode → normalise → encode. Each rate is steady (first output → last), read from
+the end offsets of what the program writes; the worker's CPU seconds and RSS are printed too.
 
-    python bench/processor.py [--orders 100000]
+The raw topic is filled the way the connector fills it: pages of 100 orders, each page's orders that
+share a partition in one raw_order_batch message (``--singles``: one message per order, as webhooks).
+
+    python bench/processor.py [--orders 100000] [--singles] [--no-quix]
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import datetime as dt
 import json
+import os
 import random
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from aiokafka import AIOKafkaConsumer
-from common import Timer, end_offsets, report, rss_mib, settings_with_stack, spawn, unique_prefix  # type: ignore[import-not-found]
-from confluent_kafka import Producer
+from common import ROOT, end_offsets, report, rss_mib, settings_with_stack, spawn, unique_prefix  # type: ignore[import-not-found]
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from ordersync.topics_admin import create_topics
 from runtime.settings import Settings
 from schemas import encode
+from schemas.batches import batch_of, by_partition
+
+PAGE = 100
+QUIX_VENV = ROOT / ".bench-venvs" / "quix"
 
 
-def raw_event(i: int, rng: random.Random) -> bytes:
+def raw_event(i: int, contacts: int, rng: random.Random) -> bytes:
     items = [
         {"id": j + 1, "name": f"Product {p}", "product_id": p, "variation_id": 0, "quantity": 1 + j, "total": f"{10 + p}.50", "sku": f"S{p}", "price": 10.5}
         for j, p in enumerate(rng.sample(range(1, 200), 3))
@@ -35,12 +45,12 @@ def raw_event(i: int, rng: random.Random) -> bytes:
         "id": i, "number": str(i), "status": rng.choice(["processing", "completed", "pending", "cancelled"]), "currency": "EUR",
         "date_created_gmt": "2025-01-01T10:00:00", "date_modified_gmt": f"2025-01-02T10:{i % 60:02d}:00",
         "total": "99.50", "total_tax": "10.00", "shipping_total": "4.00", "discount_total": "0.00",
-        "customer_id": i % 20000, "billing": {"email": f"c{i % 20000}@example.com", "first_name": "A"}, "line_items": items,
+        "customer_id": i % contacts, "billing": {"email": f"c{i % contacts}@example.com", "first_name": "A"}, "line_items": items,
         "refunds": [], "coupon_lines": [],
     }  # fmt: skip
     event = {
         "event_id": str(uuid.uuid4()), "store_id": "bench", "platform": "WOOCOMMERCE", "list_id": "1", "obtained_by": "BACKFILL",
-        "operation": "UPSERT", "source_order_id": str(i), "source_modified_at": None, "fetched_at": __import__("datetime").datetime.now(__import__("datetime").UTC),
+        "operation": "UPSERT", "source_order_id": str(i), "source_modified_at": None, "fetched_at": dt.datetime.now(dt.UTC),
         "document": json.dumps(doc).replace("/", "\\/"),
         "context": {"store_timezone": "Europe/Lisbon", "currency_iso": None, "order_state": None, "customer": None,
                     "product_categories": [{"product_id": str(it["product_id"]), "categories": [{"id": "1", "name": "Shoes", "slug": None}]} for it in items]},
@@ -48,131 +58,152 @@ def raw_event(i: int, rng: random.Random) -> bytes:
     return encode("raw_order_event", event)
 
 
-def domain_cost(rng: random.Random, n: int = 3000) -> float:
-    """CPU per order of the pure functions the worker runs, without faust or Kafka."""
-    from processors.activity import decide
-    from processors.join import on_order, routing_key
-    from processors.normalise import normalise_order
-    from schemas import decode
+def fill(bootstrap: str, topic: str, orders: int, partitions: int, singles: bool) -> int:
+    """Publish the orders; returns the number of messages."""
+    rng = random.Random(1)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "compression.type": "lz4", "batch.size": 1_000_000})
+    messages = 0
 
-    events = [raw_event(i, rng) for i in range(1, n + 1)]
-    contacts: dict[str, Any] = {}
-    pending: dict[str, Any] = {}
-    start = time.perf_counter()
-    for data in events:
-        raw = decode(data, "raw_order_event")
-        result = normalise_order(raw)
-        decision = decide(None, result.order)
-        out = on_order(
-            contacts,
-            pending,
-            routing_key(result.order, result.contact),
-            result.order,
-            decision.activities,
-            result.contact,
-        )
-        for o in out.orders:
-            encode("order", o)
-        for a in out.activities:
-            encode("activity", a)
-        for c in out.contacts:
-            encode("contact", c)
-    return (time.perf_counter() - start) / n * 1e6
+    def produce(key: str, value: bytes, partition: int = -1) -> None:
+        while True:
+            try:
+                producer.produce(topic, key=key.encode(), value=value, partition=partition)
+                return
+            except BufferError:
+                producer.poll(0.05)
+
+    contacts = max(1, orders // 5)
+    for start in range(1, orders + 1, PAGE):  # ids start at 1: WooCommerce has no order 0
+        page = [(f"bench:{i}", raw_event(i, contacts, rng)) for i in range(start, min(orders, start + PAGE - 1) + 1)]
+        if singles:
+            for key, value in page:
+                produce(key, value)
+            messages += len(page)
+            continue
+        for partition, group in by_partition(page, partitions):
+            produce(group[0][0], batch_of(str(uuid.uuid4()), [v for _, v in group]), partition)
+            messages += 1
+    producer.flush(300)
+    return messages
 
 
-async def raw_consume(bootstrap: str, topic: str, n: int) -> float:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"raw-{uuid.uuid4().hex}", auto_offset_reset="earliest",
-                                enable_auto_commit=False, isolation_level="read_committed")  # fmt: skip
-    await consumer.start()
-    seen = 0
-    start = time.perf_counter()
-    try:
-        while seen < n:
-            batch = await consumer.getmany(timeout_ms=1000, max_records=10000)
-            seen += sum(len(v) for v in batch.values())
-    finally:
-        await consumer.stop()
+def raw_consume(bootstrap: str, topic: str) -> float:
+    """Seconds to read the whole topic with librdkafka."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"raw-{uuid.uuid4().hex}", "enable.partition.eof": True})
+    parts = list(consumer.list_topics(topic, timeout=30).topics[topic].partitions)
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
+    eof: set[int] = set()
+    start = 0.0
+    while len(eof) < len(parts):
+        for m in consumer.consume(10000, 1.0):
+            start = start or time.perf_counter()  # from the first message: not the group join
+            if m.error():
+                eof.add(m.partition())
+    consumer.close()
     return time.perf_counter() - start
+
+
+def cpu_of(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Run:
+    """A program that reads the raw topic, followed through the end offsets of what it writes."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], log: Path) -> None:
+        self.proc, self.log = proc, log
+        self.steady = self.cpu = self.rss = 0.0
+
+    def follow(self, done: Callable[[], int], want: int, deadline_s: float = 3600) -> Run:
+        samples: list[tuple[float, int]] = []
+        end = time.monotonic() + deadline_s
+        try:
+            while time.monotonic() < end:
+                if self.proc.poll() is not None:
+                    sys.exit(f"{self.proc.args} died:\n{self.log.read_text()[-3000:]}")
+                n = done()
+                samples.append((time.perf_counter(), n))
+                self.cpu, self.rss = cpu_of(self.proc.pid), max(self.rss, rss_mib(self.proc.pid))
+                if n >= want:
+                    break
+                time.sleep(0.5)
+            else:
+                sys.exit(f"{self.proc.args}: {samples[-1][1]} of {want} within {deadline_s} s")
+        finally:
+            self.proc.terminate()
+            self.proc.wait(60)
+        first = next((s for s in samples if s[1] > 0), samples[-1])
+        self.steady = (samples[-1][1] - first[1]) / max(1e-6, samples[-1][0] - first[0])
+        return self
+
+
+def quix_python() -> Path | None:
+    python = QUIX_VENV / "bin" / "python"
+    if not python.exists():
+        print("(making the Quix Streams virtualenv for the baseline: .bench-venvs/quix)", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(QUIX_VENV)], check=True)
+        ok = subprocess.run([str(python), "-m", "pip", "install", "-q", "quixstreams==3.28.1", "fastavro>=1.9,<2"])
+        if ok.returncode != 0:
+            return None
+    return python
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--orders", type=int, default=100_000)
     ap.add_argument("--partitions", type=int, default=4)
-    ap.add_argument(
-        "--profile", action="store_true", help="Run the worker under cProfile and print where its time goes."
-    )
+    ap.add_argument("--singles", action="store_true", help="one message per order instead of page batches")
+    ap.add_argument("--no-quix", action="store_true", help="skip the Quix Streams baseline")
     args = ap.parse_args()
     base = settings_with_stack()
+    bootstrap = base.kafka_bootstrap
     prefix = unique_prefix("processor")
-    settings = Settings.from_env({"ORDERSYNC_TOPIC_PREFIX": prefix, "ORDERSYNC_PARTITIONS": str(args.partitions),
-                                  "ORDERSYNC_KAFKA_BOOTSTRAP": base.kafka_bootstrap, "ORDERSYNC_DATABASE_URL": base.database_url})  # fmt: skip
-    create_topics(settings)
-    rng = random.Random(1)
-    producer = Producer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "linger.ms": 20,
-            "compression.type": "lz4",
-            "batch.size": 1_000_000,
-        }
-    )
-    for i in range(1, args.orders + 1):  # ids start at 1: WooCommerce has no order 0
-        while True:
-            try:
-                producer.produce(prefix + "raw.orders", key=f"bench:{i}".encode(), value=raw_event(i, rng))
-                break
-            except BufferError:
-                producer.poll(0.05)
-    producer.flush(120)
-    baseline_s = asyncio.run(raw_consume(settings.kafka_bootstrap, prefix + "raw.orders", args.orders))
-    domain_us = domain_cost(rng)
-
+    env = {"ORDERSYNC_TOPIC_PREFIX": prefix, "ORDERSYNC_PARTITIONS": str(args.partitions), "ORDERSYNC_KAFKA_BOOTSTRAP": bootstrap}
+    create_topics(Settings.from_env({**env, "ORDERSYNC_DATABASE_URL": base.database_url}))
+    raw = prefix + "raw.orders"
+    messages = fill(bootstrap, raw, args.orders, args.partitions, args.singles)
+    per_message = args.orders / messages
+    consume_s = raw_consume(bootstrap, raw)
     work = Path(tempfile.mkdtemp(prefix="ordersync-bench-"))
-    env = {
-        "ORDERSYNC_TOPIC_PREFIX": prefix,
-        "ORDERSYNC_PARTITIONS": str(args.partitions),
-        "ORDERSYNC_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-    }
-    worker = spawn(
-        ["process", "--app-id", prefix + "bench", "--data-dir", str(work / "state"), "--loglevel", "warn"],
-        env,
+
+    def offsets(topic: str) -> Callable[[], int]:
+        return lambda: end_offsets(bootstrap, topic)
+
+    passthrough = Run(
+        subprocess.Popen([sys.executable, str(ROOT / "bench" / "faust_passthrough.py"), raw, prefix + "passthrough", bootstrap,
+                          str(args.partitions)], stdout=(work / "faust.log").open("wb"), stderr=subprocess.STDOUT),
+        work / "faust.log",
+    ).follow(offsets(prefix + "passthrough"), messages)  # fmt: skip
+
+    quix: Run | None = None
+    python = None if args.no_quix else quix_python()
+    if python is not None:
+        quix = Run(
+            subprocess.Popen([str(python), str(ROOT / "bench" / "quix_baseline.py"), raw, prefix + "quix", bootstrap],
+                             stdout=(work / "quix.log").open("wb"), stderr=subprocess.STDOUT),
+            work / "quix.log",
+        ).follow(offsets(prefix + "quix"), args.orders)  # fmt: skip
+
+    worker = Run(
+        spawn(["process", "--app-id", prefix + "bench", "--data-dir", str(work / "state"), "--loglevel", "warn"], env, work / "worker.log"),
         work / "worker.log",
-    )
-    samples: list[tuple[float, int]] = []
-    try:
-        with Timer() as t:
-            done = 0
-            while done < args.orders:
-                if worker.poll() is not None:
-                    sys.exit(f"worker died:\n{(work / 'worker.log').read_text()[-3000:]}")
-                time.sleep(1)
-                done = end_offsets(settings.kafka_bootstrap, prefix + "orders") + end_offsets(
-                    settings.kafka_bootstrap, prefix + "dlq"
-                )
-                samples.append((time.perf_counter(), done))
-        rss = rss_mib(worker.pid)
-    finally:
-        worker.terminate()
-        worker.wait(60)
-    first = next((s for s in samples if s[1] > 0), samples[-1])
-    steady = (samples[-1][1] - first[1]) / max(1e-6, samples[-1][0] - first[0])
-    report(
-        f"Processor, one worker, {args.orders:,} WooCommerce orders (3 items each), {args.partitions} partitions",
-        [
-            ("wall time incl. worker start", f"{t.seconds:.1f} s → {args.orders / t.seconds:,.0f} orders/s"),
-            ("steady rate (first output → last)", f"{steady:,.0f} orders/s"),
-            ("baseline: raw aiokafka consume", f"{args.orders / baseline_s:,.0f} msg/s ({baseline_s:.1f} s)"),
-            (
-                "domain code alone (decode, normalise, diff, join, encode)",
-                f"{domain_us:.0f} µs/order → {1e6 / domain_us:,.0f} orders/s on one core",
-            ),
-            (
-                "worker RSS at the end",
-                f"{rss:.0f} MiB ({args.orders:,} orders and {min(args.orders, 20000):,} contacts of state)",
-            ),
-        ],
-    )
+    ).follow(lambda: end_offsets(bootstrap, prefix + "orders") + end_offsets(bootstrap, prefix + "dlq"), args.orders)  # fmt: skip
+
+    shape = "one message per order" if args.singles else f"page batches, {per_message:.1f} orders per message"
+    rows = [
+        ("ordersync worker, steady", f"{worker.steady:,.0f} orders/s (target ≥ 5,000)"),
+        ("  worker CPU / RSS", f"{worker.cpu:.1f} s → {worker.cpu / args.orders * 1e6:.0f} µs per order; RSS {worker.rss:.0f} MiB"),
+        ("baseline: librdkafka consume", f"{messages / consume_s:,.0f} msg/s = {args.orders / consume_s:,.0f} orders/s"),
+        ("baseline: faust pass-through agent", f"{passthrough.steady:,.0f} msg/s = {passthrough.steady * per_message:,.0f} orders/s; CPU {passthrough.cpu:.1f} s"),
+    ]  # fmt: skip
+    if quix is not None:
+        rows.append(("baseline: Quix Streams decode → normalise → encode", f"{quix.steady:,.0f} orders/s; CPU {quix.cpu:.1f} s"))
+    report(f"Processor, one worker, {args.orders:,} WooCommerce orders (3 items, {args.orders // 5:,} contacts), "
+           f"{args.partitions} partitions, {shape}", rows)  # fmt: skip
 
 
 if __name__ == "__main__":

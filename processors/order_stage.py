@@ -10,7 +10,6 @@ store customer id goes to the contact stage whole: it waits there for that custo
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -53,13 +52,13 @@ def step_order(
             "kind": "hint",
             "list_id": order["list_id"],
             "email": email,
-            "hint": dataclasses.asdict(hint),
+            "hint": dict(vars(hint)),
             "store_id": order["store_id"],
             "at": order["created_at"],
         }
         return OrderStep(attach(order, decision.activities, contact), (key, item), _bytes(state))
     if ":customer:" in key and not order["deleted"]:
-        item = {"kind": "order", "order": order, "activities": decision.activities, "hint": dataclasses.asdict(hint)}
+        item = {"kind": "order", "order": order, "activities": decision.activities, "hint": dict(vars(hint))}
         return OrderStep(Outputs(), (key, item), _bytes(state))
     return OrderStep(attach(order, decision.activities, None), None, _bytes(state))
 

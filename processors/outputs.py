@@ -12,14 +12,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
 log = logging.getLogger("ordersync.processor")
 
-Headers = list[tuple[str, bytes]]
+Headers = Sequence[tuple[str, bytes]]
 
 
 class OutputFailed(Exception):
@@ -56,7 +56,9 @@ class OutputProducer:
         callback = functools.partial(self._delivered, self._next)
         while True:
             try:
-                self._producer.produce(topic, value, key, partition=partition, headers=headers, on_delivery=callback)
+                self._producer.produce(
+                    topic, value, key, partition=partition, headers=list(headers or ()), on_delivery=callback
+                )
                 break
             except BufferError:  # local queue full: serve deliveries until there is room
                 self._producer.poll(0.05)

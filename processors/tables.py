@@ -53,7 +53,7 @@ class StateTable:
         """Record how far the local store holds its changelog, so a restart reads only what follows."""
         for (topic, partition), offset in offsets.items():
             if topic == self.changelog:
-                self.table.data.set_persisted_offset(TP(topic, partition), offset)
+                self.table.data.set_persisted_offset(TP(topic, partition), offset)  # type: ignore[attr-defined]
 
     def view(self, partition: int) -> PartitionView:
         return PartitionView(self, partition)

@@ -9,6 +9,7 @@ import datetime as dt
 import logging
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,7 @@ from producers.source import (
 from producers.woocommerce import WooCommerceSource
 from runtime.stores import StoreConfig
 from schemas import encode
+from schemas.batches import batch_of, by_partition
 from schemas.dead_letters import dead_letter_headers
 from schemas.topics import TopicNames
 
@@ -144,9 +146,11 @@ class Connector:
             return None
 
     async def publish_orders(self, page: Page, obtained_by: str) -> int:
+        """Publish a page's orders: the events that share a partition go as one raw_order_batch message
+        (docs/contract.md "Batches"), in the order the store listed them."""
         documents = self._readable("order", page.documents)
         contexts = await self._contexts(documents)
-        published = 0
+        keyed: list[tuple[str, bytes]] = []
         for (text, doc), context in zip(documents, contexts, strict=True):
 
             def build(text: str = text, doc: Any = doc, context: Any = context) -> tuple[str, bytes]:
@@ -160,12 +164,17 @@ class Connector:
                 )  # fmt: skip
                 return order_id, encode("raw_order_event", event)
 
-            if (keyed := self._keyed_event("order", text, build)) is not None:
-                order_id, value = keyed
-                self.publisher.publish(self.deliveries, self.topics.raw_orders, f"{self.store.id}:{order_id}", value)
-                published += 1
+            if (event := self._keyed_event("order", text, build)) is not None:
+                keyed.append((f"{self.store.id}:{event[0]}", event[1]))
+        topic = self.topics.raw_orders
+        for partition, group in by_partition(keyed, self.publisher.partitions(topic)):
+            if len(group) == 1:
+                self.publisher.publish(self.deliveries, topic, group[0][0], group[0][1])
+            else:  # keyed by its first event; placed explicitly where every one of its keys belongs
+                value = batch_of(str(uuid.uuid4()), [value for _, value in group])
+                self.publisher.publish(self.deliveries, topic, group[0][0], value, partition=partition)
         self.publisher.poll()
-        self.published_orders += published
+        self.published_orders += len(keyed)
         return len(page.documents)
 
     async def publish_customers(self, page: Page, obtained_by: str) -> int:

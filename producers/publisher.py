@@ -63,6 +63,7 @@ class Publisher:
                 **extra,
             }
         )
+        self._partitions: dict[str, int] = {}
 
     def publish(
         self,
@@ -71,18 +72,33 @@ class Publisher:
         key: str | bytes | None,
         value: bytes,
         headers: Headers | None = None,
+        partition: int = -1,
     ) -> None:
-        """Queue one event; its result is counted in ``deliveries``."""
+        """Queue one event (in ``partition``, or where its key belongs); its result is counted in ``deliveries``."""
         raw_key = key.encode() if isinstance(key, str) else key
         while True:
             try:
                 self._producer.produce(
-                    topic, key=raw_key, value=value, headers=headers, on_delivery=deliveries.on_delivery
+                    topic,
+                    key=raw_key,
+                    value=value,
+                    headers=headers,
+                    partition=partition,
+                    on_delivery=deliveries.on_delivery,
                 )
                 deliveries.sent()
                 return
             except BufferError:
                 self._producer.poll(0.1)  # local queue full: let deliveries drain
+
+    def partitions(self, topic: str) -> int:
+        """How many partitions ``topic`` has (asked once per topic)."""
+        if topic not in self._partitions:
+            metadata = self._producer.list_topics(topic, timeout=30).topics[topic]
+            if metadata.error is not None or not metadata.partitions:
+                raise PublishError(f"{topic}: no partitions ({metadata.error})")
+            self._partitions[topic] = len(metadata.partitions)
+        return self._partitions[topic]
 
     def poll(self) -> None:
         self._producer.poll(0)

@@ -139,7 +139,7 @@ def phases() -> list[dict[str, list[Record]]]:
                 _customer("woo-ch", "WOOCOMMERCE", "56", {"id": 56, "email": ""}),  # no usable e-mail: dead letter
             ],
             "contacts.import": [_import("new@example.com", "Nina")],
-        },  # fmt: skip
+        },
         {
             "raw.orders": [
                 _woo(11, "completed", 5, customer_id=55, **no_email),  # now matched through the alias

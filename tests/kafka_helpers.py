@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType
@@ -123,3 +124,16 @@ def drain(bootstrap: str, topic: str, *, deadline_s: float = 60, isolation: str 
     finally:
         consumer.close()
     return messages
+
+
+def raw_order_records(bootstrap: str, topic: str) -> list[tuple[str, dict[str, Any]]]:
+    """(key, raw_order_event) of every order event in a raw.orders topic, batches opened (docs/contract.md
+    "Batches"), each partition in order."""
+    from schemas import decode
+
+    out: list[tuple[str, dict[str, Any]]] = []
+    for message in drain(bootstrap, topic):
+        record = decode(message.value(), ("raw_order_event", "raw_order_batch"))
+        for event in record.get("events", [record]):
+            out.append((f"{event['store_id']}:{event['source_order_id']}", event))
+    return out

@@ -168,8 +168,13 @@ def connector_cursor() -> dict[str, Any]:
     }
 
 
+def raw_order_batch() -> dict[str, Any]:
+    return {"batch_id": "0c0ffee0-0000-4000-8000-000000000001", "events": [raw_order_event(), prestashop_raw_order_event()]}
+
+
 SAMPLES = {
     "raw_order_event": [raw_order_event(), prestashop_raw_order_event()],
+    "raw_order_batch": [raw_order_batch()],
     "raw_customer_event": [raw_customer_event()],
     "contact": [contact()],
     "order": [order()],

@@ -21,7 +21,7 @@ from ordersync.supervisor import Child, Supervisor
 from ordersync.topics_admin import create_topics
 from runtime.settings import Settings
 from tests.db_checks import db_state, expected_state, matches, summaries_match_recomputation
-from tests.kafka_helpers import drain
+from tests.kafka_helpers import drain, raw_order_records
 from tests.processes import wait_for
 from tests.shops import SECRETS, shop, stores_toml
 
@@ -34,9 +34,14 @@ def trace_missing(bootstrap: str, prefix: str, problems: list[str]) -> str:
     keys = {f"{store}:{oid}" for store, oid in missing}
     found = {}
     for topic in ("raw.orders", "orders", "activity", "dlq"):
-        hits = Counter(
-            (m.key() or b"").decode(errors="replace") for m in drain(bootstrap, prefix + topic) if m.key() is not None
-        )
+        if topic == "raw.orders":
+            hits = Counter(key for key, _ in raw_order_records(bootstrap, prefix + topic))
+        else:
+            hits = Counter(
+                (m.key() or b"").decode(errors="replace")
+                for m in drain(bootstrap, prefix + topic)
+                if m.key() is not None
+            )
         found[topic] = {k: hits[k] for k in keys}
     dead = len(drain(bootstrap, prefix + "dlq"))
     return f"seen on topics: {found}; dead letters: {dead}"
