@@ -7,6 +7,7 @@ destination partition.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -92,6 +93,26 @@ class Forwarder:
         self._by_partition.clear()
 
 
+class HintedContacts:
+    """Contact keys this worker already sent a hint for. A later hint for the same key would find the
+    contact created by the first (same partition, read in order), so it is not sent. Lost on restart,
+    which only means sending such hints again."""
+
+    def __init__(self, size: int = 250_000) -> None:
+        self._keys: OrderedDict[str, None] = OrderedDict()
+        self._size = size
+
+    def first(self, key: str) -> bool:
+        """True the first time ``key`` is seen (as far as this memory goes)."""
+        if key in self._keys:
+            self._keys.move_to_end(key)
+            return False
+        self._keys[key] = None
+        if len(self._keys) > self._size:
+            self._keys.popitem(last=False)
+        return True
+
+
 class Emitter:
     """Sends stage results to the output topics."""
 
@@ -124,6 +145,7 @@ def register(
     dead = DeadLetters(outputs, topology.outputs.dlq)
     forward = Forwarder(outputs, topology.by_contact.get_topic_name(), app.conf.topic_partitions)
     emit = Emitter(outputs, topology)
+    hinted = HintedContacts()
     order_state = topology.order_state
 
     def decoded(event: EventT, subjects: tuple[str, ...]) -> dict[str, Any] | None:
@@ -168,7 +190,7 @@ def register(
             emit.order(order, value)
         for activity, value in zip(step.emit.activities, acts, strict=True):
             emit.activity(activity, value)
-        if step.forward is not None:
+        if step.forward is not None and (step.forward[1]["kind"] != "hint" or hinted.first(step.forward[0])):
             forward.add(*step.forward)
 
     @app.agent(topology.raw_orders, name="normalise")
