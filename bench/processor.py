@@ -61,7 +61,9 @@ def raw_event(i: int, contacts: int, rng: random.Random) -> bytes:
 def fill(bootstrap: str, topic: str, orders: int, partitions: int, singles: bool) -> int:
     """Publish the orders; returns the number of messages."""
     rng = random.Random(1)
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "compression.type": "lz4", "batch.size": 1_000_000})
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "linger.ms": 20, "compression.type": "lz4", "batch.size": 1_000_000}
+    )
     messages = 0
 
     def produce(key: str, value: bytes, partition: int = -1) -> None:
@@ -89,7 +91,9 @@ def fill(bootstrap: str, topic: str, orders: int, partitions: int, singles: bool
 
 def raw_consume(bootstrap: str, topic: str) -> float:
     """Seconds to read the whole topic with librdkafka."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"raw-{uuid.uuid4().hex}", "enable.partition.eof": True})
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": f"raw-{uuid.uuid4().hex}", "enable.partition.eof": True}
+    )
     parts = list(consumer.list_topics(topic, timeout=30).topics[topic].partitions)
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
     eof: set[int] = set()
@@ -114,8 +118,10 @@ def cpu_of(pid: int) -> float:
 class Run:
     """A program that reads the raw topic, followed through the end offsets of what it writes."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], log: Path) -> None:
-        self.proc, self.log = proc, log
+    def __init__(
+        self, proc: subprocess.Popen[bytes], log: Path, others: list[subprocess.Popen[bytes]] | None = None
+    ) -> None:
+        self.proc, self.log, self.others = proc, log, others or []
         self.steady = self.cpu = self.rss = 0.0
 
     def follow(self, done: Callable[[], int], want: int, deadline_s: float = 3600) -> Run:
@@ -127,15 +133,18 @@ class Run:
                     sys.exit(f"{self.proc.args} died:\n{self.log.read_text()[-3000:]}")
                 n = done()
                 samples.append((time.perf_counter(), n))
-                self.cpu, self.rss = cpu_of(self.proc.pid), max(self.rss, rss_mib(self.proc.pid))
+                self.cpu = sum(cpu_of(p.pid) for p in (self.proc, *self.others))
+                self.rss = max(self.rss, rss_mib(self.proc.pid))
                 if n >= want:
                     break
                 time.sleep(0.5)
             else:
                 sys.exit(f"{self.proc.args}: {samples[-1][1]} of {want} within {deadline_s} s")
         finally:
-            self.proc.terminate()
-            self.proc.wait(60)
+            for proc in (self.proc, *self.others):
+                proc.terminate()
+            for proc in (self.proc, *self.others):
+                proc.wait(60)
         first = next((s for s in samples if s[1] > 0), samples[-1])
         self.steady = (samples[-1][1] - first[1]) / max(1e-6, samples[-1][0] - first[0])
         return self
@@ -158,11 +167,16 @@ def main() -> None:
     ap.add_argument("--partitions", type=int, default=4)
     ap.add_argument("--singles", action="store_true", help="one message per order instead of page batches")
     ap.add_argument("--no-quix", action="store_true", help="skip the Quix Streams baseline")
+    ap.add_argument("--scale", action="store_true", help="then two workers of one app against the one")
     args = ap.parse_args()
     base = settings_with_stack()
     bootstrap = base.kafka_bootstrap
     prefix = unique_prefix("processor")
-    env = {"ORDERSYNC_TOPIC_PREFIX": prefix, "ORDERSYNC_PARTITIONS": str(args.partitions), "ORDERSYNC_KAFKA_BOOTSTRAP": bootstrap}
+    env = {
+        "ORDERSYNC_TOPIC_PREFIX": prefix,
+        "ORDERSYNC_PARTITIONS": str(args.partitions),
+        "ORDERSYNC_KAFKA_BOOTSTRAP": bootstrap,
+    }
     create_topics(Settings.from_env({**env, "ORDERSYNC_DATABASE_URL": base.database_url}))
     raw = prefix + "raw.orders"
     messages = fill(bootstrap, raw, args.orders, args.partitions, args.singles)
@@ -188,10 +202,21 @@ def main() -> None:
             work / "quix.log",
         ).follow(offsets(prefix + "quix"), args.orders)  # fmt: skip
 
-    worker = Run(
-        spawn(["process", "--app-id", prefix + "bench", "--data-dir", str(work / "state"), "--loglevel", "warn"], env, work / "worker.log"),
-        work / "worker.log",
-    ).follow(lambda: end_offsets(bootstrap, prefix + "orders") + end_offsets(bootstrap, prefix + "dlq"), args.orders)  # fmt: skip
+    def workers(n: int) -> Run:
+        """``n`` workers of one app (they share the partitions), writing under their own prefix."""
+        out = f"{prefix}w{n}."
+        procs = [
+            spawn(["process", "--app-id", out + "app", "--output-prefix", out, "--data-dir", str(work / f"state-{n}-{i}"),
+                   "--loglevel", "warn"], env, work / f"worker-{n}-{i}.log")
+            for i in range(n)
+        ]  # fmt: skip
+        run = Run(procs[0], work / f"worker-{n}-0.log", procs[1:])
+        return run.follow(
+            lambda: end_offsets(bootstrap, out + "orders") + end_offsets(bootstrap, out + "dlq"), args.orders
+        )
+
+    worker = workers(1)
+    scaled = workers(2) if args.scale else None
 
     shape = "one message per order" if args.singles else f"page batches, {per_message:.1f} orders per message"
     rows = [
@@ -200,8 +225,17 @@ def main() -> None:
         ("baseline: librdkafka consume", f"{messages / consume_s:,.0f} msg/s = {args.orders / consume_s:,.0f} orders/s"),
         ("baseline: faust pass-through agent", f"{passthrough.steady:,.0f} msg/s = {passthrough.steady * per_message:,.0f} orders/s; CPU {passthrough.cpu:.1f} s"),
     ]  # fmt: skip
+    if scaled is not None:
+        rows.append(
+            (
+                "two workers of one app (shared partitions)",
+                f"{scaled.steady:,.0f} orders/s = {scaled.steady / worker.steady:.2f}x one worker",
+            )
+        )
     if quix is not None:
-        rows.append(("baseline: Quix Streams decode → normalise → encode", f"{quix.steady:,.0f} orders/s; CPU {quix.cpu:.1f} s"))
+        rows.append(
+            ("baseline: Quix Streams decode → normalise → encode", f"{quix.steady:,.0f} orders/s; CPU {quix.cpu:.1f} s")
+        )
     report(f"Processor, one worker, {args.orders:,} WooCommerce orders (3 items, {args.orders // 5:,} contacts), "
            f"{args.partitions} partitions, {shape}", rows)  # fmt: skip
 

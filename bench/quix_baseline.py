@@ -15,15 +15,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from quixstreams import Application  # noqa: E402
+from quixstreams import Application
 
-from processors.normalise import normalise_order  # noqa: E402
-from schemas import decode, encode  # noqa: E402
+from processors.normalise import normalise_order
+from schemas import decode, encode
 
 
 def process(value: bytes) -> list[bytes]:
     record = decode(value, ("raw_order_event", "raw_order_batch"))
-    events: list[dict[str, Any]] = record["events"] if "events" in record else [record]
+    events: list[dict[str, Any]] = record.get("events", [record])
     return [encode("order", normalise_order(event).order) for event in events]
 
 

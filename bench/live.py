@@ -1,0 +1,219 @@
+"""Live latency with a cheap load generator: signed WooCommerce webhooks, generated and signed before the
+clock starts, are posted at a fixed rate (open loop: request i leaves at start + i / rate, whatever the
+answers) to `ordersync webhook serve`, with `ordersync process` and `ordersync sink` running. Latency is
+PostgreSQL's ``synced_at`` of the order minus the moment its webhook was sent.
+
+The shop itself is only asked for product categories (once per product); a double in this process
+answers from memory. For each rate: p50/p95/p99, and the highest rate whose p99 stays under 1 s.
+
+    python bench/live.py [--rates 500,750,1000] [--seconds 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp
+import psycopg
+from aiohttp import web
+from common import cpu_seconds, cpu_used, fresh_database, report, settings_with_stack, spawn, unique_prefix  # type: ignore[import-not-found]
+
+from ordersync.topics_admin import create_topics
+from runtime.settings import Settings
+from sinks.migrate import migrate
+
+SECRET = "bench-webhook-secret"
+PRODUCTS = 200
+
+
+def order_body(order_id: int, contacts: int) -> bytes:
+    items = [
+        {"id": j + 1, "name": f"Product {p}", "product_id": p, "variation_id": 0, "quantity": 1 + j,
+         "total": f"{10 + p}.50", "sku": f"S{p}", "price": 10.5}
+        for j, p in enumerate(((order_id * 7 + k * 31) % PRODUCTS) + 1 for k in range(3))
+    ]  # fmt: skip
+    doc = {
+        "id": order_id, "number": str(order_id), "status": "processing", "currency": "EUR",
+        "date_created_gmt": "2026-01-01T10:00:00", "date_modified_gmt": "2026-01-01T10:00:00",
+        "total": "99.50", "total_tax": "10.00", "shipping_total": "4.00", "discount_total": "0.00",
+        "customer_id": order_id % contacts, "billing": {"email": f"c{order_id % contacts}@example.com", "first_name": "A"},
+        "line_items": items, "refunds": [], "coupon_lines": [],
+    }  # fmt: skip
+    return json.dumps(doc).replace("/", "\\/").encode()
+
+
+def signed(body: bytes) -> dict[str, str]:
+    signature = base64.b64encode(hmac.new(SECRET.encode(), body, hashlib.sha256).digest()).decode()
+    return {
+        "X-WC-Webhook-Topic": "order.created",
+        "X-WC-Webhook-Signature": signature,
+        "X-WC-Webhook-Delivery-ID": uuid.uuid4().hex,
+        "Content-Type": "application/json",
+    }
+
+
+def products_body() -> bytes:
+    return json.dumps(
+        [
+            {"id": p, "categories": [{"id": p % 7 + 1, "name": f"Category {p % 7 + 1}", "slug": None}]}
+            for p in range(1, PRODUCTS + 1)
+        ]
+    ).encode()
+
+
+async def shop_double(port: int) -> web.AppRunner:
+    body = products_body()
+
+    async def products(_: web.Request) -> web.Response:
+        return web.Response(
+            body=body, content_type="application/json", headers={"X-WP-Total": str(PRODUCTS), "X-WP-TotalPages": "1"}
+        )
+
+    app = web.Application()
+    app.router.add_get("/wp-json/wc/v3/products", products)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner
+
+
+async def post_at_rate(url: str, requests: list[tuple[int, bytes, dict[str, str]]], rate: float) -> dict[int, float]:
+    """Send each request at its slot; returns order id → send time (epoch seconds)."""
+    sent: dict[int, float] = {}
+    failures: list[str] = []
+    connector = aiohttp.TCPConnector(limit=256)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one(order_id: int, body: bytes, headers: dict[str, str]) -> None:
+            sent[order_id] = time.time()
+            async with session.post(url, data=body, headers=headers) as response:
+                if response.status != 202:
+                    failures.append(f"{order_id}: HTTP {response.status}")
+
+        start = time.monotonic()
+        tasks = []
+        for i, (order_id, body, headers) in enumerate(requests):
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(order_id, body, headers)))
+        await asyncio.gather(*tasks)
+    if failures:
+        raise SystemExit(f"{len(failures)} webhooks refused, e.g. {failures[:3]}")
+    return sent
+
+
+def landed(db: str, ids: list[int]) -> dict[int, float]:
+    with psycopg.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT source_order_id, extract(epoch FROM synced_at) FROM orders WHERE store_id = 'live' AND source_order_id = ANY(%s)",
+            ([str(i) for i in ids],),
+        ).fetchall()
+    return {int(oid): float(at) for oid, at in rows}
+
+
+def wait_landed(db: str, ids: list[int], deadline_s: float) -> dict[int, float]:
+    end = time.monotonic() + deadline_s
+    got: dict[int, float] = {}
+    while time.monotonic() < end:
+        got = landed(db, ids)
+        if len(got) == len(ids):
+            break
+        time.sleep(0.5)
+    return got
+
+
+def percentiles(values: list[float]) -> tuple[float, float, float]:
+    q = statistics.quantiles(values, n=100)
+    return q[49], q[94], q[98]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rates", default="500,750,1000", help="orders per second, comma-separated, each run in turn")
+    ap.add_argument("--seconds", type=float, default=60.0)
+    args = ap.parse_args()
+    rates = [float(r) for r in args.rates.split(",")]
+    base = settings_with_stack()
+    prefix = unique_prefix("live")
+    work = Path(tempfile.mkdtemp(prefix="ordersync-bench-live-"))
+    loop = asyncio.new_event_loop()
+    shop_port, hook_port = _free_port(), _free_port()
+    runner = loop.run_until_complete(shop_double(shop_port))
+    (work / "stores.toml").write_text(
+        f'[[store]]\nid = "live"\nplatform = "woocommerce"\nbase_url = "http://127.0.0.1:{shop_port}"\nlist_id = "1"\n'
+        'timezone = "Europe/Lisbon"\nconsumer_key_env = "B_KEY"\nconsumer_secret_env = "B_SECRET"\nwebhook_secret_env = "B_HOOK"\n'
+    )
+    rows: list[tuple[str, str]] = []
+    with fresh_database(base, "live") as db:
+        migrate(db)
+        env = {"ORDERSYNC_TOPIC_PREFIX": prefix, "ORDERSYNC_KAFKA_BOOTSTRAP": base.kafka_bootstrap, "ORDERSYNC_DATABASE_URL": db,
+               "B_KEY": "ck_bench", "B_SECRET": "cs_bench", "B_HOOK": SECRET}  # fmt: skip
+        create_topics(Settings.from_env({**os.environ, **env}))
+        procs = [
+            spawn(["webhook", "serve", "--config", str(work / "stores.toml"), "--port", str(hook_port)], env, work / "webhook.log"),
+            spawn(["process", "--app-id", prefix + "processor", "--data-dir", str(work / "state"), "--loglevel", "warn"], env, work / "processor.log"),
+            spawn(["sink"], env, work / "sink.log"),
+        ]  # fmt: skip
+        url = f"http://127.0.0.1:{hook_port}/webhooks/woocommerce/live"
+        try:
+            # Warm up until one order goes all the way (components joined, categories cached).
+            warm = [(1, order_body(1, 1000), signed(order_body(1, 1000)))]
+            deadline = time.monotonic() + 180
+            while not landed(db, [1]):
+                if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                    raise SystemExit(f"pipeline did not start; logs in {work}")
+                with contextlib.suppress(aiohttp.ClientError, SystemExit):
+                    loop.run_until_complete(post_at_rate(url, warm, 1))
+                time.sleep(1)
+            next_id, best = 2, 0.0
+            for rate in rates:
+                n = int(rate * args.seconds)
+                ids = list(range(next_id, next_id + n))
+                next_id += n
+                requests = [(i, body, signed(body)) for i in ids for body in (order_body(i, max(1000, n // 5)),)]
+                before = cpu_seconds()
+                started = time.monotonic()
+                sent = loop.run_until_complete(post_at_rate(url, requests, rate))
+                achieved = n / (time.monotonic() - started)
+                got = wait_landed(db, ids, 300)
+                after = cpu_seconds()
+                latencies = [got[i] - sent[i] for i in ids if i in got]
+                p50, p95, p99 = percentiles(latencies)
+                if p99 < 1.0 and len(got) == n:
+                    best = max(best, rate)
+                rows.append((f"{rate:g}/s for {args.seconds:g} s (sent at {achieved:,.0f}/s)",
+                             f"p50 {p50 * 1000:,.0f} ms, p95 {p95 * 1000:,.0f} ms, p99 {p99 * 1000:,.0f} ms; {len(got):,}/{n:,} landed"))  # fmt: skip
+                rows.append(("  CPU during it", cpu_used(before, after)))
+        finally:
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                p.wait(60)
+            loop.run_until_complete(runner.cleanup())
+    rows.append(("highest rate with p99 under 1 s", f"{best:g}/s" if best else "none of those tried (target: 500/s)"))
+    report("Live latency: signed webhooks → PostgreSQL (webhook receiver, processor, sink; Kafka; PostgreSQL)", rows)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+if __name__ == "__main__":
+    main()
