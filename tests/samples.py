@@ -169,7 +169,10 @@ def connector_cursor() -> dict[str, Any]:
 
 
 def raw_order_batch() -> dict[str, Any]:
-    return {"batch_id": "0c0ffee0-0000-4000-8000-000000000001", "events": [raw_order_event(), prestashop_raw_order_event()]}
+    return {
+        "batch_id": "0c0ffee0-0000-4000-8000-000000000001",
+        "events": [raw_order_event(), prestashop_raw_order_event()],
+    }
 
 
 SAMPLES = {

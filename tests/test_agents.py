@@ -1,0 +1,45 @@
+"""The processor agents' helpers that need no broker: hints sent once per contact, and forwarding that
+groups what one message hands on by destination partition."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from processors import envelope
+from processors.agents import Forwarder, HintedContacts
+from schemas.partitioning import murmur2_partition
+
+
+class Collect:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None, bytes | None, int]] = []
+
+    def send(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: Any = None, partition: int = -1
+    ) -> None:
+        self.sent.append((topic, key, value, partition))
+
+
+def test_a_contact_is_hinted_once_within_the_memory() -> None:
+    hinted = HintedContacts(size=2)
+    assert [hinted.first(k) for k in ("a", "a", "b", "a")] == [True, False, True, False]
+    hinted.first("c")  # pushes out the least recently used: "b"
+    assert hinted.first("b") is True  # forgotten, so hinted again (and now "a" is the oldest, pushed out)
+    assert hinted.first("c") is False
+
+
+def test_forwarded_items_leave_as_one_message_per_partition_in_order() -> None:
+    out = Collect()
+    forward = Forwarder(out, "by-contact", 4)  # type: ignore[arg-type]
+    keys = [f"1:c{i}@example.com" for i in range(40)]
+    for i, key in enumerate(keys):
+        forward.add(key, {"kind": "hint", "n": i})
+    forward.flush()
+    assert len(out.sent) == len({murmur2_partition(k.encode(), 4) for k in keys})
+    for topic, key, value, partition in out.sent:
+        assert topic == "by-contact" and key is None and value is not None
+        items = envelope.loads(value)
+        assert all(murmur2_partition(k.encode(), 4) == partition for k, _ in items)
+        assert [item["n"] for _, item in items] == sorted(item["n"] for _, item in items)
+    forward.flush()
+    assert len(out.sent) == len({murmur2_partition(k.encode(), 4) for k in keys})  # nothing left behind
