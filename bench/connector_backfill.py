@@ -17,24 +17,10 @@ import time
 import uuid
 from pathlib import Path
 
-from common import Timer, report, rss_mib, settings_with_stack, spawn, unique_prefix  # type: ignore[import-not-found]
+from common import Timer, free_port, process_cpu, report, rss_mib, settings_with_stack, spawn, unique_prefix  # type: ignore[import-not-found]
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from schemas import decode
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def read_all(bootstrap: str, topic: str, stamps: list[int] | None = None) -> list[tuple[bytes, bytes]]:
@@ -105,8 +91,8 @@ def main() -> None:
             conn_cpu = sim_cpu = 0.0
             while conn.poll() is None:
                 peak = max(peak, rss_mib(conn.pid))
-                conn_cpu = max(conn_cpu, cpu_seconds(conn.pid))
-                sim_cpu = cpu_seconds(sim.pid)
+                conn_cpu = max(conn_cpu, process_cpu(conn.pid))
+                sim_cpu = process_cpu(sim.pid)
                 time.sleep(0.5)
         if conn.returncode != 0:
             sys.exit(f"connector failed:\n{(work / 'connect.log').read_text()[-3000:]}")

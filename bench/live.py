@@ -28,7 +28,7 @@ from pathlib import Path
 import aiohttp
 import psycopg
 from aiohttp import web
-from common import cpu_seconds, cpu_used, fresh_database, report, settings_with_stack, spawn, unique_prefix  # type: ignore[import-not-found]
+from common import cpu_seconds, cpu_used, free_port, fresh_database, report, settings_with_stack, spawn, unique_prefix  # type: ignore[import-not-found]
 
 from ordersync.topics_admin import create_topics
 from runtime.settings import Settings
@@ -150,7 +150,7 @@ def main() -> None:
     prefix = unique_prefix("live")
     work = Path(tempfile.mkdtemp(prefix="ordersync-bench-live-"))
     loop = asyncio.new_event_loop()
-    shop_port, hook_port = _free_port(), _free_port()
+    shop_port, hook_port = free_port(), free_port()
     runner = loop.run_until_complete(shop_double(shop_port))
     (work / "stores.toml").write_text(
         f'[[store]]\nid = "live"\nplatform = "woocommerce"\nbase_url = "http://127.0.0.1:{shop_port}"\nlist_id = "1"\n'
@@ -205,14 +205,6 @@ def main() -> None:
             loop.run_until_complete(runner.cleanup())
     rows.append(("highest rate with p99 under 1 s", f"{best:g}/s" if best else "none of those tried (target: 500/s)"))
     report("Live latency: signed webhooks → PostgreSQL (webhook receiver, processor, sink; Kafka; PostgreSQL)", rows)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 if __name__ == "__main__":

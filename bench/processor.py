@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import random
 import subprocess
 import sys
@@ -24,7 +23,17 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from common import ROOT, end_offsets, report, rss_mib, settings_with_stack, spawn, unique_prefix  # type: ignore[import-not-found]
+from common import (  # type: ignore[import-not-found]
+    ROOT,
+    end_offsets,
+    process_cpu,
+    produce_waiting,
+    report,
+    rss_mib,
+    settings_with_stack,
+    spawn,
+    unique_prefix,
+)
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from ordersync.topics_admin import create_topics
@@ -67,12 +76,7 @@ def fill(bootstrap: str, topic: str, orders: int, partitions: int, singles: bool
     messages = 0
 
     def produce(key: str, value: bytes, partition: int = -1) -> None:
-        while True:
-            try:
-                producer.produce(topic, key=key.encode(), value=value, partition=partition)
-                return
-            except BufferError:
-                producer.poll(0.05)
+        produce_waiting(producer, topic, key, value, partition=partition)
 
     contacts = max(1, orders // 5)
     for start in range(1, orders + 1, PAGE):  # ids start at 1: WooCommerce has no order 0
@@ -107,14 +111,6 @@ def raw_consume(bootstrap: str, topic: str) -> float:
     return time.perf_counter() - start
 
 
-def cpu_of(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 class Run:
     """A program that reads the raw topic, followed through the end offsets of what it writes."""
 
@@ -133,7 +129,7 @@ class Run:
                     sys.exit(f"{self.proc.args} died:\n{self.log.read_text()[-3000:]}")
                 n = done()
                 samples.append((time.perf_counter(), n))
-                self.cpu = sum(cpu_of(p.pid) for p in (self.proc, *self.others))
+                self.cpu = sum(process_cpu(p.pid) for p in (self.proc, *self.others))
                 self.rss = max(self.rss, rss_mib(self.proc.pid))
                 if n >= want:
                     break

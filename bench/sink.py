@@ -13,7 +13,16 @@ import time
 from typing import Any
 
 import psycopg
-from common import Timer, cpu_seconds, cpu_used, fresh_database, report, settings_with_stack, unique_prefix  # type: ignore[import-not-found]
+from common import (  # type: ignore[import-not-found]
+    Timer,
+    cpu_seconds,
+    cpu_used,
+    fresh_database,
+    produce_waiting,
+    report,
+    settings_with_stack,
+    unique_prefix,
+)
 from confluent_kafka import Producer
 
 from ordersync.topics_admin import create_topics
@@ -70,12 +79,7 @@ def main() -> None:
     )
 
     def send(topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]] | None = None) -> None:
-        while True:
-            try:
-                producer.produce(topic, key=key.encode(), value=value, headers=headers)
-                return
-            except BufferError:
-                producer.poll(0.05)
+        produce_waiting(producer, topic, key, value, headers=headers)
 
     for c in contacts:
         send(prefix + "contacts", f"1:{c['email']}", encode("contact", c))

@@ -15,10 +15,11 @@ from tests.golden import GOLDEN, comparable, count, output_count, run_history
 from tests.processes import running, wait_for
 
 
-@pytest.mark.parametrize("partitions", [2])
+@pytest.mark.parametrize("batched", [False, True], ids=["one-event-per-message", "page-batches"])
 def test_processor_output_equals_the_golden_file(
-    subprocess_env: dict[str, str], topic_prefix: str, kafka_bootstrap: str, tmp_path: Path, partitions: int
+    subprocess_env: dict[str, str], topic_prefix: str, kafka_bootstrap: str, tmp_path: Path, batched: bool
 ) -> None:
+    partitions = 2
     golden = json.loads(GOLDEN.read_text())
     env = {**subprocess_env, "ORDERSYNC_TOPIC_PREFIX": topic_prefix, "ORDERSYNC_PARTITIONS": str(partitions)}
     create_topics(Settings.from_env(env))
@@ -35,10 +36,10 @@ def test_processor_output_equals_the_golden_file(
             )
             assert proc.alive(), proc.output()[-3000:]
 
-        got = run_history(kafka_bootstrap, topic_prefix, phase_done)
+        got = run_history(kafka_bootstrap, topic_prefix, phase_done, partitions if batched else None)
 
     for i, (now, then) in enumerate(zip(got, golden, strict=True)):
-        mine, theirs = comparable(now), comparable(then)
+        mine, theirs = comparable(now, batched), comparable(then, batched)
         for topic in theirs:
             if mine[topic] != theirs[topic]:
                 diff = difflib.unified_diff(_lines(theirs[topic]), _lines(mine[topic]), "golden", "now", lineterm="")
