@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from ordersync.stack.service import LocalService
-from runtime import heartbeat
+from runtime import heartbeat, supervision
 from runtime.logs import configure_logging
 from runtime.settings import Settings
 from schemas.topics import TopicNames
@@ -20,6 +20,7 @@ from schemas.topics import TopicNames
 @click.version_option(package_name="ordersync")
 def main() -> None:
     """ordersync: sync web-shop orders into a marketing contact database through Kafka."""
+    supervision.end_with_supervisor()
 
 
 # -- stack -----------------------------------------------------------------------------------------

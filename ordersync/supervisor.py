@@ -30,7 +30,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 
 from producers import health as store_health
 from producers.health import StoreHealth
-from runtime import heartbeat
+from runtime import heartbeat, supervision
 from schemas.topics import TopicNames
 
 log = logging.getLogger("ordersync.run")
@@ -103,6 +103,7 @@ class Supervisor:
                 **child.env,
                 heartbeat.ENV: str(child.heartbeat_file),
                 store_health.ENV: str(self.store_health_file),
+                supervision.ENV: str(os.getpid()),
             },
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from processors.values import micros
+from schemas.records import Activity, Order
 
 EVENT_NAMESPACE = uuid.UUID("0b3f8a0e-4b4d-4f62-8d3a-2f1e6c9d7a55")
 CONTENT_FIELDS = (
@@ -34,18 +35,18 @@ def _digest(value: Any) -> str:
     return hashlib.blake2b(repr(value).encode(), digest_size=6).hexdigest()
 
 
-def digests(order: dict[str, Any]) -> dict[str, str]:
+def digests(order: Order) -> dict[str, str]:
     return {field: _digest(order.get(field)) for field in CONTENT_FIELDS}
 
 
 @dataclass(frozen=True)
 class Decision:
     apply: bool  # False: an old version or an exact duplicate; emit nothing
-    activities: list[dict[str, Any]]
+    activities: list[Activity]
     state: dict[str, Any] | None  # the new per-order state to store (None when not applied)
 
 
-def state_of(order: dict[str, Any]) -> dict[str, Any]:
+def state_of(order: Order) -> dict[str, Any]:
     return {
         "version": order["version"],
         "status": order["status"],
@@ -59,7 +60,7 @@ def event_id(order_key: str, kind: str, version: int, fingerprint: str) -> str:
     return str(uuid.uuid5(EVENT_NAMESPACE, f"{order_key}|{kind}|{version}|{fingerprint}"))
 
 
-def decide(previous: dict[str, Any] | None, order: dict[str, Any]) -> Decision:
+def decide(previous: dict[str, Any] | None, order: Order) -> Decision:
     """What ``order`` means given the last state applied for its key."""
     new_state = state_of(order)
     if previous is not None:
@@ -69,8 +70,8 @@ def decide(previous: dict[str, Any] | None, order: dict[str, Any]) -> Decision:
             return Decision(False, [], None)
     fingerprint = _digest([*sorted(new_state["digests"].items()), new_state["status"], new_state["deleted"]])
 
-    def event(kind: str, **extra: Any) -> dict[str, Any]:
-        return {
+    def event(kind: str, **extra: Any) -> Activity:
+        record = {
             "event_id": event_id(order["order_key"], kind, order["version"], fingerprint),
             "type": kind,
             "order_key": order["order_key"],
@@ -89,6 +90,7 @@ def decide(previous: dict[str, Any] | None, order: dict[str, Any]) -> Decision:
             "version": order["version"],
             **extra,
         }
+        return cast(Activity, record)
 
     if previous is None:
         if order["deleted"]:

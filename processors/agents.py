@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import faust
 from faust.types import EventT
@@ -29,6 +29,7 @@ from schemas.dead_letters import dead_letter_headers
 from schemas.headers import order_headers
 from schemas.identity import contact_id, contact_key, normalise_email
 from schemas.partitioning import murmur2_partition
+from schemas.records import Activity, Order, RawOrderBatch, RawOrderEvent
 
 if TYPE_CHECKING:
     from processors.app import Topology
@@ -122,10 +123,10 @@ class Emitter:
         self._activity = topology.outputs.activity
         self._contacts = topology.outputs.contacts
 
-    def order(self, order: dict[str, Any], value: bytes) -> None:
+    def order(self, order: Order, value: bytes) -> None:
         self._outputs.send(self._orders, order["order_key"].encode(), value, order_headers(order))
 
-    def activity(self, activity: dict[str, Any], value: bytes) -> None:
+    def activity(self, activity: Activity, value: bytes) -> None:
         self._outputs.send(self._activity, activity["order_key"].encode(), value)
 
     def all(self, out: Outputs) -> None:
@@ -156,14 +157,16 @@ def register(
             dead.send(event, "decode", exc.reason)
             return None
 
-    def order_events(event: EventT) -> tuple[list[dict[str, Any]], bool]:
+    def order_events(event: EventT) -> tuple[list[RawOrderEvent], bool]:
         """The message's raw order events, and whether it was a batch."""
         record = decoded(event, RAW_ORDER_SUBJECTS)
         if record is None:
             return [], False
-        return (record["events"], True) if "events" in record else ([record], False)
+        if "events" in record:
+            return cast(RawOrderBatch, record)["events"], True
+        return [cast(RawOrderEvent, record)], False
 
-    def handle_order(event: EventT, raw: dict[str, Any], index: int, batched: bool) -> None:
+    def handle_order(event: EventT, raw: RawOrderEvent, index: int, batched: bool) -> None:
         partition = event.message.partition
         key = f"{raw['store_id']}:{raw['source_order_id']}"
         try:

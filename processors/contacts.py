@@ -8,6 +8,7 @@ from typing import Any
 from processors.model import ContactHint, load_document, require_mapping
 from processors.values import NormaliseError, ident, micros, text, timestamp
 from schemas.identity import contact_id
+from schemas.records import Contact, ContactOrigin, StoreCustomerRef
 
 
 def customer_alias(list_id: str, store_id: str, customer_id: str) -> str:
@@ -19,12 +20,12 @@ def new_contact(
     list_id: str,
     email: str,
     hint: ContactHint,
-    origin: str,
+    origin: ContactOrigin,
     store_id: str | None,
     at: dt.datetime,
     consent: bool | None = None,
-) -> dict[str, Any]:
-    refs = (
+) -> Contact:
+    refs: list[StoreCustomerRef] = (
         [{"store_id": store_id, "customer_id": hint.store_customer_id}] if store_id and hint.store_customer_id else []
     )
     return {
@@ -43,13 +44,13 @@ def new_contact(
     }
 
 
-def merge(existing: dict[str, Any], update: dict[str, Any]) -> dict[str, Any] | None:
+def merge(existing: Contact, update: Contact) -> Contact | None:
     """Fold ``update`` into ``existing``; None when nothing changes (so nothing is emitted).
 
     Identity, origin and creation time stay; known values are never replaced by blanks; store customer
     references accumulate. The version only moves forward.
     """
-    merged = dict(existing)
+    merged: Contact = {**existing}
     for field in ("first_name", "last_name", "phone", "marketing_consent"):
         if update.get(field) is not None and (update["version"] >= existing["version"] or existing.get(field) is None):
             merged[field] = update[field]

@@ -14,19 +14,20 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from processors import envelope
 from processors.contacts import customer_alias, merge, new_contact
 from processors.model import ContactHint
 from schemas.identity import contact_key
+from schemas.records import Activity, Contact, Order
 
 
 @dataclass
 class Outputs:
-    orders: list[dict[str, Any]] = field(default_factory=list)
-    activities: list[dict[str, Any]] = field(default_factory=list)
-    contacts: list[dict[str, Any]] = field(default_factory=list)
+    orders: list[Order] = field(default_factory=list)
+    activities: list[Activity] = field(default_factory=list)
+    contacts: list[Contact] = field(default_factory=list)
 
     def extend(self, other: Outputs) -> None:
         self.orders += other.orders
@@ -34,7 +35,7 @@ class Outputs:
         self.contacts += other.contacts
 
 
-def routing_key(order: dict[str, Any], hint: ContactHint) -> str:
+def routing_key(order: Order, hint: ContactHint) -> str:
     list_id = order["list_id"]
     if order["contact_email"]:
         return contact_key(list_id, order["contact_email"])
@@ -43,10 +44,15 @@ def routing_key(order: dict[str, Any], hint: ContactHint) -> str:
     return f"{list_id}:unmatched:{order['order_key']}"
 
 
-def attach(order: dict[str, Any], activities: list[dict[str, Any]], contact: dict[str, Any] | None) -> Outputs:
+class ContactIdentity(TypedDict):
+    contact_id: str
+    email: str
+
+
+def attach(order: Order, activities: list[Activity], contact: Contact | ContactIdentity | None) -> Outputs:
     cid = contact["contact_id"] if contact else None
     email = contact["email"] if contact else order.get("contact_email")
-    matched_order = {**order, "contact_id": cid, "contact_email": email, "matched": contact is not None}
+    matched_order: Order = {**order, "contact_id": cid, "contact_email": email, "matched": contact is not None}
     return Outputs(orders=[matched_order], activities=[{**a, "contact_id": cid} for a in activities])
 
 
@@ -62,7 +68,7 @@ def on_hint(contacts: MutableMapping[str, Any], key: str, item: dict[str, Any]) 
     return Outputs(contacts=[contact])
 
 
-def on_contact(contacts: MutableMapping[str, Any], key: str, contact: dict[str, Any]) -> Outputs:
+def on_contact(contacts: MutableMapping[str, Any], key: str, contact: Contact) -> Outputs:
     """A contact from a store customer or an import, at its ``{list}:{email}`` key."""
     existing = contacts.get(key)
     if existing is None:
@@ -79,7 +85,7 @@ def on_alias(
     contacts: MutableMapping[str, Any],
     pending: MutableMapping[str, Any],
     key: str,
-    contact: dict[str, Any],
+    contact: Contact,
     offset: int | None = None,
     redelivery: bool = False,
 ) -> Outputs:
@@ -107,8 +113,8 @@ def on_order(
     contacts: MutableMapping[str, Any],
     pending: MutableMapping[str, Any],
     key: str,
-    order: dict[str, Any],
-    activities: list[dict[str, Any]],
+    order: Order,
+    activities: list[Activity],
     hint: ContactHint,
 ) -> Outputs:
     if order["deleted"]:

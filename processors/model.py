@@ -6,9 +6,10 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from processors.values import NormaliseError
+from schemas.records import Order, RawOrderEvent
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class ContactHint:
 
 @dataclass(frozen=True)
 class Normalised:
-    order: dict[str, Any]  # fields of the `order` schema; contact_id / contact_email / matched filled later
+    order: Order  # contact_id / contact_email / matched are filled later
     contact: ContactHint
 
 
@@ -55,7 +56,7 @@ def empty_totals() -> dict[str, Decimal]:
     }
 
 
-def base_order(event: dict[str, Any], source_order_id: str) -> dict[str, Any]:
+def base_order(event: RawOrderEvent, source_order_id: str) -> dict[str, Any]:
     store_id = event["store_id"]
     return {
         "order_key": f"{store_id}:{source_order_id}",
@@ -70,10 +71,10 @@ def base_order(event: dict[str, Any], source_order_id: str) -> dict[str, Any]:
     }
 
 
-def deleted_order(event: dict[str, Any], source_order_id: str, version: int) -> dict[str, Any]:
+def deleted_order(event: RawOrderEvent, source_order_id: str, version: int) -> Order:
     """A delete carries only the id: the order is marked deleted; other fields come from its last state."""
     fetched: dt.datetime = event["fetched_at"]
-    return {
+    deleted: dict[str, Any] = {
         **base_order(event, source_order_id),
         **empty_totals(),
         "order_number": None,
@@ -92,3 +93,4 @@ def deleted_order(event: dict[str, Any], source_order_id: str, version: int) -> 
         "deleted": True,
         "version": version,
     }
+    return cast(Order, deleted)

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from processors import prestashop, woocommerce
 from processors.model import ContactHint, Normalised, deleted_order, load_document
 from processors.values import NormaliseError, micros
 from schemas.identity import normalise_email
+from schemas.records import RawOrderEvent
 
 _NORMALISERS = {"WOOCOMMERCE": woocommerce.normalise, "PRESTASHOP": prestashop.normalise}
 NO_CONTACT = ContactHint(None, None, None, None, None)
 
 
 def normalise_order(
-    event: dict[str, Any],
+    event: RawOrderEvent,
     overrides: Mapping[str, str] | None = None,
     previous_version: int | None = None,
 ) -> Normalised:

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from processors.activity import decide, is_redelivery, state_before, to_store
-from processors.join import Outputs, attach, routing_key
+from processors.join import ContactIdentity, Outputs, attach, routing_key
 from processors.normalise import normalise_order
 from schemas.identity import contact_id
+from schemas.records import RawOrderEvent
 
 
 @dataclass
@@ -32,7 +33,7 @@ NOTHING = OrderStep(Outputs(), None, None)
 
 
 def step_order(
-    raw: dict[str, Any], entry_bytes: bytes | None, position: int, overrides: Mapping[str, str] | None
+    raw: RawOrderEvent, entry_bytes: bytes | None, position: int, overrides: Mapping[str, str] | None
 ) -> OrderStep:
     """``position`` orders the events of one partition (offset and place in its batch); raises what
     normalisation and the contract raise (the caller dead-letters the event)."""
@@ -47,7 +48,7 @@ def step_order(
     key = routing_key(order, hint)
     if order["contact_email"] and not order["deleted"]:
         email = order["contact_email"]
-        contact = {"contact_id": contact_id(order["list_id"], email), "email": email}
+        contact = ContactIdentity(contact_id=contact_id(order["list_id"], email), email=email)
         item = {
             "kind": "hint",
             "list_id": order["list_id"],

@@ -9,19 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from processors.model import ContactHint, Normalised, base_order, require_mapping
 from processors.status_map import PrestaShopState, is_refund_state, prestashop_status
 from processors.values import NormaliseError, ident, integer, micros, money, text, timestamp
 from processors.woocommerce import categories_by_product
+from schemas.records import CustomerRef, Order, OrderContext, RawOrderEvent
 
 
 def _flag(value: Any) -> bool:
     return value in (True, 1, "1", "true")
 
 
-def state_from_context(context: dict[str, Any]) -> PrestaShopState | None:
+def state_from_context(context: OrderContext) -> PrestaShopState | None:
     raw = context.get("order_state")
     if not raw:
         return None
@@ -35,7 +36,7 @@ def state_from_context(context: dict[str, Any]) -> PrestaShopState | None:
     )
 
 
-def normalise(event: dict[str, Any], doc: Any, overrides: Mapping[str, str]) -> Normalised:
+def normalise(event: RawOrderEvent, doc: Any, overrides: Mapping[str, str]) -> Normalised:
     doc = require_mapping(doc, "order")
     if "order" in doc and isinstance(doc["order"], dict):
         doc = doc["order"]  # a single-resource response: {"order": {...}}
@@ -83,37 +84,40 @@ def normalise(event: dict[str, Any], doc: Any, overrides: Mapping[str, str]) -> 
     # PrestaShop orders carry no refund amounts (those are order slips): a refund state means the
     # whole order was refunded, so revenue net of refunds is zero.
     refunded = total if is_refund_state(state, state_id) else Decimal("0.000000")
-    customer = context.get("customer") or {}
-    order = {
-        **base_order(event, source_order_id),
-        "order_number": text(doc.get("reference")),
-        "store_customer_id": ident(doc.get("id_customer"), "id_customer", required=False),
-        "status": prestashop_status(state_id, state, overrides),
-        "store_status": state_id,
-        "store_status_label": state.name if state else None,
-        "currency": currency.upper(),
-        "total": total,
-        "subtotal": sum((it["total"] for it in items), Decimal("0.000000")),
-        "tax_total": total - total_excl if total_excl else Decimal("0.000000"),
-        "shipping_total": money(
-            doc.get("total_shipping_tax_incl", doc.get("total_shipping")), "total_shipping_tax_incl"
-        ),
-        "discount_total": money(
-            doc.get("total_discounts_tax_incl", doc.get("total_discounts")), "total_discounts_tax_incl"
-        ),
-        "refunded_total": refunded,
-        "net_total": total - refunded,
-        "refunds": [{"refund_id": f"state-{state_id}", "amount": refunded, "reason": state.name if state else None}]
-        if refunded
-        else [],
-        "coupons": [],
-        "items": items,
-        "created_at": created,
-        "modified_at": modified,
-        "paid_at": None,
-        "completed_at": None,
-        "version": micros(modified),
-    }
+    customer: CustomerRef | dict[str, Any] = context.get("customer") or {}
+    order = cast(
+        Order,
+        {
+            **base_order(event, source_order_id),
+            "order_number": text(doc.get("reference")),
+            "store_customer_id": ident(doc.get("id_customer"), "id_customer", required=False),
+            "status": prestashop_status(state_id, state, overrides),
+            "store_status": state_id,
+            "store_status_label": state.name if state else None,
+            "currency": currency.upper(),
+            "total": total,
+            "subtotal": sum((it["total"] for it in items), Decimal("0.000000")),
+            "tax_total": total - total_excl if total_excl else Decimal("0.000000"),
+            "shipping_total": money(
+                doc.get("total_shipping_tax_incl", doc.get("total_shipping")), "total_shipping_tax_incl"
+            ),
+            "discount_total": money(
+                doc.get("total_discounts_tax_incl", doc.get("total_discounts")), "total_discounts_tax_incl"
+            ),
+            "refunded_total": refunded,
+            "net_total": total - refunded,
+            "refunds": [{"refund_id": f"state-{state_id}", "amount": refunded, "reason": state.name if state else None}]
+            if refunded
+            else [],
+            "coupons": [],
+            "items": items,
+            "created_at": created,
+            "modified_at": modified,
+            "paid_at": None,
+            "completed_at": None,
+            "version": micros(modified),
+        },
+    )
     hint = ContactHint(
         email=text(customer.get("email")),
         first_name=text(customer.get("first_name")),

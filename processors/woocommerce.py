@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from processors.model import ContactHint, Normalised, base_order, require_mapping
 from processors.status_map import woocommerce_status
 from processors.values import NormaliseError, gmt_timestamp, ident, integer, micros, money, text, timestamp
+from schemas.records import Order, OrderContext, RawOrderEvent
 
 
-def categories_by_product(context: dict[str, Any]) -> dict[str, list[str]]:
+def categories_by_product(context: OrderContext) -> dict[str, list[str]]:
     return {
         entry["product_id"]: [c["name"] for c in entry["categories"]] for entry in context.get("product_categories", [])
     }
@@ -23,7 +24,7 @@ def _when(doc: dict[str, Any], name: str, tz: str) -> Any:
     return gmt if gmt is not None else timestamp(doc.get(name), tz, name)
 
 
-def normalise(event: dict[str, Any], doc: Any, overrides: Mapping[str, str]) -> Normalised:
+def normalise(event: RawOrderEvent, doc: Any, overrides: Mapping[str, str]) -> Normalised:
     doc = require_mapping(doc, "order")
     source_order_id = ident(doc.get("id"), "id")
     assert source_order_id is not None
@@ -86,30 +87,33 @@ def normalise(event: dict[str, Any], doc: Any, overrides: Mapping[str, str]) -> 
     refunded = sum((r["amount"] for r in refunds), Decimal("0.000000"))
     billing: dict[str, Any] = doc["billing"] if isinstance(doc.get("billing"), dict) else {}
     shipping: dict[str, Any] = doc["shipping"] if isinstance(doc.get("shipping"), dict) else {}
-    order = {
-        **base_order(event, source_order_id),
-        "order_number": text(doc.get("number")),
-        "store_customer_id": ident(doc.get("customer_id"), "customer_id", required=False),
-        "status": woocommerce_status(status, overrides),
-        "store_status": status,
-        "store_status_label": None,
-        "currency": currency.upper(),
-        "total": total,
-        "subtotal": sum((it["total"] for it in items), Decimal("0.000000")),
-        "tax_total": money(doc.get("total_tax"), "total_tax"),
-        "shipping_total": money(doc.get("shipping_total"), "shipping_total"),
-        "discount_total": money(doc.get("discount_total"), "discount_total"),
-        "refunded_total": refunded,
-        "net_total": total - refunded,
-        "refunds": refunds,
-        "coupons": coupons,
-        "items": items,
-        "created_at": created,
-        "modified_at": modified,
-        "paid_at": _when(doc, "date_paid", tz),
-        "completed_at": _when(doc, "date_completed", tz),
-        "version": micros(modified),
-    }
+    order = cast(
+        Order,
+        {
+            **base_order(event, source_order_id),
+            "order_number": text(doc.get("number")),
+            "store_customer_id": ident(doc.get("customer_id"), "customer_id", required=False),
+            "status": woocommerce_status(status, overrides),
+            "store_status": status,
+            "store_status_label": None,
+            "currency": currency.upper(),
+            "total": total,
+            "subtotal": sum((it["total"] for it in items), Decimal("0.000000")),
+            "tax_total": money(doc.get("total_tax"), "total_tax"),
+            "shipping_total": money(doc.get("shipping_total"), "shipping_total"),
+            "discount_total": money(doc.get("discount_total"), "discount_total"),
+            "refunded_total": refunded,
+            "net_total": total - refunded,
+            "refunds": refunds,
+            "coupons": coupons,
+            "items": items,
+            "created_at": created,
+            "modified_at": modified,
+            "paid_at": _when(doc, "date_paid", tz),
+            "completed_at": _when(doc, "date_completed", tz),
+            "version": micros(modified),
+        },
+    )
     hint = ContactHint(
         email=text(billing.get("email")) or text(shipping.get("email")),
         first_name=text(billing.get("first_name")) or text(shipping.get("first_name")),

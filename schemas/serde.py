@@ -8,6 +8,7 @@ every version ever written.
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from typing import Any
 
 import fastavro
@@ -30,7 +31,7 @@ class EncodeError(ValueError):
     """A record that does not fit its schema (missing field, wrong type, too many decimal places, ...)."""
 
 
-def encode(subject: str, record: dict[str, Any], reg: SchemaRegistry | None = None) -> bytes:
+def encode(subject: str, record: Mapping[str, Any], reg: SchemaRegistry | None = None) -> bytes:
     schema = (reg or registry()).current(subject)
     out = io.BytesIO()
     out.write(MARKER)

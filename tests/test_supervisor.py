@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 from ordersync.supervisor import Child, Supervisor
-from tests.processes import wait_for
+from tests.processes import ROOT, free_port, port_open, wait_for
 
 
 def test_a_child_without_heartbeats_is_killed_and_restarted_but_a_beating_one_is_left_alone(
@@ -84,3 +88,38 @@ def test_metrics_parse_and_count_lag_dead_letters_and_failing_stores(
         assert samples[("ordersync_component_up", (("component", "sink"),))] == 0
         assert samples[("ordersync_store_consecutive_failures", (("store", "w"),))] == 1
         assert ("ordersync_end_to_end_latency_seconds_count", ()) in samples
+
+
+def test_children_end_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    """A SIGKILLed (or OOM-killed) supervisor must not leave its children running: a restarted one would
+    start a second of each beside them (two connectors per store, a webhook receiver that cannot bind)."""
+    port = free_port()
+    script = (
+        "import sys; from pathlib import Path; from ordersync.supervisor import Supervisor, Child; "
+        f"Supervisor([Child('shop', ['simulate', 'woocommerce', '--port', '{port}', '--orders', '5'], beats=False)], "
+        f"Path(sys.argv[1])).watch()"
+    )
+    supervisor = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "logs")], cwd=ROOT)
+    try:
+        wait_for(lambda: port_open(port), 60, "the supervised child")
+        children = [int(pid) for task in Path(f"/proc/{supervisor.pid}/task").iterdir()
+                    for pid in (task / "children").read_text().split()]  # fmt: skip
+        assert children, "the supervisor has no child process"
+        supervisor.kill()
+        supervisor.wait(30)
+        wait_for(
+            lambda: not any(Path(f"/proc/{pid}").exists() and _running(pid) for pid in children), 30, "orphans to end"
+        )
+    finally:
+        supervisor.kill()
+        for task in Path("/proc").glob("[0-9]*/cmdline"):
+            if f"--port\0{port}".encode() in task.read_bytes():
+                os.kill(int(task.parent.name), signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
