@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
@@ -194,7 +194,8 @@ class Metrics:
         ]
         if not wanted:
             return {}
-        futures = admin.list_offsets({tp: OffsetSpec.latest() for tp in wanted}, request_timeout=5)
+        latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+        futures = admin.list_offsets(dict.fromkeys(wanted, latest), request_timeout=5)
         return {tp: future.result().offset for tp, future in futures.items()}
 
     def lag(self) -> dict[str, int]:

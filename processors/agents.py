@@ -43,7 +43,7 @@ SLOTS = 1 << 16
 RAW_ORDER_SUBJECTS = ("raw_order_event", "raw_order_batch")
 
 
-def _headers(event: EventT) -> list[tuple[str, bytes]]:
+def _headers(event: EventT[bytes]) -> list[tuple[str, bytes]]:
     headers = event.message.headers or []
     pairs = headers.items() if isinstance(headers, Mapping) else headers
     return [(k, v if isinstance(v, bytes) else str(v).encode()) for k, v in pairs]
@@ -58,7 +58,13 @@ class DeadLetters:
         self.counter = DeadLetterCounter()
 
     def send(
-        self, event: EventT, stage: str, reason: str, key: bytes | None = None, value: bytes | None = None, **where: int
+        self,
+        event: EventT[bytes],
+        stage: str,
+        reason: str,
+        key: bytes | None = None,
+        value: bytes | None = None,
+        **where: int,
     ) -> None:
         """``key``/``value``: one record of a batch message (default: the whole message)."""
         msg = event.message
@@ -149,7 +155,7 @@ def register(
     hinted = HintedContacts()
     order_state = topology.order_state
 
-    def decoded(event: EventT, subjects: tuple[str, ...]) -> dict[str, Any] | None:
+    def decoded(event: EventT[bytes], subjects: tuple[str, ...]) -> dict[str, Any] | None:
         """The event's record, or None once it went to the dead-letter topic."""
         try:
             return decode(event.value, subjects)
@@ -157,7 +163,7 @@ def register(
             dead.send(event, "decode", exc.reason)
             return None
 
-    def order_events(event: EventT) -> tuple[list[RawOrderEvent], bool]:
+    def order_events(event: EventT[bytes]) -> tuple[list[RawOrderEvent], bool]:
         """The message's raw order events, and whether it was a batch."""
         record = decoded(event, RAW_ORDER_SUBJECTS)
         if record is None:
@@ -166,7 +172,7 @@ def register(
             return cast(RawOrderBatch, record)["events"], True
         return [cast(RawOrderEvent, record)], False
 
-    def handle_order(event: EventT, raw: RawOrderEvent, index: int, batched: bool) -> None:
+    def handle_order(event: EventT[bytes], raw: RawOrderEvent, index: int, batched: bool) -> None:
         partition = event.message.partition
         key = f"{raw['store_id']}:{raw['source_order_id']}"
         try:
@@ -282,7 +288,7 @@ def register(
             topology.join_positions.put(partition, key, str(position).encode())
         return out
 
-    @app.timer(interval=1.0)
+    @app.timer(interval=1.0)  # type: ignore[untyped-decorator]  # faust's decorators are not typed
     async def beat() -> None:
         stuck = watchdog.stuck()
         if stuck:  # no beat: the supervisor restarts the worker once its hang timeout has passed

@@ -49,7 +49,7 @@ class Backoff:
     def delay(self, failures: int, refused: bool) -> float:
         if refused:
             return self.refused_s
-        return min(self.max_s, self.first_s * 2 ** min(failures - 1, 20)) * random.uniform(0.5, 1.0)
+        return float(min(self.max_s, self.first_s * 2 ** min(failures - 1, 20)) * random.uniform(0.5, 1.0))
 
 
 async def connect(

@@ -19,4 +19,4 @@ def connector_partition(key: bytes, partitions: int) -> int:
 
 
 def murmur2_partition(key: bytes, partitions: int) -> int:
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions

@@ -166,7 +166,7 @@ class Shop:
 
     def _pick_status(self) -> str:
         choices, weights = zip(*self.statuses.initial, strict=True)
-        return self.rng.choices(choices, weights)[0]
+        return str(self.rng.choices(choices, weights)[0])
 
     def _new_order(self, moment: dt.datetime) -> Order:
         rng = self.rng

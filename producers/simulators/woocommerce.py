@@ -81,7 +81,7 @@ POISONS = {
 
 
 def poison(kind: str, text: str) -> str:
-    poisoned = POISONS[kind](text)
+    poisoned: str = POISONS[kind](text)
     assert poisoned != text, f"poison {kind!r} found nothing to break"
     return poisoned
 
