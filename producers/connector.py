@@ -34,6 +34,7 @@ from runtime.stores import StoreConfig
 from schemas import encode
 from schemas.batches import batch_of, by_partition
 from schemas.dead_letters import dead_letter_headers
+from schemas.records import OrderContext
 from schemas.topics import TopicNames
 
 log = logging.getLogger("ordersync.connector")
@@ -123,13 +124,13 @@ class Connector:
                 out.append((text, doc))
         return out
 
-    async def _contexts(self, documents: list[Document]) -> list[dict[str, Any] | Exception]:
+    async def _contexts(self, documents: list[Document]) -> list[OrderContext | Exception]:
         """Each document's context; if the page's cannot be built, each document's alone, so that only
         the document that breaks it fails."""
         try:
             return list(await self.source.contexts(documents))
         except BAD_DOCUMENT_ERRORS:
-            out: list[dict[str, Any] | Exception] = []
+            out: list[OrderContext | Exception] = []
             for document in documents:
                 try:
                     out.append((await self.source.contexts([document]))[0])

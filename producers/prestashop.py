@@ -25,6 +25,7 @@ from producers.documents import PageError, readable, split_resource_list
 from producers.http_client import StoreError, StoreHttp
 from producers.source import Document, Page, base_context, document_id, parse_time
 from runtime.stores import StoreConfig
+from schemas.records import CustomerRef, OrderContext, OrderState
 
 PER_PAGE = 100
 BATCH_IDS = 50
@@ -48,9 +49,9 @@ class PrestaShopSource:
         self.store = store
         self.http = http
         self.tz = zoneinfo.ZoneInfo(store.timezone)
-        self._states: dict[str, dict[str, Any]] = {}
+        self._states: dict[str, OrderState] = {}
         self._currencies: dict[str, str] = {}
-        self._customers: dict[str, dict[str, Any]] = {}
+        self._customers: dict[str, CustomerRef] = {}
         self._product_categories: dict[str, list[str]] = {}
         self._category_names: dict[str, str] = {}
 
@@ -138,7 +139,7 @@ class PrestaShopSource:
             out += await self._list(resource, {"filter[id]": "[" + "|".join(chunk) + "]"})
         return out
 
-    async def contexts(self, documents: list[Document]) -> list[dict[str, Any]]:
+    async def contexts(self, documents: list[Document]) -> list[OrderContext]:
         orders = [d for _, d in documents if isinstance(d, dict)]
         if not self._currencies:
             self._currencies = {

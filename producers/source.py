@@ -8,10 +8,11 @@ import hashlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from producers.documents import raw_bytes
 from runtime.stores import StoreConfig
+from schemas.records import OrderContext, RawCustomerEvent, RawOrderEvent
 
 Document = tuple[str, Any]  # (exact text as received, parsed value or documents.Rejected)
 
@@ -36,7 +37,7 @@ class StoreSource(Protocol):
     def order_pages(self, position: str | None, until: dt.datetime) -> AsyncIterator[Page]: ...
     def changed_orders(self, since: dt.datetime) -> AsyncIterator[Page]: ...
     def customer_pages(self, position: str | None) -> AsyncIterator[Page]: ...
-    async def contexts(self, documents: list[Document]) -> list[dict[str, Any]]: ...
+    async def contexts(self, documents: list[Document]) -> list[OrderContext]: ...
     def order_id(self, doc: Any) -> str | None: ...
     def order_modified_at(self, doc: Any) -> dt.datetime | None: ...
     def customer_id(self, doc: Any) -> str | None: ...
@@ -55,7 +56,7 @@ def fallback_id(text: str) -> str:
     return "unreadable-" + hashlib.sha1(raw_bytes(text), usedforsecurity=False).hexdigest()[:16]
 
 
-def base_context(store: StoreConfig) -> dict[str, Any]:
+def base_context(store: StoreConfig) -> OrderContext:
     return {
         "store_timezone": store.timezone,
         "currency_iso": None,
@@ -89,11 +90,11 @@ def raw_order_event(
     source_order_id: str,
     obtained_by: str,
     modified_at: dt.datetime | None,
-    context: dict[str, Any],
+    context: OrderContext,
     operation: str = "UPSERT",
-) -> dict[str, Any]:
+) -> RawOrderEvent:
     envelope = _envelope(store, platform, text, obtained_by, operation, modified_at)
-    return {**envelope, "source_order_id": source_order_id, "context": context}
+    return cast(RawOrderEvent, {**envelope, "source_order_id": source_order_id, "context": context})
 
 
 def raw_customer_event(
@@ -103,9 +104,11 @@ def raw_customer_event(
     source_customer_id: str,
     obtained_by: str,
     modified_at: dt.datetime | None,
-) -> dict[str, Any]:
+) -> RawCustomerEvent:
     envelope = _envelope(store, platform, text, obtained_by, "UPSERT", modified_at)
-    return {**envelope, "source_customer_id": source_customer_id, "store_timezone": store.timezone}
+    return cast(
+        RawCustomerEvent, {**envelope, "source_customer_id": source_customer_id, "store_timezone": store.timezone}
+    )
 
 
 def parse_time(value: Any, tz: str) -> dt.datetime | None:

@@ -23,6 +23,7 @@ from producers.documents import PageError, split_array
 from producers.http_client import StoreError, StoreHttp
 from producers.source import Document, Page, base_context, document_id, fallback_id, parse_time
 from runtime.stores import StoreConfig
+from schemas.records import Category, OrderContext
 
 API = "/wp-json/wc/v3"
 PER_PAGE = 100
@@ -72,7 +73,7 @@ class WooCommerceSource:
     def __init__(self, store: StoreConfig, http: StoreHttp) -> None:
         self.store = store
         self.http = http
-        self._categories: dict[str, list[dict[str, Any]]] = {}
+        self._categories: dict[str, list[Category]] = {}
 
     @classmethod
     def http_for(cls, store: StoreConfig, *, query_auth: bool = False) -> StoreHttp:
@@ -165,7 +166,7 @@ class WooCommerceSource:
                 return
             offset = start + len(docs)
 
-    async def contexts(self, documents: list[Document]) -> list[dict[str, Any]]:
+    async def contexts(self, documents: list[Document]) -> list[OrderContext]:
         wanted: set[str] = set()
         for _, doc in documents:
             for line in (doc.get("line_items") or []) if isinstance(doc, dict) else []:

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import psycopg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
@@ -23,6 +23,7 @@ from runtime import heartbeat
 from schemas import DecodeError, decode
 from schemas.dead_letters import dead_letter_headers
 from schemas.headers import read_order_headers
+from schemas.records import Activity, Contact, Order
 from schemas.topics import TopicNames
 from sinks.handoff import Handoff
 from sinks.migrate import migrate
@@ -224,11 +225,11 @@ class PostgresSink:
                 self._dead_letter(msg, exc.reason)
             return
         if subject == "order":
-            batch.orders.append(record)
+            batch.orders.append(cast(Order, record))
         elif subject == "activity":
-            batch.activities.append(record)
+            batch.activities.append(cast(Activity, record))
         else:
-            batch.contacts.append(record)
+            batch.contacts.append(cast(Contact, record))
 
     def _hold_newest(self, msg: Message) -> bool:
         """Keep an order message undecoded if its headers say its version and whether it is a delete."""
@@ -246,7 +247,7 @@ class PostgresSink:
         for held in self._held_orders.values():
             for _, _, msg in sorted(held, key=lambda h: (h[0], h[1]), reverse=True):
                 try:
-                    self._batch.orders.append(decode(msg.value(), "order"))
+                    self._batch.orders.append(cast(Order, decode(msg.value(), "order")))
                     break
                 except DecodeError as exc:
                     self._dead_letter(msg, exc.reason)

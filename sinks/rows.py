@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from typing import Any, TypeVar
 
 from psycopg.types.json import Jsonb
+
+from schemas.records import Activity, Contact, Order
+
+R = TypeVar("R", bound=Mapping[str, Any])
 
 ORDER_COLUMNS = (
     "store_id", "source_order_id", "order_key", "platform", "order_number", "list_id", "contact_id",
@@ -50,31 +54,32 @@ def _json(value: Any) -> Jsonb:
     return Jsonb(value, dumps=_dumps)
 
 
-def order_row(order: dict[str, Any]) -> tuple[Any, ...]:
-    values = {**order, "refunds": _json(order["refunds"]), "coupons": _json(order["coupons"])}
+def order_row(order: Order) -> tuple[Any, ...]:
+    values: dict[str, Any] = {**order, "refunds": _json(order["refunds"]), "coupons": _json(order["coupons"])}
     return tuple(values[c] for c in ORDER_COLUMNS)
 
 
-def item_rows(order: dict[str, Any]) -> Iterable[tuple[Any, ...]]:
+def item_rows(order: Order) -> Iterable[tuple[Any, ...]]:
     for item in order["items"]:
-        values = {**item, "store_id": order["store_id"], "source_order_id": order["source_order_id"]}
+        values: dict[str, Any] = {**item, "store_id": order["store_id"], "source_order_id": order["source_order_id"]}
         yield tuple(values[c] for c in ITEM_COLUMNS)
 
 
-def activity_row(activity: dict[str, Any]) -> tuple[Any, ...]:
-    return tuple(activity[c] for c in ACTIVITY_COLUMNS)
+def activity_row(activity: Activity) -> tuple[Any, ...]:
+    values: Mapping[str, Any] = activity
+    return tuple(values[c] for c in ACTIVITY_COLUMNS)
 
 
-def contact_row(contact: dict[str, Any]) -> tuple[Any, ...]:
-    values = {**contact, "store_customers": _json(contact["store_customers"])}
+def contact_row(contact: Contact) -> tuple[Any, ...]:
+    values: dict[str, Any] = {**contact, "store_customers": _json(contact["store_customers"])}
     values.setdefault("marketing_consent", None)
     return tuple(values[c] for c in CONTACT_COLUMNS)
 
 
-def latest_by(records: Iterable[dict[str, Any]], key: Any) -> list[dict[str, Any]]:
+def latest_by(records: Iterable[R], key: Callable[[R], Hashable]) -> list[R]:
     """One record per key, the one with the highest version (later wins a tie): a batch may hold several
     versions of one order, and one INSERT ... ON CONFLICT cannot touch a row twice."""
-    best: dict[Any, dict[str, Any]] = {}
+    best: dict[Hashable, R] = {}
     for record in records:
         k = key(record)
         if k not in best or record["version"] >= best[k]["version"]:

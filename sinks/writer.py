@@ -14,15 +14,16 @@ from typing import Any
 import psycopg
 from psycopg.copy import Copy, FileWriter
 
+from schemas.records import Activity, Contact, Order
 from sinks import statements as q
 from sinks.rows import activity_row, contact_row, item_rows, latest_by, order_row, without_nul
 
 
 @dataclass
 class Batch:
-    orders: list[dict[str, Any]] = field(default_factory=list)
-    activities: list[dict[str, Any]] = field(default_factory=list)
-    contacts: list[dict[str, Any]] = field(default_factory=list)
+    orders: list[Order] = field(default_factory=list)
+    activities: list[Activity] = field(default_factory=list)
+    contacts: list[Contact] = field(default_factory=list)
     purged_orders: list[tuple[str, str]] = field(default_factory=list)  # (store_id, source_order_id)
     purged_contacts: list[tuple[str, str]] = field(default_factory=list)  # (list_id, email)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)  # (topic, partition) → next offset
