@@ -183,7 +183,7 @@ def connect_command(config_path: str, store_ids: tuple[str, ...], mode: str, ful
     try:
         result = asyncio.run(connect(settings, stores, follow=mode == "follow", full=full))
     except Exception as exc:  # not a store's fault (those are retried or reported per store): a bug or Kafka setup
-        logging.getLogger("ordersync.connector").exception("the connector process failed")
+        logging.getLogger(__name__).exception("the connector process failed")
         click.echo(f"error: the connector process failed: {type(exc).__name__}: {exc}", err=True)
         sys.exit(1)
     dead = f", {result.dead_letters} unreadable documents dead-lettered" if result.dead_letters else ""

@@ -33,7 +33,7 @@ from producers.health import StoreHealth
 from runtime import heartbeat, supervision
 from schemas.topics import TopicNames
 
-log = logging.getLogger("ordersync.run")
+log = logging.getLogger(__name__)
 LATENCY_BUCKETS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 

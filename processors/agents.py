@@ -34,7 +34,7 @@ from schemas.records import Activity, Order, RawOrderBatch, RawOrderEvent
 if TYPE_CHECKING:
     from processors.app import Topology
 
-log = logging.getLogger("ordersync.processor")
+log = logging.getLogger(__name__)
 
 # What a store document or a record can raise when it does not fit: the event is dead-lettered.
 BAD_EVENT_ERRORS = (NormaliseError, EncodeError, AttributeError, ArithmeticError, KeyError, TypeError, ValueError)

@@ -6,7 +6,7 @@ import logging
 
 from schemas.dead_letters import dead_letter_headers as headers_for
 
-log = logging.getLogger("ordersync.dlq")
+log = logging.getLogger(__name__)
 
 
 class DeadLetterCounter:

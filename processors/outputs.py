@@ -17,7 +17,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
-log = logging.getLogger("ordersync.processor")
+log = logging.getLogger(__name__)
 
 Headers = Sequence[tuple[str, bytes]]
 

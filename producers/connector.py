@@ -37,7 +37,7 @@ from schemas.dead_letters import dead_letter_headers
 from schemas.records import OrderContext
 from schemas.topics import TopicNames
 
-log = logging.getLogger("ordersync.connector")
+log = logging.getLogger(__name__)
 POLL_OVERLAP = dt.timedelta(seconds=5)  # re-read a little: same-second changes and clock skew
 CHECKPOINT_EVERY = 2000  # orders between cursor saves during a backfill
 

@@ -15,7 +15,7 @@ import aiohttp
 
 from producers.documents import page_text
 
-log = logging.getLogger("ordersync.connector.http")
+log = logging.getLogger(__name__)
 SECRET_PARAMS = {"consumer_key", "consumer_secret", "ws_key"}
 RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
 

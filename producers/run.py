@@ -26,7 +26,7 @@ from runtime.settings import Settings
 from runtime.stores import StoreConfig
 from schemas.topics import TopicNames
 
-log = logging.getLogger("ordersync.connector")
+log = logging.getLogger(__name__)
 STORE_FAULTS = (StoreError, PublishError)  # a store (or Kafka) failing, not this program
 
 

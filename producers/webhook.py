@@ -40,7 +40,7 @@ from runtime.stores import StoreConfig
 from schemas import encode
 from schemas.dead_letters import dead_letter_headers
 
-log = logging.getLogger("ordersync.webhook")
+log = logging.getLogger(__name__)
 UPSERT_TOPICS = {"order.created", "order.updated", "order.restored"}
 CUSTOMER_TOPICS = {"customer.created", "customer.updated"}
 

@@ -31,7 +31,7 @@ from sinks.reconnect import Reconnecting
 from sinks.writer import Batch, Staged, WriteResult, stage, stored_offsets
 from sinks.writer_process import BatchRefused, WriterProcess
 
-log = logging.getLogger("ordersync.sink")
+log = logging.getLogger(__name__)
 R = TypeVar("R")
 
 

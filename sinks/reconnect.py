@@ -11,7 +11,7 @@ import psycopg
 
 from runtime import heartbeat
 
-log = logging.getLogger("ordersync.sink")
+log = logging.getLogger(__name__)
 R = TypeVar("R")
 
 
