@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypedDict, cast
 
 from processors.values import micros
 from schemas.records import Activity, Order
@@ -39,14 +39,32 @@ def digests(order: Order) -> dict[str, str]:
     return {field: _digest(order.get(field)) for field in CONTENT_FIELDS}
 
 
+class OrderMemory(TypedDict):
+    """What the order stage remembers of an order: enough to name a change without the whole order."""
+
+    version: int
+    status: str
+    store_status: str
+    deleted: bool
+    digests: dict[str, str]
+
+
+class StoredEntry(OrderMemory, total=False):
+    """An order's entry in the ``order-state`` table (JSON)."""
+
+    history: list[list[Any]]  # [position, OrderMemory | None] pairs, oldest first (see below)
+    offset: int  # entries written before the history existed: one step
+    prior: OrderMemory | None
+
+
 @dataclass(frozen=True)
 class Decision:
     apply: bool  # False: an old version or an exact duplicate; emit nothing
     activities: list[Activity]
-    state: dict[str, Any] | None  # the new per-order state to store (None when not applied)
+    state: OrderMemory | None  # the new per-order state to store (None when not applied)
 
 
-def state_of(order: Order) -> dict[str, Any]:
+def state_of(order: Order) -> OrderMemory:
     return {
         "version": order["version"],
         "status": order["status"],
@@ -60,7 +78,7 @@ def event_id(order_key: str, kind: str, version: int, fingerprint: str) -> str:
     return str(uuid.uuid5(EVENT_NAMESPACE, f"{order_key}|{kind}|{version}|{fingerprint}"))
 
 
-def decide(previous: dict[str, Any] | None, order: Order) -> Decision:
+def decide(previous: OrderMemory | None, order: Order) -> Decision:
     """What ``order`` means given the last state applied for its key."""
     new_state = state_of(order)
     if previous is not None:
@@ -137,7 +155,7 @@ def decide(previous: dict[str, Any] | None, order: Order) -> Decision:
 HISTORY = 4  # steps kept; an uncommitted window rarely holds more than a couple of events per order
 
 
-def _history(entry: dict[str, Any]) -> list[tuple[int, dict[str, Any] | None]]:
+def _history(entry: StoredEntry) -> list[tuple[int, OrderMemory | None]]:
     if "history" in entry:
         return [(int(off), prior) for off, prior in entry["history"]]
     if entry.get("offset") is not None:  # states stored before the history existed: one step
@@ -145,12 +163,12 @@ def _history(entry: dict[str, Any]) -> list[tuple[int, dict[str, Any] | None]]:
     return []
 
 
-def is_redelivery(entry: dict[str, Any] | None, offset: int) -> bool:
+def is_redelivery(entry: StoredEntry | None, offset: int) -> bool:
     history = _history(entry) if entry is not None else []
     return bool(history) and offset <= history[-1][0]
 
 
-def state_before(entry: dict[str, Any] | None, offset: int) -> dict[str, Any] | None:
+def state_before(entry: StoredEntry | None, offset: int) -> OrderMemory | None:
     """The state to decide ``offset``'s event against."""
     if entry is None:
         return None
@@ -158,15 +176,17 @@ def state_before(entry: dict[str, Any] | None, offset: int) -> dict[str, Any] | 
     if history and offset <= history[-1][0]:  # a redelivery
         # The state before the first change at or after this offset was the state this event saw.
         return next(prior for off, prior in history if off >= offset)
-    return {k: v for k, v in entry.items() if k not in ("offset", "prior", "history")}
+    return cast(OrderMemory, {k: v for k, v in entry.items() if k not in ("offset", "prior", "history")})
 
 
 def to_store(
-    decision: Decision, previous: dict[str, Any] | None, offset: int, entry: dict[str, Any] | None = None
-) -> dict[str, Any]:
+    decision: Decision, previous: OrderMemory | None, offset: int, entry: StoredEntry | None = None
+) -> StoredEntry:
     assert decision.state is not None
     history = [*(_history(entry) if entry is not None else []), (offset, previous)][-HISTORY:]
-    return {**decision.state, "history": [[off, prior] for off, prior in history]}
+    stored = cast(StoredEntry, dict(decision.state))
+    stored["history"] = [[off, prior] for off, prior in history]
+    return stored
 
 
 __all__ = [
