@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 import faust
@@ -145,131 +145,127 @@ class Emitter:
             self._outputs.send(self._contacts, key, encode("contact", contact))
 
 
-def register(
-    app: faust.App, topology: Topology, outputs: OutputProducer, overrides: Mapping[str, Mapping[str, str]]
-) -> None:
-    watchdog = Watchdog()
-    dead = DeadLetters(outputs, topology.outputs.dlq)
-    forward = Forwarder(outputs, topology.by_contact.get_topic_name(), app.conf.topic_partitions)
-    emit = Emitter(outputs, topology)
-    hinted = HintedContacts()
-    order_state = topology.order_state
+class Handlers:
+    """What the agents do with one message: decode it, hand its records to the pure stages, and send what
+    they return. Plain methods, so each step reads (and is tested) on its own."""
 
-    def decoded(event: EventT[bytes], subjects: tuple[str, ...]) -> dict[str, Any] | None:
+    def __init__(
+        self,
+        topology: Topology,
+        outputs: OutputProducer,
+        overrides: Mapping[str, Mapping[str, str]],
+        partitions: int,
+    ) -> None:
+        self.topology = topology
+        self.outputs = outputs
+        self.overrides = overrides
+        self.dead = DeadLetters(outputs, topology.outputs.dlq)
+        self.forward = Forwarder(outputs, topology.by_contact.get_topic_name(), partitions)
+        self.emit = Emitter(outputs, topology)
+        self.hinted = HintedContacts()
+
+    def _decoded(self, event: EventT[bytes], subjects: tuple[str, ...]) -> dict[str, Any] | None:
         """The event's record, or None once it went to the dead-letter topic."""
         try:
             return decode(event.value, subjects)
         except DecodeError as exc:
-            dead.send(event, "decode", exc.reason)
+            self.dead.send(event, "decode", exc.reason)
             return None
 
-    def order_events(event: EventT[bytes]) -> tuple[list[RawOrderEvent], bool]:
-        """The message's raw order events, and whether it was a batch."""
-        record = decoded(event, RAW_ORDER_SUBJECTS)
-        if record is None:
-            return [], False
-        if "events" in record:
-            return cast(RawOrderBatch, record)["events"], True
-        return [cast(RawOrderEvent, record)], False
+    def _sent(self) -> None:
+        self.forward.flush()
+        self.outputs.poll()
 
-    def handle_order(event: EventT[bytes], raw: RawOrderEvent, index: int, batched: bool) -> None:
+    # -- raw.orders: the order stage --------------------------------------------------------------------
+    def order_message(self, event: EventT[bytes]) -> None:
+        record = self._decoded(event, RAW_ORDER_SUBJECTS)
+        if record is not None:
+            batched = "events" in record
+            events = cast(RawOrderBatch, record)["events"] if batched else [cast(RawOrderEvent, record)]
+            for index, raw in enumerate(events):
+                self._order(event, raw, index, batched)
+        self._sent()
+
+    def _order(self, event: EventT[bytes], raw: RawOrderEvent, index: int, batched: bool) -> None:
         partition = event.message.partition
         key = f"{raw['store_id']}:{raw['source_order_id']}"
+        state = self.topology.order_state
+        position = event.message.offset * SLOTS + index
         try:
-            step = step_order(
-                raw,
-                order_state.get(partition, key),
-                event.message.offset * SLOTS + index,
-                overrides.get(raw["store_id"]),
-            )
-            encoded = [encode("order", order) for order in step.emit.orders]
-            acts = [encode("activity", activity) for activity in step.emit.activities]
+            step = step_order(raw, state.get(partition, key), position, self.overrides.get(raw["store_id"]))
+            orders = [encode("order", order) for order in step.emit.orders]
+            activities = [encode("activity", activity) for activity in step.emit.activities]
             if step.forward is not None and step.forward[1]["kind"] == "order":
                 encode("order", step.forward[1]["order"])  # proves it fits the contract before it waits
         except BAD_EVENT_ERRORS as exc:
             reason = f"{type(exc).__name__}: {exc}"
             if batched:  # the one event, as a raw_order_event of its own
-                dead.send(event, "normalise", reason, key.encode(), encode("raw_order_event", raw), batch_index=index)
+                value = encode("raw_order_event", raw)
+                self.dead.send(event, "normalise", reason, key.encode(), value, batch_index=index)
             else:
-                dead.send(event, "normalise", reason)
+                self.dead.send(event, "normalise", reason)
             return
         if step.state is not None:
-            order_state.put(partition, key, step.state)
-        for order, value in zip(step.emit.orders, encoded, strict=True):
-            emit.order(order, value)
-        for activity, value in zip(step.emit.activities, acts, strict=True):
-            emit.activity(activity, value)
-        if step.forward is not None and (step.forward[1]["kind"] != "hint" or hinted.first(step.forward[0])):
-            forward.add(*step.forward)
+            state.put(partition, key, step.state)
+        for order, value in zip(step.emit.orders, orders, strict=True):
+            self.emit.order(order, value)
+        for activity, value in zip(step.emit.activities, activities, strict=True):
+            self.emit.activity(activity, value)
+        if step.forward is not None:
+            route, item = step.forward
+            if item["kind"] != "hint" or self.hinted.first(route):
+                self.forward.add(route, item)
 
-    @app.agent(topology.raw_orders, name="normalise")
-    async def orders(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            with watchdog.event("normalise"):
-                events, batched = order_events(event)
-                for index, raw in enumerate(events):
-                    handle_order(event, raw, index, batched)
-                forward.flush()
-                outputs.poll()
+    # -- raw.customers and contacts.import: contacts for the contact stage ------------------------------
+    def customer_message(self, event: EventT[bytes]) -> None:
+        raw = self._decoded(event, ("raw_customer_event",))
+        if raw is None:
+            return
+        try:
+            hint, consent = hint_from_customer(raw["platform"], raw["document"], raw["source_customer_id"])
+            modified = customer_modified_at(raw["platform"], raw["document"], raw["store_timezone"])
+        except BAD_EVENT_ERRORS as exc:
+            self.dead.send(event, "normalise", f"{type(exc).__name__}: {exc}")
+            return
+        email = normalise_email(hint.email)
+        if email is None:
+            self.dead.send(event, "normalise", f"customer {raw['source_customer_id']} has no usable e-mail")
+            return
+        list_id = raw["list_id"]
+        contact = new_contact(
+            list_id, email, hint, "STORE_CUSTOMER", raw["store_id"], modified or raw["fetched_at"], consent
+        )
+        self.forward.add(contact_key(list_id, email), {"kind": "contact", "contact": contact})
+        if hint.store_customer_id:
+            alias = customer_alias(list_id, raw["store_id"], hint.store_customer_id)
+            self.forward.add(alias, {"kind": "alias", "contact": contact})
+        self._sent()
 
-    @app.agent(topology.raw_customers)
-    async def customers(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            with watchdog.event("customers"):
-                raw = decoded(event, ("raw_customer_event",))
-                if raw is None:
-                    continue
-                try:
-                    hint, consent = hint_from_customer(raw["platform"], raw["document"], raw["source_customer_id"])
-                    modified = customer_modified_at(raw["platform"], raw["document"], raw["store_timezone"])
-                except BAD_EVENT_ERRORS as exc:
-                    dead.send(event, "normalise", f"{type(exc).__name__}: {exc}")
-                    continue
-                email = normalise_email(hint.email)
-                if email is None:
-                    dead.send(event, "normalise", f"customer {raw['source_customer_id']} has no usable e-mail")
-                    continue
-                list_id = raw["list_id"]
-                at = modified or raw["fetched_at"]
-                contact = new_contact(list_id, email, hint, "STORE_CUSTOMER", raw["store_id"], at, consent)
-                forward.add(contact_key(list_id, email), {"kind": "contact", "contact": contact})
-                if hint.store_customer_id:
-                    alias = customer_alias(list_id, raw["store_id"], hint.store_customer_id)
-                    forward.add(alias, {"kind": "alias", "contact": contact})
-                forward.flush()
-                outputs.poll()
+    def import_message(self, event: EventT[bytes]) -> None:
+        contact = self._decoded(event, ("contact",))
+        if contact is None:
+            return
+        email, list_id = contact["email"], contact["list_id"]
+        if normalise_email(email) != email or contact["contact_id"] != contact_id(list_id, email):
+            self.dead.send(event, "normalise", "contact: e-mail not normalised or contact_id not derived from it")
+            return
+        self.forward.add(contact_key(list_id, email), {"kind": "contact", "contact": contact})
+        self._sent()
 
-    @app.agent(topology.imports)
-    async def imported(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            with watchdog.event("imported"):
-                contact = decoded(event, ("contact",))
-                if contact is None:
-                    continue
-                email, list_id = contact["email"], contact["list_id"]
-                if normalise_email(email) != email or contact["contact_id"] != contact_id(list_id, email):
-                    dead.send(event, "normalise", "contact: e-mail not normalised or contact_id not derived from it")
-                    continue
-                forward.add(contact_key(list_id, email), {"kind": "contact", "contact": contact})
-                forward.flush()
-                outputs.poll()
+    # -- processor.by-contact: the contact stage ----------------------------------------------------------
+    def contact_message(self, event: EventT[bytes]) -> None:
+        body = envelope.loads(event.value)
+        # One item per message was the format before batching; such messages may still be queued.
+        items = body if isinstance(body, list) else [(cast(bytes, event.key).decode(), body)]
+        out = Outputs()
+        for index, (key, item) in enumerate(items):
+            out.extend(self._join(event.message.partition, event.message.offset * SLOTS + index, key, item))
+        self.emit.all(out)
+        self.outputs.poll()
 
-    @app.agent(topology.by_contact, name="join")
-    async def contacts(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            with watchdog.event("join"):
-                body = envelope.loads(event.value)
-                # One item per message was the format before batching; such messages may still be queued.
-                items = body if isinstance(body, list) else [(event.key.decode(), body)]
-                out = Outputs()
-                for index, (key, item) in enumerate(items):
-                    out.extend(join_item(event.message.partition, event.message.offset * SLOTS + index, key, item))
-                emit.all(out)
-                outputs.poll()
-
-    def join_item(partition: int, position: int, key: str, item: dict[str, Any]) -> Outputs:
-        contacts, pending = topology.contacts.view(partition), topology.pending.view(partition)
-        last = topology.join_positions.get(partition, key)
+    def _join(self, partition: int, position: int, key: str, item: dict[str, Any]) -> Outputs:
+        contacts, pending = self.topology.contacts.view(partition), self.topology.pending.view(partition)
+        last = self.topology.join_positions.get(partition, key)
         redelivery = last is not None and position <= int(last)
         kind = item["kind"]
         if kind == "hint":
@@ -285,8 +281,29 @@ def register(
             if stored_contact is not None and not out.contacts:
                 out.contacts.append(envelope.loads(stored_contact))
         elif kind != "hint" or out.contacts:  # a hint that found its contact changed nothing
-            topology.join_positions.put(partition, key, str(position).encode())
+            self.topology.join_positions.put(partition, key, str(position).encode())
         return out
+
+
+def register(
+    app: faust.App, topology: Topology, outputs: OutputProducer, overrides: Mapping[str, Mapping[str, str]]
+) -> None:
+    """The agents: one per topic, each a loop over its messages."""
+    handlers = Handlers(topology, outputs, overrides, app.conf.topic_partitions)
+    watchdog = Watchdog()
+
+    def agent(topic: faust.TopicT, name: str, handle: Callable[[EventT[bytes]], None]) -> None:
+        async def run(stream: faust.StreamT[bytes]) -> None:
+            async for event in stream.events():
+                with watchdog.event(name):
+                    handle(event)
+
+        app.agent(topic, name=name)(run)
+
+    agent(topology.raw_orders, "normalise", handlers.order_message)
+    agent(topology.raw_customers, "customers", handlers.customer_message)
+    agent(topology.imports, "imported", handlers.import_message)
+    agent(topology.by_contact, "join", handlers.contact_message)
 
     @app.timer(interval=1.0)  # type: ignore[untyped-decorator]  # faust's decorators are not typed
     async def beat() -> None:

@@ -166,74 +166,106 @@ def compile_condition(cond: Any, now: dt.datetime, where: str = "segment") -> Co
         raise SegmentError(f"{where}: each condition is an object with exactly one key")
     ((kind, spec),) = cond.items()
     at = f"{where}.{kind}"
-    if kind in ("all", "any"):
-        if not isinstance(spec, list) or not spec:
-            raise SegmentError(f"{at}: needs a non-empty list of conditions")
-        parts = [compile_condition(c, now, f"{at}[{i}]") for i, c in enumerate(spec)]
-        joiner = sql.SQL(" AND " if kind == "all" else " OR ")
-        return Compiled(
-            sql.SQL("({})").format(joiner.join(p.where for p in parts)), [x for p in parts for x in p.params]
-        )
-    if kind == "not":
-        inner = compile_condition(spec, now, at)
-        return Compiled(sql.SQL("NOT ({})").format(inner.where), inner.params)
-    if kind == "ordered":
-        period_sql, params = _period(spec, now, at).sql("o.created_at")
-        return _in_composed(period_sql, params)
-    if kind == "order_count":
-        period, status = _period(spec, now, at), spec.get("status")
-        wanted = _positive_int(spec.get("value"), f"{at}.value")
-        if period.start is None and period.end is None and status is None:
-            return _from_stats("sum(order_count)", _op(spec, at), wanted)
-        if period.start is None and period.end is None and _status(status, f"{at}.status") == "COMPLETED":
-            return _from_stats("sum(completed_count)", _op(spec, at), wanted)
-        extra, params = period.sql("o.created_at")
-        if spec.get("status") is not None:
-            extra = sql.SQL("{} AND o.status = %s").format(extra)
-            params = [*params, _status(spec["status"], f"{at}.status")]
-        return _aggregate("count(*)", extra, params, _op(spec, at), wanted)
-    if kind == "spent":
-        currency = _currency(spec, at)
-        value = _number(spec.get("value"), f"{at}.value")
-        period = _period(spec, now, at)
-        if period.start is None and period.end is None:
-            # All time: the per-contact statistics the sink keeps current answer it from one small table.
-            sql_op, py_op = _op(spec, at)
-            if py_op(0, value):
-                return _in(
-                    f"SELECT contact_id FROM contact_order_stats WHERE currency = %s AND NOT (spent {sql_op} %s)",
-                    [currency, value],
-                    negate=True,
-                )
+    compile_kind = CONDITIONS.get(kind)
+    if compile_kind is None:
+        raise SegmentError(f"{at}: unknown condition {kind!r}")
+    return compile_kind(kind, spec, now, at)
+
+
+def _boolean(kind: str, spec: Any, now: dt.datetime, at: str) -> Compiled:
+    if not isinstance(spec, list) or not spec:
+        raise SegmentError(f"{at}: needs a non-empty list of conditions")
+    parts = [compile_condition(c, now, f"{at}[{i}]") for i, c in enumerate(spec)]
+    joiner = sql.SQL(" AND " if kind == "all" else " OR ")
+    return Compiled(sql.SQL("({})").format(joiner.join(p.where for p in parts)), [x for p in parts for x in p.params])
+
+
+def _not(kind: str, spec: Any, now: dt.datetime, at: str) -> Compiled:
+    inner = compile_condition(spec, now, at)
+    return Compiled(sql.SQL("NOT ({})").format(inner.where), inner.params)
+
+
+def _ordered(kind: str, spec: Any, now: dt.datetime, at: str) -> Compiled:
+    period_sql, params = _period(spec, now, at).sql("o.created_at")
+    return _in_composed(period_sql, params)
+
+
+def _order_count(kind: str, spec: Any, now: dt.datetime, at: str) -> Compiled:
+    period, status = _period(spec, now, at), spec.get("status")
+    wanted = _positive_int(spec.get("value"), f"{at}.value")
+    if period.start is None and period.end is None and status is None:
+        return _from_stats("sum(order_count)", _op(spec, at), wanted)
+    if period.start is None and period.end is None and _status(status, f"{at}.status") == "COMPLETED":
+        return _from_stats("sum(completed_count)", _op(spec, at), wanted)
+    extra, params = period.sql("o.created_at")
+    if spec.get("status") is not None:
+        extra = sql.SQL("{} AND o.status = %s").format(extra)
+        params = [*params, _status(spec["status"], f"{at}.status")]
+    return _aggregate("count(*)", extra, params, _op(spec, at), wanted)
+
+
+def _spent(kind: str, spec: Any, now: dt.datetime, at: str) -> Compiled:
+    currency = _currency(spec, at)
+    value = _number(spec.get("value"), f"{at}.value")
+    period = _period(spec, now, at)
+    if period.start is None and period.end is None:
+        # All time: the per-contact statistics the sink keeps current answer it from one small table.
+        sql_op, py_op = _op(spec, at)
+        if py_op(0, value):
             return _in(
-                f"SELECT contact_id FROM contact_order_stats WHERE currency = %s AND spent {sql_op} %s",
+                f"SELECT contact_id FROM contact_order_stats WHERE currency = %s AND NOT (spent {sql_op} %s)",
                 [currency, value],
+                negate=True,
             )
-        extra, params = period.sql("o.created_at")
-        extra = sql.SQL("{} AND o.status <> 'CANCELED' AND o.currency = %s").format(extra)
-        return _aggregate("sum(o.net_total)", extra, [*params, currency], _op(spec, at), value)
-    if kind == "average_order_value":
-        sql_op, _ = _op(spec, at)
         return _in(
-            f"SELECT contact_id FROM contact_order_stats WHERE currency = %s AND average_order_value {sql_op} %s",
-            [_currency(spec, at), _number(spec.get("value"), f"{at}.value")],
+            f"SELECT contact_id FROM contact_order_stats WHERE currency = %s AND spent {sql_op} %s",
+            [currency, value],
         )
-    if kind == "bought":
-        return _bought(spec, at)
-    if kind == "has_status":
-        return _in(f"SELECT o.contact_id FROM orders o WHERE {LIVE_ORDER} AND o.status = %s", [_status(spec, at)])
-    if kind == "abandoned_checkout":
-        since = _ago(now, spec.get("hours"), f"{at}.hours", "hours")
-        # "Some open order older than N hours has no COMPLETED order after it" is the same as "the oldest
-        # open order after the last COMPLETED one is older than N hours": the sink keeps that per contact.
-        return _in("SELECT contact_id FROM contact_checkout WHERE open_since < %s", [since])
-    if kind == "lapsed":
-        # Contacts who ordered before, but not in the last N days.
-        return _in(
-            "SELECT contact_id FROM contact_order_stats GROUP BY contact_id HAVING max(last_order_at) < %s",
-            [_ago(now, spec.get("days"), f"{at}.days", "days")],
-        )
-    raise SegmentError(f"{at}: unknown condition {kind!r}")
+    extra, params = period.sql("o.created_at")
+    extra = sql.SQL("{} AND o.status <> 'CANCELED' AND o.currency = %s").format(extra)
+    return _aggregate("sum(o.net_total)", extra, [*params, currency], _op(spec, at), value)
+
+
+def _average_order_value(kind: str, spec: Any, now: dt.datetime, at: str) -> Compiled:
+    sql_op, _ = _op(spec, at)
+    return _in(
+        f"SELECT contact_id FROM contact_order_stats WHERE currency = %s AND average_order_value {sql_op} %s",
+        [_currency(spec, at), _number(spec.get("value"), f"{at}.value")],
+    )
+
+
+def _has_status(kind: str, spec: Any, now: dt.datetime, at: str) -> Compiled:
+    return _in(f"SELECT o.contact_id FROM orders o WHERE {LIVE_ORDER} AND o.status = %s", [_status(spec, at)])
+
+
+def _abandoned_checkout(kind: str, spec: Any, now: dt.datetime, at: str) -> Compiled:
+    since = _ago(now, spec.get("hours"), f"{at}.hours", "hours")
+    # "Some open order older than N hours has no COMPLETED order after it" is the same as "the oldest
+    # open order after the last COMPLETED one is older than N hours": the sink keeps that per contact.
+    return _in("SELECT contact_id FROM contact_checkout WHERE open_since < %s", [since])
+
+
+def _lapsed(kind: str, spec: Any, now: dt.datetime, at: str) -> Compiled:
+    # Contacts who ordered before, but not in the last N days.
+    return _in(
+        "SELECT contact_id FROM contact_order_stats GROUP BY contact_id HAVING max(last_order_at) < %s",
+        [_ago(now, spec.get("days"), f"{at}.days", "days")],
+    )
+
+
+CONDITIONS: dict[str, Callable[[str, Any, dt.datetime, str], Compiled]] = {
+    "all": _boolean,
+    "any": _boolean,
+    "not": _not,
+    "ordered": _ordered,
+    "order_count": _order_count,
+    "spent": _spent,
+    "average_order_value": _average_order_value,
+    "bought": lambda kind, spec, now, at: _bought(spec, at),
+    "has_status": _has_status,
+    "abandoned_checkout": _abandoned_checkout,
+    "lapsed": _lapsed,
+}
 
 
 def _in_composed(extra: sql.Composable, params: list[Any]) -> Compiled:
