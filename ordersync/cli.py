@@ -21,6 +21,11 @@ from schemas.topics import TopicNames
 def main() -> None:
     """ordersync: sync web-shop orders into a marketing contact database through Kafka."""
     supervision.end_with_supervisor()
+    try:
+        Settings.from_env()
+    except ValueError as exc:  # a bad ORDERSYNC_* value: say which, not a traceback
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
 
 
 # -- stack -----------------------------------------------------------------------------------------
@@ -344,7 +349,6 @@ def process_command(
     output_prefix: str | None, loglevel: str,
 ) -> None:  # fmt: skip
     """Run the processor (a faust worker): normalise orders, join contacts, derive activity."""
-    import os
     from pathlib import Path
 
     import faust
@@ -357,7 +361,7 @@ def process_command(
     report = create_topics(settings)
     if output_prefix:
         create_topics(
-            Settings.from_env({**os.environ, "ORDERSYNC_TOPIC_PREFIX": output_prefix}),
+            settings.with_prefix(output_prefix),
             {"orders", "activity", "contacts", "dlq"},
         )
     for name, diffs in report.differing.items():

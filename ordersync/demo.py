@@ -9,7 +9,6 @@ for a while, then prints a summary. Ctrl-C stops everything cleanly.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import secrets
 import socket
 import statistics
@@ -101,7 +100,7 @@ def prepare(settings: Settings, orders: int, rate: float, database: str = DEMO_D
     if not settings.uses_external_database:
         LocalPostgres(settings).up()
     prefix = dt.datetime.now(dt.UTC).strftime(f"{name}-%Y%m%d%H%M%S.")
-    run_settings = Settings.from_env({**os.environ, "ORDERSYNC_TOPIC_PREFIX": prefix})
+    run_settings = settings.with_prefix(prefix)
     create_topics(run_settings)
     db_url = fresh_database(settings, database)
     work = settings.stack_dir / name

@@ -132,7 +132,7 @@ def run_replay(
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="ordersync-replay-"))
     raw = [settings.topic_prefix + t for t in RAW_TOPICS]
     create_topics(settings)
-    out_settings = Settings.from_env({**os.environ, "ORDERSYNC_TOPIC_PREFIX": the_plan.output_prefix})
+    out_settings = settings.with_prefix(the_plan.output_prefix)
     create_topics(out_settings, set(OUTPUT_TOPICS) | {"dlq"})
     if since is not None:
         start_from(settings, the_plan.processor_id, raw, since)

@@ -6,10 +6,15 @@ that existing cluster / database; otherwise they point at the local stack (``ord
 
 from __future__ import annotations
 
-import os
 import urllib.parse
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, ValidationError
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.sources.utils import parse_env_vars
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,66 +38,83 @@ def without_password(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
-def _int(env: dict[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+# Where ``from_env`` reads when given a mapping instead of the process environment (tests, children).
+_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("ordersync_environ", default=None)
 
 
-def _float(env: dict[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from exc
+class _Environment(EnvSettingsSource):
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        environ = _ENVIRON.get()
+        if environ is None:
+            return super()._load_env_vars()
+        parsed: Mapping[str, str | None] = parse_env_vars(
+            environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
+        )
+        return parsed
+
+
+Seconds = Annotated[float, AfterValidator(lambda v: _seconds(v))]
+
+
+def _seconds(value: float) -> float:
     if not 0 <= value < float("inf"):
-        raise ValueError(f"{name} must be a number of seconds, got {raw!r}")
+        raise ValueError("must be a number of seconds")
     return value
 
 
-@dataclass(frozen=True)
-class Settings:
-    kafka_bootstrap_env: str | None = None
-    database_url_env: str | None = None
-    topic_prefix: str = "ordersync."
-    partitions: int = 4
-    replication_factor: int = 1
-    stack_dir: Path = field(default_factory=_default_stack_dir)
-    jar_cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "ordersync")
-    kafka_port: int = 19092
-    kafka_controller_port: int = 19093
-    postgres_port: int = 55432
+class Settings(BaseSettings):
+    """Every setting, from ``ORDERSYNC_*`` environment variables (names beside each field)."""
+
+    model_config = SettingsConfigDict(env_prefix="ORDERSYNC_", frozen=True, env_ignore_empty=True, extra="ignore")
+
+    # Set: an existing cluster / database; unset: the local stack.
+    kafka_bootstrap_env: str | None = Field(None, validation_alias="ORDERSYNC_KAFKA_BOOTSTRAP")
+    database_url_env: str | None = Field(None, validation_alias="ORDERSYNC_DATABASE_URL")
+    topic_prefix: str = "ordersync."  # ORDERSYNC_TOPIC_PREFIX
+    partitions: int = 4  # ORDERSYNC_PARTITIONS
+    replication_factor: int = 1  # ORDERSYNC_REPLICATION_FACTOR
+    stack_dir: Path = Field(default_factory=_default_stack_dir, validation_alias="ORDERSYNC_STACK_DIR")
+    jar_cache_dir: Path = Field(
+        default_factory=lambda: Path.home() / ".cache" / "ordersync", validation_alias="ORDERSYNC_CACHE_DIR"
+    )
+    kafka_port: int = Field(19092, validation_alias="ORDERSYNC_STACK_KAFKA_PORT")
+    kafka_controller_port: int = Field(19093, validation_alias="ORDERSYNC_STACK_CONTROLLER_PORT")
+    postgres_port: int = Field(55432, validation_alias="ORDERSYNC_STACK_POSTGRES_PORT")
     # A failing store's next attempt waits at most this long (credentials refused: exactly refused_retry).
-    store_retry_max_s: float = 60.0
-    store_refused_retry_s: float = 300.0
+    store_retry_max_s: Seconds = 60.0  # ORDERSYNC_STORE_RETRY_MAX_S
+    store_refused_retry_s: Seconds = 300.0  # ORDERSYNC_STORE_REFUSED_RETRY_S
     # /health of `ordersync run` turns 503 once a store has been failing for this long.
-    store_failing_after_s: float = 300.0
+    store_failing_after_s: Seconds = 300.0  # ORDERSYNC_STORE_FAILING_AFTER_S
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        e = dict(os.environ if env is None else env)
-        defaults = cls()
-        return cls(
-            kafka_bootstrap_env=e.get("ORDERSYNC_KAFKA_BOOTSTRAP") or None,
-            database_url_env=e.get("ORDERSYNC_DATABASE_URL") or None,
-            topic_prefix=e.get("ORDERSYNC_TOPIC_PREFIX", defaults.topic_prefix),
-            partitions=_int(e, "ORDERSYNC_PARTITIONS", defaults.partitions),
-            replication_factor=_int(e, "ORDERSYNC_REPLICATION_FACTOR", defaults.replication_factor),
-            stack_dir=Path(e["ORDERSYNC_STACK_DIR"]) if e.get("ORDERSYNC_STACK_DIR") else defaults.stack_dir,
-            jar_cache_dir=Path(e["ORDERSYNC_CACHE_DIR"]) if e.get("ORDERSYNC_CACHE_DIR") else defaults.jar_cache_dir,
-            kafka_port=_int(e, "ORDERSYNC_STACK_KAFKA_PORT", defaults.kafka_port),
-            kafka_controller_port=_int(e, "ORDERSYNC_STACK_CONTROLLER_PORT", defaults.kafka_controller_port),
-            postgres_port=_int(e, "ORDERSYNC_STACK_POSTGRES_PORT", defaults.postgres_port),
-            store_retry_max_s=_float(e, "ORDERSYNC_STORE_RETRY_MAX_S", defaults.store_retry_max_s),
-            store_refused_retry_s=_float(e, "ORDERSYNC_STORE_REFUSED_RETRY_S", defaults.store_refused_retry_s),
-            store_failing_after_s=_float(e, "ORDERSYNC_STORE_FAILING_AFTER_S", defaults.store_failing_after_s),
-        )
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, _Environment(settings_cls))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read the process environment, or only ``env`` when given. A bad value is a ValueError naming
+        the variable."""
+        token = _ENVIRON.set(env)
+        try:
+            return cls()
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            name = str(error["loc"][0]) if error["loc"] else "?"
+            name = name if name.startswith("ORDERSYNC_") else f"ORDERSYNC_{name.upper()}"
+            raise ValueError(f"{name}: {error['msg']}, got {error.get('input')!r}") from None
+        finally:
+            _ENVIRON.reset(token)
+
+    def with_prefix(self, topic_prefix: str) -> Settings:
+        """The same settings for topics under another prefix (a replay's outputs)."""
+        return self.model_copy(update={"topic_prefix": topic_prefix})
 
     @property
     def uses_external_kafka(self) -> bool:

@@ -140,3 +140,23 @@ def test_store_fields_that_cannot_be_read_are_none_not_errors() -> None:
     assert _created({"date_created_gmt": "2024-03-01T10:00:00"}) == "2024-03-01T10:00:00"
     assert _customer_id({"id": "²"}) is None and _int_id("²") is None  # "²".isdigit() is True, int() fails
     assert _customer_id({"id": "42"}) == 42
+
+
+def test_a_bad_setting_names_its_variable_and_the_cli_exits_2() -> None:
+    import subprocess
+    import sys
+
+    from runtime.settings import Settings
+
+    with pytest.raises(ValueError, match=r"ORDERSYNC_STORE_RETRY_MAX_S: .*seconds.*'-5'"):
+        Settings.from_env({"ORDERSYNC_STORE_RETRY_MAX_S": "-5"})
+    assert Settings.from_env({"ORDERSYNC_TOPIC_PREFIX": "x."}).with_prefix("y.").topic_prefix == "y."
+    result = subprocess.run(
+        [sys.executable, "-m", "ordersync.cli", "topics", "list"],
+        env={"PATH": "/usr/bin:/bin", "ORDERSYNC_PARTITIONS": "four"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "ORDERSYNC_PARTITIONS" in result.stderr and "Traceback" not in result.stderr
