@@ -25,9 +25,10 @@ from __future__ import annotations
 import os
 import tomllib
 import zoneinfo
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from schemas.statuses import STATUSES
 
@@ -38,23 +39,51 @@ class ConfigError(ValueError):
     """The stores file is invalid; the message names the store and the key."""
 
 
-@dataclass(frozen=True)
-class StoreConfig:
-    id: str
-    platform: str
-    base_url: str
-    list_id: str
+class StoreConfig(BaseModel):
+    """One ``[[store]]`` of the stores file, validated (unknown keys are refused, not ignored)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(min_length=1, pattern=r"^[^:]+$")
+    platform: Literal["woocommerce", "prestashop"]
+    base_url: str = Field(min_length=1)
+    list_id: str = Field(min_length=1)
     timezone: str = "UTC"
     poll_interval_s: float = 30.0
     # WooCommerce cannot list customers changed since a time: customer.* webhooks carry the changes, and
     # every this many seconds all customers are read again and the changed ones published (0: never).
     customer_rescan_s: float = 3600.0
-    status_overrides: dict[str, str] = field(default_factory=dict)
+    status_overrides: dict[str, str] = Field(default_factory=dict)
     consumer_key_env: str | None = None
     consumer_secret_env: str | None = None
     webhook_secret_env: str | None = None
     api_key_env: str | None = None
     page_concurrency: int = 4
+
+    @field_validator("list_id", mode="before")
+    @classmethod
+    def _list_id_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) else value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {value!r}") from exc
+        return value
+
+    @field_validator("status_overrides", mode="before")
+    @classmethod
+    def _overrides_to_statuses(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        overrides = {str(k): str(v).upper() for k, v in value.items()}
+        bad = {k: v for k, v in overrides.items() if v not in STATUSES}
+        if bad:
+            raise ValueError(f"must map to {STATUSES}, got {bad}")
+        return overrides
 
     def secret(self, attribute: str) -> str:
         """The value of the environment variable named by ``attribute`` (e.g. "consumer_key_env")."""
@@ -69,32 +98,19 @@ class StoreConfig:
     def __repr__(self) -> str:  # never print anything that could be a secret's value
         return f"StoreConfig(id={self.id!r}, platform={self.platform!r}, base_url={self.base_url!r})"
 
-
-_FIELDS = {f for f in StoreConfig.__dataclass_fields__}
+    __str__ = __repr__
 
 
 def parse_store(raw: dict[str, Any]) -> StoreConfig:
-    store_id = raw.get("id")
-    if not isinstance(store_id, str) or not store_id or ":" in store_id:
-        raise ConfigError(f"store {store_id!r}: id must be a non-empty string without ':'")
-    unknown = set(raw) - _FIELDS
-    if unknown:
-        raise ConfigError(f"store {store_id}: unknown keys {sorted(unknown)}")
-    for key in ("platform", "base_url", "list_id"):
-        if not raw.get(key):
-            raise ConfigError(f"store {store_id}: {key} is required")
-    if raw["platform"] not in PLATFORMS:
-        raise ConfigError(f"store {store_id}: platform must be one of {PLATFORMS}, got {raw['platform']!r}")
-    tz = raw.get("timezone", "UTC")
     try:
-        zoneinfo.ZoneInfo(tz)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-        raise ConfigError(f"store {store_id}: unknown timezone {tz!r}") from exc
-    overrides = {str(k): str(v).upper() for k, v in raw.get("status_overrides", {}).items()}
-    bad = {k: v for k, v in overrides.items() if v not in STATUSES}
-    if bad:
-        raise ConfigError(f"store {store_id}: status_overrides must map to {STATUSES}, got {bad}")
-    return StoreConfig(**{**raw, "list_id": str(raw["list_id"]), "status_overrides": overrides})
+        return StoreConfig.model_validate(raw)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"]) or "store"
+        if error["type"] == "extra_forbidden":
+            unknown = sorted(str(e["loc"][0]) for e in exc.errors() if e["type"] == "extra_forbidden")
+            raise ConfigError(f"store {raw.get('id')!r}: unknown keys {unknown}") from None
+        raise ConfigError(f"store {raw.get('id')!r}: {where}: {error['msg']}") from None
 
 
 def load_stores(path: Path | str) -> list[StoreConfig]:
