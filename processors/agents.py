@@ -89,10 +89,12 @@ class Forwarder:
         self._by_partition: dict[int, list[tuple[str, dict[str, Any]]]] = {}
 
     def add(self, key: str, item: dict[str, Any]) -> None:
+        """Hold ``item`` for the partition of its routing ``key``."""
         partition = murmur2_partition(key.encode(), self._partitions)
         self._by_partition.setdefault(partition, []).append((key, item))
 
     def flush(self) -> None:
+        """Send what was held: one message per partition (cut below 65,536 items)."""
         for partition, items in self._by_partition.items():
             for start in range(0, len(items), SLOTS - 1):
                 value = envelope.dumps(items[start : start + SLOTS - 1])
@@ -130,12 +132,15 @@ class Emitter:
         self._contacts = topology.outputs.contacts
 
     def order(self, order: Order, value: bytes) -> None:
+        """Send an order already encoded (``value``), with its version headers."""
         self._outputs.send(self._orders, order["order_key"].encode(), value, order_headers(order))
 
     def activity(self, activity: Activity, value: bytes) -> None:
+        """Send an activity event already encoded."""
         self._outputs.send(self._activity, activity["order_key"].encode(), value)
 
     def all(self, out: Outputs) -> None:
+        """Encode and send everything the contact stage returned."""
         for order in out.orders:
             self.order(order, encode("order", order))
         for activity in out.activities:
@@ -178,6 +183,7 @@ class Handlers:
 
     # -- raw.orders: the order stage --------------------------------------------------------------------
     def order_message(self, event: EventT[bytes]) -> None:
+        """A raw.orders message: one order event or a batch, each through the order stage."""
         record = self._decoded(event, RAW_ORDER_SUBJECTS)
         if record is not None:
             batched = "events" in record
@@ -218,6 +224,7 @@ class Handlers:
 
     # -- raw.customers and contacts.import: contacts for the contact stage ------------------------------
     def customer_message(self, event: EventT[bytes]) -> None:
+        """A raw.customers message: the store customer's contact, and its alias for orders without e-mail."""
         raw = self._decoded(event, ("raw_customer_event",))
         if raw is None:
             return
@@ -242,6 +249,7 @@ class Handlers:
         self._sent()
 
     def import_message(self, event: EventT[bytes]) -> None:
+        """A contacts.import message: the contact as imported, if its identity is the derived one."""
         contact = self._decoded(event, ("contact",))
         if contact is None:
             return
@@ -254,6 +262,7 @@ class Handlers:
 
     # -- processor.by-contact: the contact stage ----------------------------------------------------------
     def contact_message(self, event: EventT[bytes]) -> None:
+        """A processor.by-contact message: its items through the contact stage, in order."""
         body = envelope.loads(event.value)
         # One item per message was the format before batching; such messages may still be queued.
         items = body if isinstance(body, list) else [(cast(bytes, event.key).decode(), body)]

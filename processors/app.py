@@ -40,6 +40,8 @@ ROCKSDB = {"write_buffer_size": 8 << 20, "max_write_buffer_number": 2, "block_ca
 
 @dataclass(frozen=True)
 class ProcessorOptions:
+    """What a worker needs to know, from the CLI and the settings."""
+
     bootstrap: str
     topic_prefix: str  # where the raw topics are
     partitions: int
@@ -56,6 +58,8 @@ class ProcessorOptions:
 
 @dataclass(frozen=True)
 class Topology:
+    """The app's topics and tables, as the agents use them."""
+
     inputs: TopicNames
     outputs: TopicNames
     raw_orders: faust.TopicT
@@ -69,6 +73,7 @@ class Topology:
 
 
 def create_app(opts: ProcessorOptions) -> faust.App:
+    """The faust app with its topics, tables and agents; the worker runs it."""
     app = faust.App(
         opts.app_id,
         broker=f"kafka://{opts.bootstrap}",

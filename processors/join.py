@@ -25,6 +25,8 @@ from schemas.records import Activity, Contact, Order
 
 @dataclass
 class Outputs:
+    """What a stage emits: records for the orders, activity and contacts topics."""
+
     orders: list[Order] = field(default_factory=list)
     activities: list[Activity] = field(default_factory=list)
     contacts: list[Contact] = field(default_factory=list)
@@ -36,6 +38,7 @@ class Outputs:
 
 
 def routing_key(order: Order, hint: ContactHint) -> str:
+    """Where an order is joined: its contact, its store customer, or nobody (see the module's docstring)."""
     list_id = order["list_id"]
     if order["contact_email"]:
         return contact_key(list_id, order["contact_email"])
@@ -45,11 +48,14 @@ def routing_key(order: Order, hint: ContactHint) -> str:
 
 
 class ContactIdentity(TypedDict):
+    """Enough of a contact to attach an order to it (both derived from list and e-mail)."""
+
     contact_id: str
     email: str
 
 
 def attach(order: Order, activities: list[Activity], contact: Contact | ContactIdentity | None) -> Outputs:
+    """The order and its activity, naming ``contact`` (None: unmatched)."""
     cid = contact["contact_id"] if contact else None
     email = contact["email"] if contact else order.get("contact_email")
     matched_order: Order = {**order, "contact_id": cid, "contact_email": email, "matched": contact is not None}

@@ -24,6 +24,8 @@ from schemas.records import RawOrderEvent
 
 @dataclass
 class OrderStep:
+    """The order stage's answer for one event."""
+
     emit: Outputs  # what goes out now (order and activity records)
     forward: tuple[str, dict[str, Any]] | None  # (routing key, item) for the contact stage
     state: bytes | None  # the order's new state entry to store (None: keep what is stored)

@@ -27,6 +27,8 @@ class OutputFailed(Exception):
 
 
 class OutputProducer:
+    """The processor's one producer; ``confirm`` is the commit's gate."""
+
     def __init__(self, bootstrap: str, linger_ms: int = 5, **extra: Any) -> None:
         self._producer = Producer(
             {
@@ -65,6 +67,7 @@ class OutputProducer:
         self._next += 1
 
     def poll(self) -> None:
+        """Serve delivery reports (cheap; called after each message)."""
         self._producer.poll(0)
 
     def _delivered(self, seq: int, err: KafkaError | None, msg: Message) -> None:
@@ -82,6 +85,7 @@ class OutputProducer:
 
     @property
     def in_flight(self) -> int:
+        """Records sent and not yet answered."""
         return self._next - self._low
 
     async def confirm(
@@ -103,6 +107,7 @@ class OutputProducer:
             on_stored(stored)
 
     def close(self, timeout_s: float = 30) -> None:
+        """Give queued records their chance at shutdown."""
         left = self._producer.flush(timeout_s)
         if left:
             log.warning("%d records still unacknowledged at shutdown (the next run produces them again)", left)

@@ -20,10 +20,13 @@ from processors.outputs import OutputProducer
 
 
 def table_key(key: str) -> bytes:
+    """A table key as faust's json codec stores it."""
     return json.dumps(key).encode()
 
 
 class StateTable:
+    """One faust table, read and written by partition; writes go to RocksDB and the changelog."""
+
     def __init__(self, table: TableT[Any, Any], outputs: OutputProducer) -> None:
         self.table = table
         self.outputs = outputs
@@ -31,6 +34,7 @@ class StateTable:
 
     @property
     def changelog(self) -> str:
+        """The changelog topic's name (asked once: faust names it after the app)."""
         if self._changelog is None:
             self._changelog = self.table.changelog_topic.get_topic_name()
             self.outputs.watched_topics.add(self._changelog)
@@ -41,10 +45,12 @@ class StateTable:
         return self.table.data._db_for_partition(partition)  # type: ignore[attr-defined]
 
     def get(self, partition: int, key: str) -> bytes | None:
+        """The stored value, or None."""
         value: bytes | None = self._db(partition).get(table_key(key))
         return value
 
     def put(self, partition: int, key: str, value: bytes) -> None:
+        """Store ``value`` locally and send it to the changelog (confirmed before the next commit)."""
         raw_key = table_key(key)
         self._db(partition).put(raw_key, value)
         self.outputs.send(self.changelog, raw_key, value, partition=partition)
@@ -56,6 +62,7 @@ class StateTable:
                 self.table.data.set_persisted_offset(TP(topic, partition), offset)  # type: ignore[attr-defined]
 
     def view(self, partition: int) -> PartitionView:
+        """The partition as a mapping."""
         return PartitionView(self, partition)
 
 
