@@ -502,6 +502,31 @@ def demo_command(orders: int, rate: float, live_seconds: float) -> None:
     sys.exit(run_demo(Settings.from_env(), orders, rate, live_seconds))
 
 
+@main.command("web")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Loopback only, for now (no login yet).")
+@click.option("--port", type=int, default=8080, show_default=True)
+def web_command(host: str, port: int) -> None:
+    """Serve the marketers' web app (contacts, their orders and activity) over the database."""
+    import ipaddress
+
+    import uvicorn
+
+    from web.app import create_app
+
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        # The pages show personal data and there is no login yet: refuse rather than expose it.
+        click.echo(f"error: --host {host} is not a loopback address; the web app has no login yet", err=True)
+        sys.exit(2)
+    configure_logging()
+    settings = Settings.from_env()
+    click.echo(f"ordersync web app on http://{host}:{port}/ (Ctrl-C stops it)")
+    uvicorn.run(create_app(settings.database_url), host=host, port=port, log_level="warning")
+
+
 @main.command("replay")
 @click.option("--target-database", required=True, help="PostgreSQL URL of the database to rebuild (migrated if new).")
 @click.option(

@@ -1,0 +1,167 @@
+"""The web app in a real browser (Debian's Chromium, driven headless by Playwright) over a real
+PostgreSQL filled by the sink's own writer: search a contact, open Orders, open an order and check its
+items against the database, open Activity; unknown ids and bad input are error pages, not tracebacks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from sinks.migrate import migrate
+from sinks.writer import Batch, prepare, write_batch
+from tests.endpoints import Endpoints
+from tests.processes import free_port, port_open, running, wait_for
+from tests.sink_data import activity, contact, item, order
+
+UTC = dt.UTC
+ZOE = "zoe.muller@example.com"
+
+
+@pytest.fixture(scope="module")
+def db(database_url: str) -> str:
+    migrate(database_url)
+    orders = [
+        order(1, ZOE, status="COMPLETED", created=dt.datetime(2024, 3, 1, 9, tzinfo=UTC), total="35.95",
+              items=[item("1", "22", "Shoes", "Trail Boot - 42", "TB-42"), item("2", "23", "Socks", "Wool socks")]),
+        order(2, ZOE, status="PENDING", created=dt.datetime(2024, 3, 5, 9, tzinfo=UTC), total="12.50"),
+        order(3, ZOE, status="CANCELED", created=dt.datetime(2024, 3, 9, 9, tzinfo=UTC), total="8.00", refunded="8.00"),
+        order(4, "ana@example.com", created=dt.datetime(2024, 3, 2, 9, tzinfo=UTC)),
+    ]  # fmt: skip
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        prepare(conn)
+        batch = Batch(
+            orders=orders,
+            activities=[activity(o) for o in orders],
+            contacts=[contact("1", ZOE), contact("1", "ana@example.com")],
+            messages=1,
+        )
+        write_batch(conn, batch, "test")
+    return database_url
+
+
+@pytest.fixture(scope="module")
+def web(db: str, endpoints: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    log = tmp_path_factory.mktemp("web") / "web.log"
+    env = {**os.environ, "ORDERSYNC_DATABASE_URL": db, "ORDERSYNC_KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap}
+    with running(["web", "--port", str(port)], env, log) as proc:
+        wait_for(lambda: port_open(port) or not proc.alive(), 60, "the web app")
+        assert proc.alive(), proc.output()
+        yield f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.fail("the browser tests need Chromium: apt-get install chromium (.ci/run installs it)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(timezone_id="Europe/Lisbon", locale="en-GB")
+    yield context.new_page()
+    context.close()
+
+
+def rows(db: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
+    with psycopg.connect(db) as conn:
+        return conn.execute(query, params).fetchall()
+
+
+def test_search_a_contact_open_orders_an_order_and_activity(page: Page, web: str, db: str) -> None:
+    page.goto(f"{web}/contacts")
+    page.get_by_role("searchbox", name="Search contacts").fill("zoe")
+    page.get_by_role("button", name="Search").click()
+    page.get_by_role("link", name=ZOE).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("F")  # the fixture's contact has only a first name
+    expect(page.locator(".profile .who")).to_contain_text(ZOE)
+
+    # Orders tab (the default): newest first, one row per order of this contact in the database.
+    in_db = rows(db, "SELECT order_number FROM orders WHERE contact_email = %s ORDER BY created_at DESC", ZOE)
+    order_links = page.locator("table.orders tbody tr td:nth-child(3) a")
+    expect(order_links).to_have_text([f"#{n}" for (n,) in in_db])
+    expect(page.locator("table.orders tbody tr").first.locator(".badge")).to_have_text("Canceled")
+
+    # An order's detail: its items are the database's.
+    page.get_by_role("link", name="#1", exact=True).click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Order #1")
+    items = rows(db, "SELECT name, sku, quantity FROM order_items WHERE source_order_id = '1' ORDER BY item_id")
+    shown = page.locator("table.items tbody tr")
+    expect(shown).to_have_count(len(items))
+    for i, (name, sku, quantity) in enumerate(items):
+        cells = shown.nth(i).locator("td")
+        expect(cells.nth(0)).to_have_text(name)
+        expect(cells.nth(1)).to_have_text(sku or "")
+        expect(cells.nth(2)).to_have_text(str(quantity))
+    expect(page.locator("table.items tfoot")).to_contain_text("35.95 EUR")
+
+    # Back to the contact, Activity tab: the timeline, newest first.
+    page.get_by_role("link", name=ZOE).click()
+    page.get_by_role("link", name="Activity").click()
+    events = rows(db, "SELECT order_key FROM activity WHERE contact_id = (SELECT contact_id FROM contacts WHERE email = %s)"
+                      " ORDER BY occurred_at DESC", ZOE)  # fmt: skip
+    expect(page.locator("ol.timeline li a")).to_have_text([key for (key,) in events])
+
+
+def test_times_are_shown_in_the_viewers_time_zone(page: Page, web: str, db: str) -> None:
+    (cid,) = rows(db, "SELECT contact_id FROM contacts WHERE email = %s", ZOE)[0]
+    page.goto(f"{web}/contacts/{cid}")
+    first = page.locator("table.orders tbody tr").first.locator("time")
+    expect(first).to_have_attribute("datetime", "2024-03-09T09:00:00+00:00")
+    expect(first).not_to_contain_text("UTC")  # rewritten by the page's script into the viewer's zone
+    expect(first).to_contain_text("09:00")  # Lisbon is UTC+0 in March
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "says"),
+    [
+        ("/contacts/not-a-uuid", 404, "no such contact"),
+        ("/contacts/6f1c7a52-1d3e-4c4e-9a57-0b7f3d2e9c10", 404, "no such contact"),
+        ("/orders/s/999999", 404, "no such order"),
+        ("/nowhere", 404, "Not Found"),
+        ("/contacts?q=%27%3B%20DROP%20TABLE%20contacts%3B%20--", 200, "No contact matches"),
+    ],
+)
+def test_unknown_ids_and_bad_input_are_pages_not_tracebacks(
+    page: Page, web: str, db: str, path: str, status: int, says: str
+) -> None:
+    response = page.goto(web + path)
+    assert response is not None and response.status == status
+    expect(page.locator("main")).to_contain_text(says)
+    assert "Traceback" not in page.content()
+    assert rows(db, "SELECT count(*) FROM contacts") == [(2,)]
+
+
+def test_a_bad_page_number_is_a_400_page(page: Page, web: str, db: str) -> None:
+    (cid,) = rows(db, "SELECT contact_id FROM contacts WHERE email = %s", ZOE)[0]
+    response = page.goto(f"{web}/contacts/{cid}?page=abc")
+    assert response is not None and response.status == 400
+    expect(page.locator("main")).to_contain_text("page must be a number")
+
+
+def test_the_app_refuses_to_listen_beyond_loopback(subprocess_env: dict[str, str], tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ordersync.cli", "web", "--host", "0.0.0.0", "--port", str(free_port())],
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "no login" in result.stderr

@@ -1,0 +1,140 @@
+"""The web app: Starlette routes rendering Jinja2 templates. Every page opens a short PostgreSQL
+connection in a worker thread; ids in URLs are validated before any query, so a bad one is a 404."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from web import queries
+
+HERE = Path(__file__).parent
+STATUSES = ("CREATED", "PENDING", "COMPLETED", "CANCELED", "UNKNOWN")
+
+
+def money(value: Decimal | None) -> str:
+    """An amount as shops show it: two places, more only when the store used them (never a float)."""
+    if value is None:
+        return ""
+    shown = value.quantize(Decimal("0.01")) if value == value.quantize(Decimal("0.01")) else value.normalize()
+    return f"{shown:,}"
+
+
+TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
+TEMPLATES.env.filters["money"] = money
+
+
+async def _db(request: Request, work: Callable[[psycopg.Connection[Any]], Any]) -> Any:
+    """Run ``work`` with a short connection, in a worker thread."""
+    url: str = request.app.state.database_url
+
+    def run() -> Any:
+        with psycopg.connect(url) as conn:
+            return work(conn)
+
+    return await run_in_threadpool(run)
+
+
+def _page(request: Request) -> int:
+    raw = request.query_params.get("page", "1")
+    if not raw.isdigit() or not 1 <= int(raw) <= 100_000:
+        raise HTTPException(400, "page must be a number from 1")
+    return int(raw)
+
+
+def _render(request: Request, template: str, context: dict[str, Any], status: int = 200) -> Response:
+    return TEMPLATES.TemplateResponse(request, template, context, status_code=status)
+
+
+async def home(request: Request) -> Response:
+    return RedirectResponse("/contacts")
+
+
+async def contacts(request: Request) -> Response:
+    """Contacts whose e-mail starts with, or whose name contains, the search, within a list."""
+    q = request.query_params.get("q", "")[:200]
+    list_id = request.query_params.get("list") or None
+    found, all_lists = await _db(request, lambda c: (queries.search_contacts(c, q, list_id), queries.lists(c)))
+    return _render(request, "contacts.html", {"q": q, "list_id": list_id, "lists": all_lists, "contacts": found})
+
+
+async def contact(request: Request) -> Response:
+    """A contact's profile with its Orders or Activity tab, newest first, a page at a time."""
+    cid = request.path_params["contact_id"]
+    try:
+        uuid.UUID(cid)
+    except ValueError:
+        raise HTTPException(404, "no such contact") from None
+    tab = request.query_params.get("tab", "orders")
+    if tab not in ("orders", "activity"):
+        raise HTTPException(404, "no such tab")
+    page = _page(request)
+    rows_for = queries.contact_orders if tab == "orders" else queries.contact_activity
+
+    def load(conn: psycopg.Connection[Any]) -> dict[str, Any] | None:
+        person = queries.contact(conn, cid)
+        if person is None:
+            return None
+        return {"contact": person, "stats": queries.stats(conn, cid), "rows": rows_for(conn, cid, page)}
+
+    view = await _db(request, load)
+    if view is None:
+        raise HTTPException(404, "no such contact")
+    rows = view.pop("rows")
+    more = len(rows) > queries.PAGE_SIZE
+    return _render(
+        request, "contact.html", {**view, "tab": tab, "page": page, "more": more, "rows": rows[: queries.PAGE_SIZE]}
+    )
+
+
+async def order(request: Request) -> Response:
+    """One order: its items, totals, coupons, refunds, dates and its own timeline."""
+    store_id, oid = request.path_params["store_id"], request.path_params["source_order_id"]
+
+    def load(conn: psycopg.Connection[Any]) -> dict[str, Any] | None:
+        found = queries.order(conn, store_id, oid)
+        if found is None:
+            return None
+        timeline = queries.order_activity(conn, store_id, oid)
+        return {"order": found, "items": queries.order_items(conn, store_id, oid), "timeline": timeline}
+
+    view = await _db(request, load)
+    if view is None:
+        raise HTTPException(404, "no such order")
+    return _render(request, "order.html", view)
+
+
+async def error(request: Request, exc: Exception) -> Response:
+    """Every error as a page: a 404 says what was not found; anything else never shows a traceback."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    detail = exc.detail if isinstance(exc, HTTPException) else "something went wrong"
+    return _render(request, "error.html", {"status": status, "detail": detail}, status)
+
+
+def create_app(database_url: str) -> Starlette:
+    """The app over the database at ``database_url``."""
+    app = Starlette(
+        routes=[
+            Route("/", home),
+            Route("/contacts", contacts),
+            Route("/contacts/{contact_id}", contact),
+            Route("/orders/{store_id}/{source_order_id}", order),
+            Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
+        ],
+        exception_handlers={HTTPException: error, 500: error},
+    )
+    app.state.database_url = database_url
+    return app

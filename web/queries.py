@@ -1,0 +1,92 @@
+"""The SQL behind each page (explicit, parameterised) and the small functions that run it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+PAGE_SIZE = 25
+
+SEARCH_CONTACTS = """
+SELECT c.contact_id, c.list_id, c.email, c.first_name, c.last_name,
+       coalesce(sum(s.order_count), 0) AS orders
+FROM contacts c LEFT JOIN contact_order_stats s USING (contact_id)
+WHERE (%(list)s::text IS NULL OR c.list_id = %(list)s)
+  AND (%(q)s::text IS NULL
+       OR c.email LIKE %(prefix)s
+       OR lower(coalesce(c.first_name, '') || ' ' || coalesce(c.last_name, '')) LIKE %(anywhere)s)
+GROUP BY c.contact_id
+ORDER BY c.email
+LIMIT %(limit)s
+"""
+LISTS = "SELECT DISTINCT list_id FROM contacts ORDER BY list_id"
+CONTACT = "SELECT * FROM contacts WHERE contact_id = %s"
+STATS = "SELECT * FROM contact_order_stats WHERE contact_id = %s ORDER BY currency"
+CONTACT_ORDERS = """
+SELECT store_id, source_order_id, order_number, status, store_status, store_status_label, currency,
+       total, refunded_total, net_total, created_at, deleted
+FROM orders WHERE contact_id = %s
+ORDER BY created_at DESC, store_id, source_order_id
+LIMIT %s OFFSET %s
+"""
+CONTACT_ACTIVITY = """
+SELECT * FROM activity WHERE contact_id = %s
+ORDER BY occurred_at DESC, version DESC, type
+LIMIT %s OFFSET %s
+"""
+ORDER = "SELECT * FROM orders WHERE store_id = %s AND source_order_id = %s"
+ORDER_ITEMS = "SELECT * FROM order_items WHERE store_id = %s AND source_order_id = %s ORDER BY item_id"
+ORDER_ACTIVITY = """
+SELECT * FROM activity WHERE store_id = %s AND source_order_id = %s
+ORDER BY occurred_at DESC, version DESC, type
+"""
+
+Row = dict[str, Any]
+
+
+def _rows(conn: psycopg.Connection[Any], query: str, params: Any) -> list[Row]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(query, params).fetchall()
+
+
+def search_contacts(conn: psycopg.Connection[Any], q: str | None, list_id: str | None, limit: int = 50) -> list[Row]:
+    text = q.strip().lower() if q and q.strip() else None
+    like = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") if text else None
+    params = {"q": text, "prefix": f"{like}%", "anywhere": f"%{like}%", "list": list_id or None, "limit": limit}
+    return _rows(conn, SEARCH_CONTACTS, params)
+
+
+def lists(conn: psycopg.Connection[Any]) -> list[str]:
+    return [row["list_id"] for row in _rows(conn, LISTS, ())]
+
+
+def contact(conn: psycopg.Connection[Any], contact_id: str) -> Row | None:
+    found = _rows(conn, CONTACT, (contact_id,))
+    return found[0] if found else None
+
+
+def stats(conn: psycopg.Connection[Any], contact_id: str) -> list[Row]:
+    return _rows(conn, STATS, (contact_id,))
+
+
+def contact_orders(conn: psycopg.Connection[Any], contact_id: str, page: int) -> list[Row]:
+    return _rows(conn, CONTACT_ORDERS, (contact_id, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE))
+
+
+def contact_activity(conn: psycopg.Connection[Any], contact_id: str, page: int) -> list[Row]:
+    return _rows(conn, CONTACT_ACTIVITY, (contact_id, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE))
+
+
+def order(conn: psycopg.Connection[Any], store_id: str, source_order_id: str) -> Row | None:
+    found = _rows(conn, ORDER, (store_id, source_order_id))
+    return found[0] if found else None
+
+
+def order_items(conn: psycopg.Connection[Any], store_id: str, source_order_id: str) -> list[Row]:
+    return _rows(conn, ORDER_ITEMS, (store_id, source_order_id))
+
+
+def order_activity(conn: psycopg.Connection[Any], store_id: str, source_order_id: str) -> list[Row]:
+    return _rows(conn, ORDER_ACTIVITY, (store_id, source_order_id))
