@@ -25,6 +25,7 @@ from tests.sink_data import activity, contact, item, order
 
 UTC = dt.UTC
 ZOE = "zoe.muller@example.com"
+NOW = dt.datetime.now(UTC).replace(microsecond=0)
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,15 @@ def db(database_url: str) -> str:
         order(2, ZOE, status="PENDING", created=dt.datetime(2024, 3, 5, 9, tzinfo=UTC), total="12.50"),
         order(3, ZOE, status="CANCELED", created=dt.datetime(2024, 3, 9, 9, tzinfo=UTC), total="8.00", refunded="8.00"),
         order(4, "ana@example.com", created=dt.datetime(2024, 3, 2, 9, tzinfo=UTC)),
+        # Recent ones, for Insights (which looks back from today), in two stores and two currencies.
+        *(order(100 + i, "ana@example.com", status=("COMPLETED", "PENDING", "CANCELED")[i % 3],
+                created=NOW - dt.timedelta(days=3 * i), total=f"{10 + i}.25", refunded="1.00" if i == 4 else "0",
+                currency="EUR" if i < 7 else "CHF", items=[item("1", f"P{i % 3}", "Shoes", f"Product {i % 3}")])
+          for i in range(9)),
     ]  # fmt: skip
+    for o in orders[4:]:
+        if o["source_order_id"] in ("105", "106"):
+            o["store_id"], o["order_key"] = "t", f"t:{o['source_order_id']}"
     with psycopg.connect(database_url, autocommit=True) as conn:
         prepare(conn)
         batch = Batch(
@@ -145,6 +154,27 @@ def test_unknown_ids_and_bad_input_are_pages_not_tracebacks(
     expect(page.locator("main")).to_contain_text(says)
     assert "Traceback" not in page.content()
     assert rows(db, "SELECT count(*) FROM contacts") == [(2,)]
+
+
+def test_insights_show_revenue_net_of_refunds_per_currency_and_store(page: Page, web: str, db: str) -> None:
+    page.goto(f"{web}/insights")
+    revenue = "SELECT currency, sum(net_total) FROM orders WHERE NOT deleted AND status <> 'CANCELED'" \
+              " AND created_at >= now() - interval '366 days' {} GROUP BY currency ORDER BY currency"  # fmt: skip
+    for currency, total in rows(db, revenue.format("")):
+        section = page.locator(f"section.chart[data-currency='{currency}']")
+        expect(section.locator(".total")).to_have_text(f"{total:,.2f}")
+        expect(section.locator("svg rect")).not_to_have_count(0)
+    page.get_by_role("combobox", name="Store").select_option("t")
+    page.get_by_role("button", name="Show").click()
+    for currency, total in rows(db, revenue.format("AND store_id = 't'")):
+        expect(page.locator(f"section.chart[data-currency='{currency}'] .total")).to_have_text(f"{total:,.2f}")
+    canceled = rows(db, "SELECT count(*) FROM orders WHERE store_id = 't' AND status = 'CANCELED'"
+                        " AND created_at >= now() - interval '366 days'")[0][0]  # fmt: skip
+    expect(page.locator("table.statuses tr", has=page.locator(".badge.canceled")).locator("td.num")).to_have_text(
+        str(canceled)
+    )
+    response = page.goto(f"{web}/insights?by=year")
+    assert response is not None and response.status == 400
 
 
 def test_a_bad_page_number_is_a_400_page(page: Page, web: str, db: str) -> None:

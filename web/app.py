@@ -3,6 +3,7 @@ connection in a worker thread; ids in URLs are validated before any query, so a 
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
@@ -20,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from web import queries
+from web.charts import bars
 
 HERE = Path(__file__).parent
 STATUSES = ("CREATED", "PENDING", "COMPLETED", "CANCELED", "UNKNOWN")
@@ -117,6 +119,41 @@ async def order(request: Request) -> Response:
     return _render(request, "order.html", view)
 
 
+UNITS = {"day": dt.timedelta(days=60), "week": dt.timedelta(weeks=26), "month": dt.timedelta(days=366)}
+
+
+async def insights(request: Request) -> Response:
+    """Revenue over time per currency (net of refunds), orders per status, top products; per store."""
+    unit = request.query_params.get("by", "month")
+    if unit not in UNITS:
+        raise HTTPException(400, "by must be day, week or month")
+    store = request.query_params.get("store") or None
+    since = dt.datetime.now(dt.UTC) - UNITS[unit]
+
+    def load(conn: psycopg.Connection[Any]) -> dict[str, Any]:
+        return {
+            "revenue": queries.revenue(conn, unit, since, store),
+            "statuses": queries.orders_by_status(conn, since, store),
+            "products": queries.top_products(conn, since, store),
+            "stores": queries.stores(conn),
+        }
+
+    view = await _db(request, load)
+    charts = []
+    for currency in sorted({r["currency"] for r in view["revenue"]}):
+        rows = [r for r in view["revenue"] if r["currency"] == currency]
+        total, orders = sum((r["revenue"] for r in rows), Decimal(0)), sum(r["orders"] for r in rows)
+        fmt = "%Y-%m-%d" if unit != "month" else "%Y-%m"
+        series = [(r["period"].strftime(fmt), r["revenue"]) for r in rows]
+        charts.append({"currency": currency, "bars": bars(series), "rows": rows, "total": total, "orders": orders,
+                       "average": (total / orders).quantize(Decimal("0.01")) if orders else Decimal(0)})  # fmt: skip
+    counts = {r["status"]: r["orders"] for r in view["statuses"]}
+    return _render(request, "insights.html", {
+        "unit": unit, "store": store, "stores": view["stores"], "charts": charts, "products": view["products"],
+        "statuses": [(s, counts.get(s, 0)) for s in STATUSES], "since": since,
+    })  # fmt: skip
+
+
 async def error(request: Request, exc: Exception) -> Response:
     """Every error as a page: a 404 says what was not found; anything else never shows a traceback."""
     status = exc.status_code if isinstance(exc, HTTPException) else 500
@@ -132,6 +169,7 @@ def create_app(database_url: str) -> Starlette:
             Route("/contacts", contacts),
             Route("/contacts/{contact_id}", contact),
             Route("/orders/{store_id}/{source_order_id}", order),
+            Route("/insights", insights),
             Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
         ],
         exception_handlers={HTTPException: error, 500: error},

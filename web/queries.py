@@ -90,3 +90,46 @@ def order_items(conn: psycopg.Connection[Any], store_id: str, source_order_id: s
 
 def order_activity(conn: psycopg.Connection[Any], store_id: str, source_order_id: str) -> list[Row]:
     return _rows(conn, ORDER_ACTIVITY, (store_id, source_order_id))
+
+
+REVENUE = """
+SELECT date_trunc(%(unit)s, created_at AT TIME ZONE 'UTC') AS period, currency,
+       count(*) AS orders, sum(net_total) AS revenue
+FROM orders
+WHERE NOT deleted AND status <> 'CANCELED' AND created_at >= %(since)s
+  AND (%(store)s::text IS NULL OR store_id = %(store)s)
+GROUP BY 1, 2
+ORDER BY 1, 2
+"""
+BY_STATUS = """
+SELECT status, count(*) AS orders FROM orders
+WHERE NOT deleted AND created_at >= %(since)s AND (%(store)s::text IS NULL OR store_id = %(store)s)
+GROUP BY status
+"""
+TOP_PRODUCTS = """
+SELECT i.name, o.currency, sum(i.quantity) AS quantity, sum(i.total) AS revenue
+FROM order_items i JOIN orders o USING (store_id, source_order_id)
+WHERE NOT o.deleted AND o.status <> 'CANCELED' AND o.created_at >= %(since)s
+  AND (%(store)s::text IS NULL OR o.store_id = %(store)s)
+GROUP BY i.name, o.currency
+ORDER BY revenue DESC, i.name
+LIMIT 10
+"""
+STORES = "SELECT DISTINCT store_id FROM orders ORDER BY store_id"
+
+
+def revenue(conn: psycopg.Connection[Any], unit: str, since: Any, store: str | None) -> list[Row]:
+    """Revenue net of refunds per period and currency (canceled and deleted orders left out)."""
+    return _rows(conn, REVENUE, {"unit": unit, "since": since, "store": store})
+
+
+def orders_by_status(conn: psycopg.Connection[Any], since: Any, store: str | None) -> list[Row]:
+    return _rows(conn, BY_STATUS, {"since": since, "store": store})
+
+
+def top_products(conn: psycopg.Connection[Any], since: Any, store: str | None) -> list[Row]:
+    return _rows(conn, TOP_PRODUCTS, {"since": since, "store": store})
+
+
+def stores(conn: psycopg.Connection[Any]) -> list[str]:
+    return [row["store_id"] for row in _rows(conn, STORES, ())]
