@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -505,7 +507,13 @@ def demo_command(orders: int, rate: float, live_seconds: float) -> None:
 @main.command("web")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Loopback only, for now (no login yet).")
 @click.option("--port", type=int, default=8080, show_default=True)
-def web_command(host: str, port: int) -> None:
+@click.option(
+    "--health-file",
+    type=click.Path(dir_okay=False),
+    default=lambda: os.environ.get("ORDERSYNC_STORE_HEALTH_FILE"),
+    help="The connectors' store health file (ordersync run writes <log dir>/stores.health.json).",
+)
+def web_command(host: str, port: int, health_file: str | None) -> None:
     """Serve the marketers' web app (contacts, their orders and activity) over the database."""
     import ipaddress
 
@@ -524,7 +532,8 @@ def web_command(host: str, port: int) -> None:
     configure_logging()
     settings = Settings.from_env()
     click.echo(f"ordersync web app on http://{host}:{port}/ (Ctrl-C stops it)")
-    uvicorn.run(create_app(settings.database_url), host=host, port=port, log_level="warning")
+    app = create_app(settings, Path(health_file) if health_file else None)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 @main.command("replay")

@@ -23,14 +23,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
+from confluent_kafka import KafkaException
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
-from producers import health as store_health
-from producers.health import StoreHealth
-from runtime import heartbeat, supervision
+from runtime import heartbeat, store_health, supervision
+from runtime.kafka_status import KafkaStatus
+from runtime.store_health import StoreHealth
 from schemas.topics import TopicNames
 
 log = logging.getLogger(__name__)
@@ -174,45 +173,16 @@ class Metrics:
         self.database_url = database_url
         self.prefix = prefix
         self.groups = groups  # group id → topics it consumes
-        self._admin: AdminClient | None = None
+        self.kafka = KafkaStatus(bootstrap)
         self.registry = CollectorRegistry()
         self.registry.register(self)
 
-    def _kafka(self) -> AdminClient:
-        if self._admin is None:
-            self._admin = AdminClient({"bootstrap.servers": self.bootstrap})
-        return self._admin
-
-    def _end_offsets(self, topics: list[str]) -> dict[TopicPartition, int]:
-        admin = self._kafka()
-        metadata = admin.list_topics(timeout=5).topics
-        wanted = [
-            TopicPartition(t, p)
-            for t in topics
-            if t in metadata and metadata[t].error is None
-            for p in metadata[t].partitions
-        ]
-        if not wanted:
-            return {}
-        latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
-        futures = admin.list_offsets(dict.fromkeys(wanted, latest), request_timeout=5)
-        return {tp: future.result().offset for tp, future in futures.items()}
-
     def lag(self) -> dict[str, int]:
         """Messages not yet consumed (committed) per consumer group."""
-        admin, out = self._kafka(), {}
-        for group, topics in self.groups.items():
-            ends = self._end_offsets(topics)
-            request = [ConsumerGroupTopicPartitions(group, [TopicPartition(tp.topic, tp.partition) for tp in ends])]
-            committed = {
-                (tp.topic, tp.partition): tp.offset
-                for tp in admin.list_consumer_group_offsets(request)[group].result(5).topic_partitions
-            }
-            out[group] = sum(end - max(committed.get((tp.topic, tp.partition), 0), 0) for tp, end in ends.items())
-        return out
+        return self.kafka.lag(self.groups)
 
     def dead_letters(self) -> int:
-        return sum(self._end_offsets([TopicNames.with_prefix(self.prefix).dlq]).values())
+        return sum(self.kafka.end_offsets([TopicNames.with_prefix(self.prefix).dlq]).values())
 
     def latencies(self) -> list[float]:
         import psycopg

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 
 from producers.connector import Connector, Progress, make_source
 from producers.cursors import CursorStore
-from producers.health import HealthBoard
 from producers.http_client import StoreError
 from producers.publisher import Publisher, PublishError
 from runtime import heartbeat
 from runtime.settings import Settings
+from runtime.store_health import HealthBoard
 from runtime.stores import StoreConfig
 from schemas.topics import TopicNames
 

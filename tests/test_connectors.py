@@ -276,7 +276,7 @@ def test_a_failing_store_is_retried_forever_and_never_stops_the_others(
 ) -> None:
     """An outage longer than the HTTP retries, then refused credentials: the store shows as failing in
     the health file and is tried again until it recovers; the other store keeps publishing meanwhile."""
-    from producers.health import read
+    from runtime.store_health import read
 
     health_file = tmp_path / "stores.health.json"
     patient = {**env, "ORDERSYNC_STORE_HEALTH_FILE": str(health_file), "ORDERSYNC_STORE_RETRY_MAX_S": "1",

@@ -17,10 +17,16 @@ import psycopg
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from ordersync.topics_admin import create_topics
+from runtime.settings import Settings
+from schemas.dead_letters import dead_letter_headers
+from schemas.topics import TopicNames
 from sinks.migrate import migrate
 from sinks.writer import Batch, prepare, write_batch
 from tests.endpoints import Endpoints
+from tests.kafka_helpers import produce
 from tests.processes import free_port, port_open, running, wait_for
+from tests.shops import SECRETS, shop, stores_toml
 from tests.sink_data import activity, contact, item, order
 
 UTC = dt.UTC
@@ -195,3 +201,40 @@ def test_the_app_refuses_to_listen_beyond_loopback(subprocess_env: dict[str, str
     )
     assert result.returncode == 2
     assert "no login" in result.stderr
+
+
+def test_stores_page_shows_a_shop_answering_503_as_failing_with_its_dead_letters_and_lag(
+    page: Page, db: str, subprocess_env: dict[str, str], topic_prefix: str, tmp_path: Path
+) -> None:
+    """A WooCommerce shop (the simulator) answers 503 to every request: its connector keeps retrying, the
+    health file says so, and past ORDERSYNC_STORE_FAILING_AFTER_S the Stores page shows it failing. A dead
+    letter from it in the last hour, and raw orders nobody has processed yet, show too."""
+    env = {**subprocess_env, **SECRETS, "ORDERSYNC_TOPIC_PREFIX": topic_prefix, "ORDERSYNC_DATABASE_URL": db,
+           "ORDERSYNC_STORE_HEALTH_FILE": str(tmp_path / "health.json"), "ORDERSYNC_STORE_RETRY_MAX_S": "1",
+           "ORDERSYNC_STORE_FAILING_AFTER_S": "2"}  # fmt: skip
+    create_topics(Settings.from_env(env))
+    names = TopicNames.with_prefix(topic_prefix)
+    produce(env["ORDERSYNC_KAFKA_BOOTSTRAP"], names.raw_orders, [(b"w:1", b"not yet processed")] * 3)
+    headers = dead_letter_headers("unreadable order: bad date", "connector", store="w")
+    produce(env["ORDERSYNC_KAFKA_BOOTSTRAP"], names.dlq, [(b"w:unreadable-1", b"{", headers)])
+    port = free_port()
+    with (
+        shop("woocommerce", "w", env, tmp_path, orders=5) as woo,
+        running(["web", "--port", str(port)], env, tmp_path / "web.log") as web_proc,
+    ):
+        woo.faults(failing=503)
+        config = stores_toml(tmp_path / "stores.toml", woo, poll_interval_s=1)
+        with running(["connect", "--config", str(config), "--follow"], env, tmp_path / "connect.log") as conn:
+            wait_for(lambda: port_open(port) or not web_proc.alive(), 60, "the web app")
+            row = page.locator("tr[data-store='w']")
+
+            def failing() -> bool:
+                assert conn.alive(), conn.output()[-2000:]
+                page.goto(f"http://127.0.0.1:{port}/stores")
+                return row.count() == 1 and row.locator(".state").inner_text() == "Failing"
+
+            wait_for(failing, 120, "the Stores page to show store w failing")
+            expect(row.locator(".last-error")).to_contain_text("503")
+            expect(row.locator(".dead-count")).to_have_text("1")
+            expect(row.locator(".reasons")).to_contain_text("connector: unreadable order: bad date")
+            expect(page.locator(f"tr[data-group='{topic_prefix}processor'] td.num")).to_have_text("3")

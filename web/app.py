@@ -4,6 +4,7 @@ connection in a worker thread; ids in URLs are validated before any query, so a 
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from confluent_kafka import KafkaException
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -20,6 +22,10 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from runtime import store_health
+from runtime.kafka_status import KafkaStatus, StoreDeadLetters
+from runtime.settings import Settings
+from schemas.topics import TopicNames
 from web import queries
 from web.charts import bars
 
@@ -37,6 +43,7 @@ def money(value: Decimal | None) -> str:
 
 TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
 TEMPLATES.env.filters["money"] = money
+TEMPLATES.env.filters["isotime"] = lambda epoch: dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat()
 
 
 async def _db(request: Request, work: Callable[[psycopg.Connection[Any]], Any]) -> Any:
@@ -154,6 +161,44 @@ async def insights(request: Request) -> Response:
     })  # fmt: skip
 
 
+async def stores(request: Request) -> Response:
+    """Each store's sync health (from the connectors' health file), the processor's and the sink's lag,
+    and the dead letters of the last hour with the last reasons."""
+    settings: Settings = request.app.state.settings
+    health_file: Path | None = request.app.state.health_file
+    now = time.time()
+    health = store_health.read(health_file) if health_file else {}
+
+    def from_kafka() -> tuple[dict[str, int], dict[str, StoreDeadLetters]] | None:
+        topics = TopicNames.with_prefix(settings.topic_prefix)
+        status = KafkaStatus(settings.kafka_bootstrap)
+        groups = {
+            "processor": [topics.raw_orders, topics.raw_customers, topics.contacts_import],
+            "sink": [topics.orders, topics.activity, topics.contacts],
+        }
+        try:
+            lag = status.lag({f"{settings.topic_prefix}{name}": t for name, t in groups.items()})
+            return lag, status.dead_letters_since(topics.dlq, now - 3600)
+        except (KafkaException, TimeoutError, ValueError):
+            return None
+
+    kafka = await run_in_threadpool(from_kafka)
+    lag, dead = kafka if kafka is not None else ({}, {})
+    failing_after = settings.store_failing_after_s
+    names = sorted(set(health) | set(dead))
+    rows = []
+    for name in names:
+        h = health.get(name)
+        failing_for = h.failing_for(now) if h else 0.0
+        state = "failing" if failing_for > failing_after else ("retrying" if h and h.consecutive_failures else "ok")
+        rows.append({"store": name, "health": h, "state": state, "failing_for": failing_for,
+                     "dead": dead.get(name, StoreDeadLetters())})  # fmt: skip
+    return _render(request, "stores.html", {
+        "rows": rows, "lag": lag, "kafka_reachable": kafka is not None, "health_file": health_file,
+        "failing_after": failing_after, "now": now,
+    })  # fmt: skip
+
+
 async def error(request: Request, exc: Exception) -> Response:
     """Every error as a page: a 404 says what was not found; anything else never shows a traceback."""
     status = exc.status_code if isinstance(exc, HTTPException) else 500
@@ -161,8 +206,8 @@ async def error(request: Request, exc: Exception) -> Response:
     return _render(request, "error.html", {"status": status, "detail": detail}, status)
 
 
-def create_app(database_url: str) -> Starlette:
-    """The app over the database at ``database_url``."""
+def create_app(settings: Settings, health_file: Path | None = None) -> Starlette:
+    """The app over the settings' database; ``health_file``: the connectors' store health (Stores page)."""
     app = Starlette(
         routes=[
             Route("/", home),
@@ -170,9 +215,12 @@ def create_app(database_url: str) -> Starlette:
             Route("/contacts/{contact_id}", contact),
             Route("/orders/{store_id}/{source_order_id}", order),
             Route("/insights", insights),
+            Route("/stores", stores),
             Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
         ],
         exception_handlers={HTTPException: error, 500: error},
     )
-    app.state.database_url = database_url
+    app.state.database_url = settings.database_url
+    app.state.settings = settings
+    app.state.health_file = health_file
     return app
