@@ -495,13 +495,21 @@ def run_command(config_path: str, webhook_port: int, metrics_port: int, log_dir:
 @click.option("--orders", type=int, default=5000, show_default=True, help="Orders of history across the two shops.")
 @click.option("--rate", type=float, default=5.0, show_default=True, help="Live new/changed orders per second per shop.")
 @click.option("--live-seconds", type=float, default=30.0, show_default=True, help="How long to watch live orders.")
-def demo_command(orders: int, rate: float, live_seconds: float) -> None:
+@click.option(
+    "--serve/--no-serve",
+    default=None,
+    help="End by serving the web app on the demo's data (default: when run from a terminal).",
+)
+@click.option("--port", type=int, default=8080, show_default=True, help="The web app's port.")
+def demo_command(orders: int, rate: float, live_seconds: float, serve: bool | None, port: int) -> None:
     """See the whole pipeline work: two simulated shops → Kafka → processor → PostgreSQL, then a summary."""
 
     from ordersync.demo import run_demo
 
     configure_logging(logging.WARNING)
-    sys.exit(run_demo(Settings.from_env(), orders, rate, live_seconds))
+    if serve is None:
+        serve = sys.stdin.isatty() and sys.stdout.isatty()
+    sys.exit(run_demo(Settings.from_env(), orders, rate, live_seconds, port if serve else None))
 
 
 @main.command("web")

@@ -148,7 +148,7 @@ def prepare(settings: Settings, orders: int, rate: float, database: str = DEMO_D
     return DemoSetup(prefix, db_url, env, config, work, woo_port, ps_port, woo_orders, ps_orders, sims, pipeline)
 
 
-def run_demo(settings: Settings, orders: int, rate: float, live_seconds: float) -> int:
+def run_demo(settings: Settings, orders: int, rate: float, live_seconds: float, serve_port: int | None = None) -> int:
     setup = prepare(settings, orders, rate)
     prefix, db_url, env, config, work = setup.prefix, setup.db_url, setup.env, setup.config, setup.work
     woo_port, ps_port, woo_orders, ps_orders = setup.woo_port, setup.ps_port, setup.woo_orders, setup.ps_orders
@@ -182,13 +182,26 @@ def run_demo(settings: Settings, orders: int, rate: float, live_seconds: float) 
         live_from = dt.datetime.now(dt.UTC)
         time.sleep(live_seconds)
         summary(db_url, live_from, prefix, config, env)
-        return 0
     except KeyboardInterrupt:
         click.echo("\ninterrupted: stopping")
         return 130
     finally:
         supervisor.stop()
         supervisor.shutdown(grace_s=30)
+    if serve_port is not None:
+        serve(settings.model_copy(update={"database_url_env": db_url, "topic_prefix": prefix}),
+              supervisor.store_health_file, serve_port)  # fmt: skip
+    return 0
+
+
+def serve(settings: Settings, health_file: Path, port: int) -> None:
+    """The web app on the demo's data until Ctrl-C."""
+    import uvicorn
+
+    from web.app import create_app
+
+    click.echo(f"\nThe web app on the demo's data: http://127.0.0.1:{port}/  (Ctrl-C stops it)")
+    uvicorn.run(create_app(settings, health_file), host="127.0.0.1", port=port, log_level="warning")
 
 
 def summary(db_url: str, live_from: dt.datetime, prefix: str, config: Path, env: dict[str, str]) -> None:
