@@ -58,13 +58,18 @@ class OrderContext(TypedDict):
     customer: CustomerRef | None
 
 
-class RawOrderEvent(TypedDict):
+class RawEnvelope(TypedDict):
+    """What every raw event starts with, whatever the document."""
+
     event_id: str
     store_id: str
     platform: Platform
     list_id: str
     obtained_by: ObtainedBy
     operation: Operation
+
+
+class RawOrderEvent(RawEnvelope):
     source_order_id: str
     source_modified_at: dt.datetime | None
     fetched_at: dt.datetime
@@ -78,13 +83,7 @@ class RawOrderBatch(TypedDict):
 
 
 # -- raw_customer_event ------------------------------------------------------------------------------
-class RawCustomerEvent(TypedDict):
-    event_id: str
-    store_id: str
-    platform: Platform
-    list_id: str
-    obtained_by: ObtainedBy
-    operation: Operation
+class RawCustomerEvent(RawEnvelope):
     source_customer_id: str
     source_modified_at: dt.datetime | None
     fetched_at: dt.datetime
