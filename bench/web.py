@@ -1,0 +1,124 @@
+"""The web app's pages on 1,000,000 orders (200,000 contacts, items, one activity event per order):
+p50 / p95 of each page fetched from `ordersync web`, beside the bare SQL behind it, in the same run.
+
+    python bench/web.py [--orders 1000000] [--contacts 200000] [--requests 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import statistics
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from common import Timer, free_port, fresh_database, report, settings_with_stack, spawn  # type: ignore[import-not-found]
+from segments import load  # type: ignore[import-not-found]
+
+from sinks.migrate import migrate
+from web import queries
+from web.app import UNITS
+
+ACTIVITY = """
+INSERT INTO activity (event_id, type, order_key, store_id, source_order_id, list_id, contact_id, occurred_at,
+                      to_status, to_store_status, currency, total, version)
+SELECT md5(order_key)::uuid, 'ORDER_CREATED', order_key, store_id, source_order_id, list_id, contact_id, created_at,
+       status, store_status, currency, total, version
+FROM orders
+"""
+
+
+def timed(n: int, call: Callable[[], Any]) -> tuple[float, float]:
+    """p50 and p95 in milliseconds of ``n`` calls (after one warm-up call)."""
+    call()
+    samples = []
+    for _ in range(n):
+        start = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - start) * 1000)
+    q = statistics.quantiles(samples, n=20)
+    return statistics.median(samples), q[18]
+
+
+def get(url: str) -> Callable[[], None]:
+    def fetch() -> None:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            response.read()
+            if response.status != 200:
+                raise SystemExit(f"{url}: HTTP {response.status}")
+
+    return fetch
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--orders", type=int, default=1_000_000)
+    ap.add_argument("--contacts", type=int, default=200_000)
+    ap.add_argument("--requests", type=int, default=40)
+    args = ap.parse_args()
+    settings = settings_with_stack()
+    rows: list[tuple[str, str]] = []
+    with fresh_database(settings, "web") as url:
+        migrate(url)
+        with Timer() as t:
+            load(url, args.orders, args.contacts)
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(ACTIVITY)
+                conn.execute("VACUUM ANALYZE activity")
+        rows.append(("load (COPY, statistics, activity, VACUUM ANALYZE)", f"{t.seconds:.0f} s"))
+        with psycopg.connect(url) as conn:
+            # The busiest contact and one of its orders: the heaviest profile there is.
+            cid, store, oid = conn.execute(
+                "SELECT contact_id, min(store_id), min(source_order_id) FROM orders GROUP BY contact_id"
+                " ORDER BY count(*) DESC LIMIT 1"
+            ).fetchone() or (None, None, None)
+            email = conn.execute("SELECT email FROM contacts WHERE contact_id = %s", (cid,)).fetchone()
+            count = conn.execute("SELECT count(*) FROM orders WHERE contact_id = %s", (cid,)).fetchone()
+        rows.append(("busiest contact", f"{count[0] if count else 0} orders"))
+        port = free_port()
+        work = Path(tempfile.mkdtemp(prefix="ordersync-bench-web-"))
+        web = spawn(["web", "--port", str(port)], {**os.environ, "ORDERSYNC_DATABASE_URL": url}, work / "web.log")
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    get(f"{base}/contacts")()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline or web.poll() is not None:
+                        raise SystemExit(
+                            f"the web app did not start: {(work / 'web.log').read_text()[-2000:]}"
+                        ) from None
+                    time.sleep(0.3)
+            now = dt.datetime.now(dt.UTC)
+            since, weeks = now - UNITS["month"], now - UNITS["week"]
+            prefix = (email[0] if email else "c1")[:4]
+            pages: list[tuple[str, str, Callable[[psycopg.Connection[Any]], Any]]] = [
+                ("contact search (e-mail prefix)", f"/contacts?q={prefix}", lambda c: queries.search_contacts(c, prefix, None)),
+                ("contact profile, Orders tab", f"/contacts/{cid}", lambda c: (queries.contact(c, str(cid)), queries.stats(c, str(cid)), queries.contact_orders(c, str(cid), 1))),
+                ("contact profile, Activity tab", f"/contacts/{cid}?tab=activity", lambda c: queries.contact_activity(c, str(cid), 1)),
+                ("order detail", f"/orders/{store}/{oid}", lambda c: (queries.order(c, store, oid), queries.order_items(c, store, oid), queries.order_activity(c, store, oid))),
+                ("insights, per month (12 months)", "/insights?by=month", lambda c: (queries.revenue(c, "month", since, None), queries.orders_by_status(c, since, None), queries.top_products(c, since, None))),
+                ("insights, per week (26 weeks)", "/insights?by=week", lambda c: queries.revenue(c, "week", weeks, None)),
+            ]  # fmt: skip
+            with psycopg.connect(url) as conn:
+                for name, path, sql in pages:
+                    p50, p95 = timed(args.requests, get(base + path))
+                    s50, s95 = timed(args.requests, lambda sql=sql: sql(conn))
+                    verdict = "met" if p95 < 150 else "NOT met"
+                    rows.append((name, f"page p50 {p50:.0f} ms, p95 {p95:.0f} ms ({verdict}); bare SQL p50 {s50:.0f} ms, p95 {s95:.0f} ms"))  # fmt: skip
+        finally:
+            web.terminate()
+            web.wait(30)
+    report(f"Web app pages on {args.orders:,} orders and {args.contacts:,} contacts (target: p95 < 150 ms)", rows)
+
+
+if __name__ == "__main__":
+    main()
