@@ -27,7 +27,7 @@ from runtime.kafka_status import KafkaStatus, StoreDeadLetters
 from runtime.settings import Settings
 from schemas.topics import TopicNames
 from web import queries
-from web.charts import bars
+from web.charts import bars, periods
 
 HERE = Path(__file__).parent
 STATUSES = ("CREATED", "PENDING", "COMPLETED", "CANCELED", "UNKNOWN")
@@ -151,7 +151,9 @@ async def insights(request: Request) -> Response:
         rows = [r for r in view["revenue"] if r["currency"] == currency]
         total, orders = sum((r["revenue"] for r in rows), Decimal(0)), sum(r["orders"] for r in rows)
         fmt = "%Y-%m-%d" if unit != "month" else "%Y-%m"
-        series = [(r["period"].strftime(fmt), r["revenue"]) for r in rows]
+        by_period = {r["period"]: r["revenue"] for r in rows}
+        every = periods(unit, since, dt.datetime.now(dt.UTC))
+        series = [(start.strftime(fmt), by_period.get(start, Decimal(0))) for start in every]
         charts.append({"currency": currency, "bars": bars(series), "rows": rows, "total": total, "orders": orders,
                        "average": (total / orders).quantize(Decimal("0.01")) if orders else Decimal(0)})  # fmt: skip
     counts = {r["status"]: r["orders"] for r in view["statuses"]}
