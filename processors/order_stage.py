@@ -31,9 +31,6 @@ class OrderStep:
     state: bytes | None  # the order's new state entry to store (None: keep what is stored)
 
 
-NOTHING = OrderStep(Outputs(), None, None)
-
-
 def step_order(
     raw: RawOrderEvent, entry_bytes: bytes | None, position: int, overrides: Mapping[str, str] | None
 ) -> OrderStep:
@@ -44,7 +41,7 @@ def step_order(
     result = normalise_order(raw, overrides, previous["version"] if previous else None)
     decision = decide(previous, result.order)
     if not decision.apply:
-        return NOTHING
+        return OrderStep(Outputs(), None, None)  # an old version or a duplicate: nothing to do
     state = None if is_redelivery(entry, position) else json.dumps(to_store(decision, previous, position, entry))
     order, hint = result.order, result.contact
     key = routing_key(order, hint)
