@@ -513,7 +513,9 @@ def demo_command(orders: int, rate: float, live_seconds: float, serve: bool | No
 
 
 @main.command("web")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Loopback only, for now (no login yet).")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Beyond loopback only with ORDERSYNC_WEB_USER/PASSWORD."
+)
 @click.option("--port", type=int, default=8080, show_default=True)
 @click.option(
     "--health-file",
@@ -522,26 +524,24 @@ def demo_command(orders: int, rate: float, live_seconds: float, serve: bool | No
     help="The connectors' store health file (ordersync run writes <log dir>/stores.health.json).",
 )
 def web_command(host: str, port: int, health_file: str | None) -> None:
-    """Serve the marketers' web app (contacts, their orders and activity) over the database."""
-    import ipaddress
-
+    """Serve the marketers' web app: contacts, segments, insights, store health (docs/web.md)."""
     import uvicorn
 
+    from sinks.migrate import migrate
     from web.app import create_app
+    from web.auth import Access
 
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
-        # The pages show personal data and there is no login yet: refuse rather than expose it.
-        click.echo(f"error: --host {host} is not a loopback address; the web app has no login yet", err=True)
+    settings = Settings.from_env()
+    problem = Access.from_settings(settings).problem(host)
+    if problem:
+        # The pages show personal data: refuse rather than expose it.
+        click.echo(f"error: {problem}", err=True)
         sys.exit(2)
     configure_logging()
-    settings = Settings.from_env()
+    migrate(settings.database_url)  # saved segments live in the same database
     click.echo(f"ordersync web app on http://{host}:{port}/ (Ctrl-C stops it)")
     app = create_app(settings, Path(health_file) if health_file else None)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False)
 
 
 @main.command("replay")
@@ -592,6 +592,7 @@ def replay_command(
 @main.command("segment")
 @click.option("--file", "segment_file", type=click.File(), help="Segment document (JSON), '-' for stdin.")
 @click.option("--json", "segment_json", help="Segment document inline (JSON).")
+@click.option("--saved", "saved_name", help="A segment saved in the web app, by name (its list unless --list).")
 @click.option("--list", "list_id", help="Only contacts of this list.")
 @click.option("--ordered-last-days", type=int, help="Ordered in the last N days.")
 @click.option("--ordered-from", help="Ordered on or after this date (ISO).")

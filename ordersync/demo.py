@@ -25,8 +25,8 @@ import psycopg
 from ordersync.supervisor import Child, Supervisor
 from ordersync.topics_admin import create_topics
 from runtime.settings import Settings, without_password
+from segmentation import build_query
 from sinks.contact_view import load, render_text
-from sinks.segments import build_query
 
 DEMO_DB = "ordersync_demo"
 EXAMPLE_SEGMENTS: dict[str, dict[str, Any]] = {

@@ -12,7 +12,7 @@ import psycopg
 
 from runtime.settings import Settings
 from schemas.json_view import to_json
-from sinks.segments import SegmentError, build_query
+from segmentation import SegmentError, build_query, saved
 
 
 def conditions_from_flags(kw: dict[str, Any]) -> list[dict[str, Any]]:
@@ -75,14 +75,28 @@ def write(rows: list[dict[str, Any]], fmt: str, out: IO[str]) -> None:
     out.write(f"({len(rows)} contacts)\n")
 
 
+def with_saved(conn: psycopg.Connection[Any], kw: dict[str, Any]) -> dict[str, Any]:
+    """``kw`` with the saved segment ``--saved NAME`` added as a document (and its list, unless --list)."""
+    name = kw.get("saved_name")
+    if not name:
+        return kw
+    segment = saved.by_name(conn, name)
+    if segment is None:
+        raise SegmentError(f"no saved segment is named {name!r} (the web app's Segments page lists them)")
+    others = [json.loads(kw["segment_json"])] if kw.get("segment_json") else []
+    document = {"all": [segment.document, *others]} if others else segment.document
+    return {**kw, "segment_json": json.dumps(document), "list_id": kw.get("list_id") or segment.list_id}
+
+
 def run_segment(settings: Settings, **kw: Any) -> int:
-    try:
-        document = segment_document(kw)
-        query, params = build_query(document, list_id=kw.get("list_id"), count=bool(kw.get("count_only")))
-    except SegmentError as exc:
-        click.echo(f"invalid segment: {exc}", err=True)
-        return 2
     with psycopg.connect(settings.database_url) as conn:
+        try:
+            kw = with_saved(conn, kw)
+            document = segment_document(kw)
+            query, params = build_query(document, list_id=kw.get("list_id"), count=bool(kw.get("count_only")))
+        except (SegmentError, json.JSONDecodeError) as exc:
+            click.echo(f"invalid segment: {exc}", err=True)
+            return 2
         cur = conn.execute(query, params)
         if kw.get("count_only"):
             row = cur.fetchone()

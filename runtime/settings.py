@@ -12,7 +12,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, ValidationError
+from pydantic import AfterValidator, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
@@ -85,6 +85,13 @@ class Settings(BaseSettings):
     store_refused_retry_s: Seconds = 300.0  # ORDERSYNC_STORE_REFUSED_RETRY_S
     # /health of `ordersync run` turns 503 once a store has been failing for this long.
     store_failing_after_s: Seconds = 300.0  # ORDERSYNC_STORE_FAILING_AFTER_S
+    # The web app's account (docs/web.md). With it set, every page needs a login; without it, the app
+    # only binds to loopback. web_lists: the comma-separated contact lists the account may see (all if unset).
+    web_user: str | None = None  # ORDERSYNC_WEB_USER
+    web_password: SecretStr | None = None  # ORDERSYNC_WEB_PASSWORD
+    web_lists: str | None = None  # ORDERSYNC_WEB_LISTS
+    # Signs the session cookie; unset: a random key per process (sessions end when the app restarts).
+    web_session_secret: SecretStr | None = None  # ORDERSYNC_WEB_SESSION_SECRET
 
     @classmethod
     def settings_customise_sources(

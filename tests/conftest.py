@@ -2,15 +2,20 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
 from psycopg import sql
 
 from tests.endpoints import Endpoints, provide_endpoints
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -63,3 +68,24 @@ def subprocess_env(endpoints: Endpoints, tmp_path: Path) -> dict[str, str]:
     env["ORDERSYNC_DATABASE_URL"] = endpoints.database_url
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
     return env
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless, driven by Playwright (no browser download)."""
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.fail("the browser tests need Chromium: apt-get install chromium (.ci/run installs it)")
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=chromium, headless=True)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(timezone_id="Europe/Lisbon", locale="en-GB", accept_downloads=True)
+    yield context.new_page()
+    context.close()

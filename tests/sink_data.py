@@ -94,3 +94,38 @@ def random_history(
         orders += [first, second]
         acts += [activity(first), activity(second, "ORDER_STATUS_CHANGED")]
     return orders, acts, contacts
+
+
+def segment_fixture(now: dt.datetime) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """120 contacts of list 1 (10 never ordered) and one of list 2, with a seeded history up to ``now``."""
+    rng = random.Random(42)
+    contacts = [contact("1", f"p{i}@example.com") for i in range(120)] + [contact("2", "other-list@example.com")]
+    orders: list[dict[str, Any]] = []
+    oid = 0
+    for c in contacts[:110]:  # 10 contacts never ordered
+        for _ in range(rng.choice([1, 1, 2, 3, 5])):
+            oid += 1
+            created = now - dt.timedelta(hours=rng.randrange(1, 24 * 400))
+            items = [
+                item(str(j), f"P{rng.randrange(8)}", rng.choice(CATEGORIES), name=rng.choice(["Trail Boot", "Silk 100% Scarf", "Tote_bag"]), sku=rng.choice([None, "SKU-1", "SKU-2"]))
+                for j in range(rng.choice([1, 2]))
+            ]  # fmt: skip
+            total = Decimal(rng.randrange(500, 40000)) / 100
+            refunded = total if rng.random() < 0.05 else Decimal(0)
+            orders.append(
+                order(oid, c["email"], status=rng.choice(STATUSES), created=created, total=str(total), refunded=str(refunded),
+                      currency=rng.choice(["EUR", "EUR", "CHF"]), items=items, list_id=c["list_id"], deleted=rng.random() < 0.03)
+            )  # fmt: skip
+    return contacts, orders
+
+
+def load_segment_fixture(conn: Any, contacts: list[dict[str, Any]], orders: list[dict[str, Any]]) -> None:
+    """Write the fixture through the sink's writer; deletes arrive later with a newer version, as from the
+    processor."""
+    from sinks.writer import Batch, prepare, write_batch
+
+    prepare(conn)
+    live = [o for o in orders if not o["deleted"]]
+    deleted = [{**o, "deleted": False} for o in orders if o["deleted"]]
+    write_batch(conn, Batch(orders=live + deleted, contacts=contacts, messages=1), "test")
+    write_batch(conn, Batch(orders=[{**o, "version": 9} for o in orders if o["deleted"]], messages=1), "test")

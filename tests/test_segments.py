@@ -14,53 +14,23 @@ import psycopg
 import pytest
 
 from schemas.identity import contact_id
+from segmentation import SegmentError, build_query
 from sinks.migrate import migrate
-from sinks.segments import SegmentError, build_query
-from sinks.writer import Batch, prepare, write_batch
-from tests.sink_data import CATEGORIES, STATUSES, contact, item, order
+from tests.sink_data import load_segment_fixture, segment_fixture
 
 UTC = dt.UTC
 NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 Order = dict[str, Any]
 
 
-def build_fixture() -> tuple[list[dict[str, Any]], list[Order]]:
-    import random
-
-    rng = random.Random(42)
-    contacts = [contact("1", f"p{i}@example.com") for i in range(120)] + [contact("2", "other-list@example.com")]
-    orders: list[Order] = []
-    oid = 0
-    for c in contacts[:110]:  # 10 contacts never ordered
-        for _ in range(rng.choice([1, 1, 2, 3, 5])):
-            oid += 1
-            created = NOW - dt.timedelta(hours=rng.randrange(1, 24 * 400))
-            items = [
-                item(str(j), f"P{rng.randrange(8)}", rng.choice(CATEGORIES), name=rng.choice(["Trail Boot", "Silk 100% Scarf", "Tote_bag"]), sku=rng.choice([None, "SKU-1", "SKU-2"]))
-                for j in range(rng.choice([1, 2]))
-            ]  # fmt: skip
-            total = Decimal(rng.randrange(500, 40000)) / 100
-            refunded = total if rng.random() < 0.05 else Decimal(0)
-            orders.append(
-                order(oid, c["email"], status=rng.choice(STATUSES), created=created, total=str(total), refunded=str(refunded),
-                      currency=rng.choice(["EUR", "EUR", "CHF"]), items=items, list_id=c["list_id"], deleted=rng.random() < 0.03)
-            )  # fmt: skip
-    return contacts, orders
-
-
-CONTACTS, ORDERS = build_fixture()
+CONTACTS, ORDERS = segment_fixture(NOW)
 
 
 @pytest.fixture(scope="module")
 def db(database_url: str) -> str:
     migrate(database_url)
     with psycopg.connect(database_url, autocommit=True) as conn:
-        prepare(conn)
-        live = [o for o in ORDERS if not o["deleted"]]
-        deleted = [{**o, "deleted": False} for o in ORDERS if o["deleted"]]
-        write_batch(conn, Batch(orders=live + deleted, contacts=CONTACTS, messages=1), "test")
-        # Deletes arrive later with a newer version, as from the processor.
-        write_batch(conn, Batch(orders=[{**o, "version": 9} for o in ORDERS if o["deleted"]], messages=1), "test")
+        load_segment_fixture(conn, CONTACTS, ORDERS)
     return database_url
 
 

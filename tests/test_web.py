@@ -5,8 +5,6 @@ items against the database, open Activity; unknown ids and bad input are error p
 from __future__ import annotations
 
 import datetime as dt
-import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,7 +13,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from ordersync.topics_admin import create_topics
 from runtime.settings import Settings
@@ -28,6 +26,7 @@ from tests.kafka_helpers import produce
 from tests.processes import free_port, port_open, running, wait_for
 from tests.shops import SECRETS, shop, stores_toml
 from tests.sink_data import activity, contact, item, order
+from tests.web_helpers import serve_web
 from web.charts import periods
 
 UTC = dt.UTC
@@ -67,31 +66,8 @@ def db(database_url: str) -> str:
 
 @pytest.fixture(scope="module")
 def web(db: str, endpoints: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    log = tmp_path_factory.mktemp("web") / "web.log"
-    env = {**os.environ, "ORDERSYNC_DATABASE_URL": db, "ORDERSYNC_KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap}
-    with running(["web", "--port", str(port)], env, log) as proc:
-        wait_for(lambda: port_open(port) or not proc.alive(), 60, "the web app")
-        assert proc.alive(), proc.output()
-        yield f"http://127.0.0.1:{port}"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.fail("the browser tests need Chromium: apt-get install chromium (.ci/run installs it)")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, headless=True)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(timezone_id="Europe/Lisbon", locale="en-GB")
-    yield context.new_page()
-    context.close()
+    with serve_web(db, endpoints, tmp_path_factory.mktemp("web") / "web.log") as url:
+        yield url
 
 
 def rows(db: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
@@ -202,7 +178,7 @@ def test_the_app_refuses_to_listen_beyond_loopback(subprocess_env: dict[str, str
         check=False,
     )
     assert result.returncode == 2
-    assert "no login" in result.stderr
+    assert "ORDERSYNC_WEB_USER and ORDERSYNC_WEB_PASSWORD to require a login" in result.stderr
 
 
 def test_stores_page_shows_a_shop_answering_503_as_failing_with_its_dead_letters_and_lag(

@@ -4,9 +4,9 @@ connection in a worker thread; ids in URLs are validated before any query, so a 
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 import time
 import uuid
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -16,56 +16,24 @@ from confluent_kafka import KafkaException
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.templating import Jinja2Templates
 
 from runtime import store_health
 from runtime.kafka_status import KafkaStatus, StoreDeadLetters
 from runtime.settings import Settings
 from schemas.topics import TopicNames
-from web import queries
+from web import queries, segment_pages
+from web.auth import Access, check_csrf, login_gate, safe_next
 from web.charts import bars, periods
+from web.common import HERE, access, db, page_number, render
 
-HERE = Path(__file__).parent
 STATUSES = ("CREATED", "PENDING", "COMPLETED", "CANCELED", "UNKNOWN")
-
-
-def money(value: Decimal | None) -> str:
-    """An amount as shops show it: two places, more only when the store used them (never a float)."""
-    if value is None:
-        return ""
-    shown = value.quantize(Decimal("0.01")) if value == value.quantize(Decimal("0.01")) else value.normalize()
-    return f"{shown:,}"
-
-
-TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
-TEMPLATES.env.filters["money"] = money
-TEMPLATES.env.filters["isotime"] = lambda epoch: dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat()
-
-
-async def _db(request: Request, work: Callable[[psycopg.Connection[Any]], Any]) -> Any:
-    """Run ``work`` with a short connection, in a worker thread."""
-    url: str = request.app.state.database_url
-
-    def run() -> Any:
-        with psycopg.connect(url) as conn:
-            return work(conn)
-
-    return await run_in_threadpool(run)
-
-
-def _page(request: Request) -> int:
-    raw = request.query_params.get("page", "1")
-    if not raw.isdigit() or not 1 <= int(raw) <= 100_000:
-        raise HTTPException(400, "page must be a number from 1")
-    return int(raw)
-
-
-def _render(request: Request, template: str, context: dict[str, Any], status: int = 200) -> Response:
-    return TEMPLATES.TemplateResponse(request, template, context, status_code=status)
 
 
 async def home(request: Request) -> Response:
@@ -76,8 +44,11 @@ async def contacts(request: Request) -> Response:
     """Contacts whose e-mail starts with, or whose name contains, the search, within a list."""
     q = request.query_params.get("q", "")[:200]
     list_id = request.query_params.get("list") or None
-    found, all_lists = await _db(request, lambda c: (queries.search_contacts(c, q, list_id), queries.lists(c)))
-    return _render(request, "contacts.html", {"q": q, "list_id": list_id, "lists": all_lists, "contacts": found})
+    scope = access(request).lists
+    found, all_lists = await db(
+        request, lambda c: (queries.search_contacts(c, q, list_id, scope), queries.lists(c, scope))
+    )
+    return render(request, "contacts.html", {"q": q, "list_id": list_id, "lists": all_lists, "contacts": found})
 
 
 async def contact(request: Request) -> Response:
@@ -90,21 +61,21 @@ async def contact(request: Request) -> Response:
     tab = request.query_params.get("tab", "orders")
     if tab not in ("orders", "activity"):
         raise HTTPException(404, "no such tab")
-    page = _page(request)
+    page = page_number(request)
     rows_for = queries.contact_orders if tab == "orders" else queries.contact_activity
 
     def load(conn: psycopg.Connection[Any]) -> dict[str, Any] | None:
         person = queries.contact(conn, cid)
-        if person is None:
+        if person is None or not access(request).sees(person["list_id"]):
             return None
         return {"contact": person, "stats": queries.stats(conn, cid), "rows": rows_for(conn, cid, page)}
 
-    view = await _db(request, load)
+    view = await db(request, load)
     if view is None:
         raise HTTPException(404, "no such contact")
     rows = view.pop("rows")
     more = len(rows) > queries.PAGE_SIZE
-    return _render(
+    return render(
         request, "contact.html", {**view, "tab": tab, "page": page, "more": more, "rows": rows[: queries.PAGE_SIZE]}
     )
 
@@ -115,15 +86,15 @@ async def order(request: Request) -> Response:
 
     def load(conn: psycopg.Connection[Any]) -> dict[str, Any] | None:
         found = queries.order(conn, store_id, oid)
-        if found is None:
+        if found is None or not access(request).sees(found["list_id"]):
             return None
         timeline = queries.order_activity(conn, store_id, oid)
         return {"order": found, "items": queries.order_items(conn, store_id, oid), "timeline": timeline}
 
-    view = await _db(request, load)
+    view = await db(request, load)
     if view is None:
         raise HTTPException(404, "no such order")
-    return _render(request, "order.html", view)
+    return render(request, "order.html", view)
 
 
 UNITS = {"day": dt.timedelta(days=60), "week": dt.timedelta(weeks=26), "month": dt.timedelta(days=366)}
@@ -137,15 +108,17 @@ async def insights(request: Request) -> Response:
     store = request.query_params.get("store") or None
     since = dt.datetime.now(dt.UTC) - UNITS[unit]
 
+    scope = access(request).lists
+
     def load(conn: psycopg.Connection[Any]) -> dict[str, Any]:
         return {
-            "revenue": queries.revenue(conn, unit, since, store),
-            "statuses": queries.orders_by_status(conn, since, store),
-            "products": queries.top_products(conn, since, store),
+            "revenue": queries.revenue(conn, unit, since, store, scope),
+            "statuses": queries.orders_by_status(conn, since, store, scope),
+            "products": queries.top_products(conn, since, store, scope),
             "stores": queries.stores(conn),
         }
 
-    view = await _db(request, load)
+    view = await db(request, load)
     charts = []
     for currency in sorted({r["currency"] for r in view["revenue"]}):
         rows = [r for r in view["revenue"] if r["currency"] == currency]
@@ -157,7 +130,7 @@ async def insights(request: Request) -> Response:
         charts.append({"currency": currency, "bars": bars(series), "rows": rows, "total": total, "orders": orders,
                        "average": (total / orders).quantize(Decimal("0.01")) if orders else Decimal(0)})  # fmt: skip
     counts = {r["status"]: r["orders"] for r in view["statuses"]}
-    return _render(request, "insights.html", {
+    return render(request, "insights.html", {
         "unit": unit, "store": store, "stores": view["stores"], "charts": charts, "products": view["products"],
         "statuses": [(s, counts.get(s, 0)) for s in STATUSES], "since": since,
     })  # fmt: skip
@@ -195,7 +168,7 @@ async def stores(request: Request) -> Response:
         state = "failing" if failing_for > failing_after else ("retrying" if h and h.consecutive_failures else "ok")
         rows.append({"store": name, "health": h, "state": state, "failing_for": failing_for,
                      "dead": dead.get(name, StoreDeadLetters())})  # fmt: skip
-    return _render(request, "stores.html", {
+    return render(request, "stores.html", {
         "rows": rows, "lag": lag, "kafka_reachable": kafka is not None, "health_file": health_file,
         "failing_after": failing_after, "now": now,
     })  # fmt: skip
@@ -205,14 +178,40 @@ async def error(request: Request, exc: Exception) -> Response:
     """Every error as a page: a 404 says what was not found; anything else never shows a traceback."""
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     detail = exc.detail if isinstance(exc, HTTPException) else "something went wrong"
-    return _render(request, "error.html", {"status": status, "detail": detail}, status)
+    return render(request, "error.html", {"status": status, "detail": detail}, status)
+
+
+async def login(request: Request) -> Response:
+    """The login form; a wrong name or password shows the form again with a 401."""
+    target = safe_next(request.query_params.get("next"))
+    if request.method == "GET":
+        return render(request, "login.html", {"next": target, "failed": False})
+    await check_csrf(request)
+    form = await request.form()
+    user, password = str(form.get("user", "")), str(form.get("password", ""))
+    if not access(request).check(user, password):
+        return render(request, "login.html", {"next": safe_next(str(form.get("next", ""))), "failed": True}, 401)
+    request.session.clear()  # a fresh session (and CSRF token) for the logged-in user
+    request.session["user"] = user
+    return RedirectResponse(safe_next(str(form.get("next", ""))), status_code=303)
+
+
+async def logout(request: Request) -> Response:
+    await check_csrf(request)
+    request.session.clear()
+    return RedirectResponse("/login", status_code=303)
 
 
 def create_app(settings: Settings, health_file: Path | None = None) -> Starlette:
     """The app over the settings' database; ``health_file``: the connectors' store health (Stores page)."""
+    access = Access.from_settings(settings)
+    secret = settings.web_session_secret.get_secret_value() if settings.web_session_secret else secrets.token_hex(32)
     app = Starlette(
         routes=[
             Route("/", home),
+            Route("/login", login, methods=["GET", "POST"]),
+            Route("/logout", logout, methods=["POST"]),
+            *segment_pages.ROUTES,
             Route("/contacts", contacts),
             Route("/contacts/{contact_id}", contact),
             Route("/orders/{store_id}/{source_order_id}", order),
@@ -221,8 +220,13 @@ def create_app(settings: Settings, health_file: Path | None = None) -> Starlette
             Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
         ],
         exception_handlers={HTTPException: error, 500: error},
+        middleware=[
+            Middleware(SessionMiddleware, secret_key=secret, session_cookie="ordersync_session", same_site="lax"),
+            Middleware(BaseHTTPMiddleware, dispatch=login_gate(access)),
+        ],
     )
     app.state.database_url = settings.database_url
     app.state.settings = settings
     app.state.health_file = health_file
+    app.state.access = access
     return app

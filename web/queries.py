@@ -14,6 +14,7 @@ SELECT c.contact_id, c.list_id, c.email, c.first_name, c.last_name,
        coalesce(sum(s.order_count), 0) AS orders
 FROM contacts c LEFT JOIN contact_order_stats s USING (contact_id)
 WHERE (%(list)s::text IS NULL OR c.list_id = %(list)s)
+  AND (%(lists)s::text[] IS NULL OR c.list_id = ANY(%(lists)s))
   AND (%(q)s::text IS NULL
        OR c.email LIKE %(prefix)s
        OR lower(coalesce(c.first_name, '') || ' ' || coalesce(c.last_name, '')) LIKE %(anywhere)s)
@@ -44,6 +45,11 @@ ORDER BY occurred_at DESC, version DESC, type
 """
 
 Row = dict[str, Any]
+Lists = tuple[str, ...] | None  # the lists a reader may see; None: all
+
+
+def _array(lists: Lists) -> list[str] | None:
+    return list(lists) if lists is not None else None
 
 
 def _rows(conn: psycopg.Connection[Any], query: str, params: Any) -> list[Row]:
@@ -51,15 +57,19 @@ def _rows(conn: psycopg.Connection[Any], query: str, params: Any) -> list[Row]:
         return cur.execute(query, params).fetchall()
 
 
-def search_contacts(conn: psycopg.Connection[Any], q: str | None, list_id: str | None, limit: int = 50) -> list[Row]:
+def search_contacts(
+    conn: psycopg.Connection[Any], q: str | None, list_id: str | None, lists: Lists, limit: int = 50
+) -> list[Row]:
+    """Contacts whose e-mail starts with, or whose name contains, ``q``; in ``list_id`` and ``lists``."""
     text = q.strip().lower() if q and q.strip() else None
     like = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") if text else None
-    params = {"q": text, "prefix": f"{like}%", "anywhere": f"%{like}%", "list": list_id or None, "limit": limit}
+    params = {"q": text, "prefix": f"{like}%", "anywhere": f"%{like}%", "list": list_id or None, "limit": limit,
+              "lists": _array(lists)}  # fmt: skip
     return _rows(conn, SEARCH_CONTACTS, params)
 
 
-def lists(conn: psycopg.Connection[Any]) -> list[str]:
-    return [row["list_id"] for row in _rows(conn, LISTS, ())]
+def lists(conn: psycopg.Connection[Any], scope: Lists) -> list[str]:
+    return [row["list_id"] for row in _rows(conn, LISTS, ()) if scope is None or row["list_id"] in scope]
 
 
 def contact(conn: psycopg.Connection[Any], contact_id: str) -> Row | None:
@@ -98,12 +108,14 @@ SELECT date_trunc(%(unit)s, created_at AT TIME ZONE 'UTC') AS period, currency,
 FROM orders
 WHERE NOT deleted AND status <> 'CANCELED' AND created_at >= %(since)s
   AND (%(store)s::text IS NULL OR store_id = %(store)s)
+  AND (%(lists)s::text[] IS NULL OR list_id = ANY(%(lists)s))
 GROUP BY 1, 2
 ORDER BY 1, 2
 """
 BY_STATUS = """
 SELECT status, count(*) AS orders FROM orders
 WHERE NOT deleted AND created_at >= %(since)s AND (%(store)s::text IS NULL OR store_id = %(store)s)
+  AND (%(lists)s::text[] IS NULL OR list_id = ANY(%(lists)s))
 GROUP BY status
 """
 TOP_PRODUCTS = """
@@ -111,6 +123,7 @@ SELECT i.name, o.currency, sum(i.quantity) AS quantity, sum(i.total) AS revenue
 FROM order_items i JOIN orders o USING (store_id, source_order_id)
 WHERE NOT o.deleted AND o.status <> 'CANCELED' AND o.created_at >= %(since)s
   AND (%(store)s::text IS NULL OR o.store_id = %(store)s)
+  AND (%(lists)s::text[] IS NULL OR o.list_id = ANY(%(lists)s))
 GROUP BY i.name, o.currency
 ORDER BY revenue DESC, i.name
 LIMIT 10
@@ -118,17 +131,17 @@ LIMIT 10
 STORES = "SELECT DISTINCT store_id FROM orders ORDER BY store_id"
 
 
-def revenue(conn: psycopg.Connection[Any], unit: str, since: Any, store: str | None) -> list[Row]:
+def revenue(conn: psycopg.Connection[Any], unit: str, since: Any, store: str | None, lists: Lists) -> list[Row]:
     """Revenue net of refunds per period and currency (canceled and deleted orders left out)."""
-    return _rows(conn, REVENUE, {"unit": unit, "since": since, "store": store})
+    return _rows(conn, REVENUE, {"unit": unit, "since": since, "store": store, "lists": _array(lists)})
 
 
-def orders_by_status(conn: psycopg.Connection[Any], since: Any, store: str | None) -> list[Row]:
-    return _rows(conn, BY_STATUS, {"since": since, "store": store})
+def orders_by_status(conn: psycopg.Connection[Any], since: Any, store: str | None, lists: Lists) -> list[Row]:
+    return _rows(conn, BY_STATUS, {"since": since, "store": store, "lists": _array(lists)})
 
 
-def top_products(conn: psycopg.Connection[Any], since: Any, store: str | None) -> list[Row]:
-    return _rows(conn, TOP_PRODUCTS, {"since": since, "store": store})
+def top_products(conn: psycopg.Connection[Any], since: Any, store: str | None, lists: Lists) -> list[Row]:
+    return _rows(conn, TOP_PRODUCTS, {"since": since, "store": store, "lists": _array(lists)})
 
 
 def stores(conn: psycopg.Connection[Any]) -> list[str]:

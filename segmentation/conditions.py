@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -309,16 +309,34 @@ def _bought(spec: Any, where: str) -> Compiled:
 
 
 def build_query(
-    segment: dict[str, Any], *, list_id: str | None = None, now: dt.datetime | None = None, count: bool = False
+    segment: dict[str, Any],
+    *,
+    list_id: str | None = None,
+    now: dt.datetime | None = None,
+    count: bool = False,
+    limit: int | None = None,
+    lists: Sequence[str] | None = None,
 ) -> tuple[sql.Composed, list[Any]]:
-    """The whole query: contacts of ``list_id`` (or all lists) that satisfy ``segment``."""
+    """The whole query: contacts of ``list_id`` (or all lists) that satisfy ``segment``, by e-mail;
+    ``limit``: only the first ones (a preview); ``lists``: the lists the reader may see (None: all)."""
     compiled = compile_condition(segment, now or dt.datetime.now(dt.UTC))
-    scope, params = (sql.SQL("c.list_id = %s AND "), [list_id]) if list_id is not None else (sql.SQL(""), [])
+    scopes: list[sql.Composable] = []
+    params: list[Any] = []
+    if list_id is not None:
+        scopes.append(sql.SQL("c.list_id = %s AND "))
+        params.append(list_id)
+    if lists is not None:
+        scopes.append(sql.SQL("c.list_id = ANY(%s) AND "))
+        params.append(list(lists))
+    scope = sql.Composed(scopes)
     select = (
         sql.SQL("SELECT count(*) FROM contacts c")
         if count
         else sql.SQL("SELECT c.contact_id, c.list_id, c.email, c.first_name, c.last_name FROM contacts c")
     )
     order = sql.SQL("") if count else sql.SQL(" ORDER BY c.email")
+    tail: list[Any] = []
+    if limit is not None and not count:
+        order, tail = sql.SQL(" ORDER BY c.email LIMIT %s"), [limit]
     query = sql.SQL("{} WHERE {}{}{}").format(select, scope, compiled.where, order)
-    return query, [*params, *compiled.params]
+    return query, [*params, *compiled.params, *tail]

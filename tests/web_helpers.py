@@ -1,0 +1,24 @@
+"""The web app as a real process, for the browser tests (the browser fixtures are in conftest.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from tests.endpoints import Endpoints
+from tests.processes import free_port, port_open, running, wait_for
+
+
+@contextlib.contextmanager
+def serve_web(
+    db: str, endpoints: Endpoints, log: Path, env: dict[str, str] | None = None, host: str = "127.0.0.1"
+) -> Iterator[str]:
+    """``ordersync web`` over ``db``; yields its URL."""
+    port = free_port()
+    full_env = {**os.environ, "ORDERSYNC_DATABASE_URL": db, "ORDERSYNC_KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap}
+    with running(["web", "--host", host, "--port", str(port)], {**full_env, **(env or {})}, log) as proc:
+        wait_for(lambda: port_open(port) or not proc.alive(), 60, "the web app")
+        assert proc.alive(), proc.output()
+        yield f"http://127.0.0.1:{port}"
