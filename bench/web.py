@@ -21,8 +21,9 @@ import psycopg
 from common import Timer, free_port, fresh_database, report, settings_with_stack, spawn  # type: ignore[import-not-found]
 from segments import load  # type: ignore[import-not-found]
 
+from segmentation import build_query
 from sinks.migrate import migrate
-from web import queries
+from web import insights, queries
 from web.app import UNITS
 
 ACTIVITY = """
@@ -32,6 +33,14 @@ SELECT md5(order_key)::uuid, 'ORDER_CREATED', order_key, store_id, source_order_
        status, store_status, currency, total, version
 FROM orders
 """
+
+
+STALE_DAYS = "INSERT INTO insight_stale_days SELECT DISTINCT (created_at AT TIME ZONE 'UTC')::date FROM orders"
+SEGMENT = {"all": [{"ordered": {"last_days": 90}}, {"spent": {"op": ">", "value": "200", "currency": "EUR"}}]}
+SEGMENT_FORM = (
+    "list=1&match=all&kind0=ordered&when0=last&days0=90"
+    "&kind1=spent&op1=%3E&amount1=200&currency1=EUR&when1=ever&fragment=1"
+)
 
 
 def timed(n: int, call: Callable[[], Any]) -> tuple[float, float]:
@@ -71,6 +80,7 @@ def main() -> None:
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute(ACTIVITY)
                 conn.execute("VACUUM ANALYZE activity")
+                conn.execute(STALE_DAYS)  # as the sink marks them
         rows.append(("load (COPY, statistics, activity, VACUUM ANALYZE)", f"{t.seconds:.0f} s"))
         with psycopg.connect(url) as conn:
             # The busiest contact and one of its orders: the heaviest profile there is.
@@ -81,6 +91,9 @@ def main() -> None:
             email = conn.execute("SELECT email FROM contacts WHERE contact_id = %s", (cid,)).fetchone()
             count = conn.execute("SELECT count(*) FROM orders WHERE contact_id = %s", (cid,)).fetchone()
         rows.append(("busiest contact", f"{count[0] if count else 0} orders"))
+        with psycopg.connect(url) as conn, Timer() as t:
+            days = insights.refresh(conn)
+        rows.append(("Insights summaries from scratch (the first page after a backfill)", f"{days} days in {t.seconds:.1f} s"))  # fmt: skip
         port = free_port()
         work = Path(tempfile.mkdtemp(prefix="ordersync-bench-web-"))
         web = spawn(["web", "--port", str(port)], {**os.environ, "ORDERSYNC_DATABASE_URL": url}, work / "web.log")
@@ -98,15 +111,23 @@ def main() -> None:
                         ) from None
                     time.sleep(0.3)
             now = dt.datetime.now(dt.UTC)
-            since, weeks = now - UNITS["month"], now - UNITS["week"]
+            since, weeks, days60 = now - UNITS["month"], now - UNITS["week"], now - UNITS["day"]
+
+            def segment(c: psycopg.Connection[Any]) -> None:
+                for count in (True, False):
+                    query, params = build_query(SEGMENT, list_id="1", count=count, limit=None if count else 20)
+                    c.execute(query, params).fetchall()
+
             prefix = (email[0] if email else "c1")[:4]
             pages: list[tuple[str, str, Callable[[psycopg.Connection[Any]], Any]]] = [
-                ("contact search (e-mail prefix)", f"/contacts?q={prefix}", lambda c: queries.search_contacts(c, prefix, None)),
+                ("contact search (e-mail prefix)", f"/contacts?q={prefix}", lambda c: queries.search_contacts(c, prefix, None, None)),
                 ("contact profile, Orders tab", f"/contacts/{cid}", lambda c: (queries.contact(c, str(cid)), queries.stats(c, str(cid)), queries.contact_orders(c, str(cid), 1))),
                 ("contact profile, Activity tab", f"/contacts/{cid}?tab=activity", lambda c: queries.contact_activity(c, str(cid), 1)),
                 ("order detail", f"/orders/{store}/{oid}", lambda c: (queries.order(c, store, oid), queries.order_items(c, store, oid), queries.order_activity(c, store, oid))),
-                ("insights, per month (12 months)", "/insights?by=month", lambda c: (queries.revenue(c, "month", since, None), queries.orders_by_status(c, since, None), queries.top_products(c, since, None))),
-                ("insights, per week (26 weeks)", "/insights?by=week", lambda c: queries.revenue(c, "week", weeks, None)),
+                ("segment count + preview (ordered in 90 days, spent > 200 EUR)", f"/segments/new?{SEGMENT_FORM}", segment),
+                ("insights, per month (12 months)", "/insights?by=month", lambda c: insights.load(c, "month", since.date(), None, None)),
+                ("insights, per week (26 weeks)", "/insights?by=week", lambda c: insights.load(c, "week", weeks.date(), None, None)),
+                ("insights, per day (60 days)", "/insights?by=day", lambda c: insights.load(c, "day", days60.date(), None, None)),
             ]  # fmt: skip
             with psycopg.connect(url) as conn:
                 for name, path, sql in pages:

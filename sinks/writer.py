@@ -115,6 +115,7 @@ def write_staged(conn: psycopg.Connection[Any], staged: Staged, consumer: str) -
             cur.execute(q.FIND_NEW_ORDERS)
             cur.execute(q.ANALYZE_FOUND_ORDERS)
             cur.execute(q.FIND_CONTACTS_OF_EXISTING)
+            cur.execute(q.MARK_STALE_DAYS)
             cur.execute(q.UPSERT_ORDERS)
             cur.execute(q.ANALYZE_APPLIED_ORDERS)
             cur.execute(q.MARK_DELETED)
@@ -123,6 +124,7 @@ def write_staged(conn: psycopg.Connection[Any], staged: Staged, consumer: str) -
         if staged.purged_orders:
             stores, ids = zip(*staged.purged_orders, strict=True)
             cur.execute(q.FIND_CONTACTS_OF_PURGED, (list(stores), list(ids)))
+            cur.execute(q.MARK_STALE_DAYS_OF_PURGED, (list(stores), list(ids)))
             cur.execute(q.PURGE_ORDERS, (list(stores), list(ids)))
         if staged.orders or staged.purged_orders:
             for statement in q.MAINTAIN_SUMMARIES:

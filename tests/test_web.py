@@ -30,6 +30,7 @@ from tests.web_helpers import serve_web
 from web.charts import periods
 
 UTC = dt.UTC
+SINCE = "date_trunc('day', now() - interval '366 days', 'UTC')"  # Insights count whole UTC days
 ZOE = "zoe.muller@example.com"
 NOW = dt.datetime.now(UTC).replace(microsecond=0)
 
@@ -142,7 +143,7 @@ def test_unknown_ids_and_bad_input_are_pages_not_tracebacks(
 def test_insights_show_revenue_net_of_refunds_per_currency_and_store(page: Page, web: str, db: str) -> None:
     page.goto(f"{web}/insights")
     revenue = "SELECT currency, sum(net_total) FROM orders WHERE NOT deleted AND status <> 'CANCELED'" \
-              " AND created_at >= now() - interval '366 days' {} GROUP BY currency ORDER BY currency"  # fmt: skip
+              " AND created_at >= {} {} GROUP BY currency ORDER BY currency".format(SINCE, "{}")  # fmt: skip
     for currency, total in rows(db, revenue.format("")):
         section = page.locator(f"section.chart[data-currency='{currency}']")
         expect(section.locator(".total")).to_have_text(f"{total:,.2f}")
@@ -153,12 +154,51 @@ def test_insights_show_revenue_net_of_refunds_per_currency_and_store(page: Page,
     for currency, total in rows(db, revenue.format("AND store_id = 't'")):
         expect(page.locator(f"section.chart[data-currency='{currency}'] .total")).to_have_text(f"{total:,.2f}")
     canceled = rows(db, "SELECT count(*) FROM orders WHERE store_id = 't' AND status = 'CANCELED'"
-                        " AND created_at >= now() - interval '366 days'")[0][0]  # fmt: skip
+                        f" AND created_at >= {SINCE}")[0][0]  # fmt: skip
     expect(page.locator("table.statuses tr", has=page.locator(".badge.canceled")).locator("td.num")).to_have_text(
         str(canceled)
     )
     response = page.goto(f"{web}/insights?by=year")
     assert response is not None and response.status == 400
+
+
+NEW_CUSTOMERS = f"""
+SELECT count(*) FROM orders o WHERE NOT deleted AND created_at >= {SINCE}
+  AND created_at = (SELECT min(created_at) FROM orders p WHERE p.contact_id = o.contact_id AND NOT p.deleted)
+"""
+TOP_CATEGORY = f"""
+SELECT c.category FROM orders o JOIN order_items i USING (store_id, source_order_id), unnest(i.categories) c(category)
+WHERE NOT o.deleted AND o.status <> 'CANCELED' AND o.created_at >= {SINCE}
+GROUP BY c.category, o.currency ORDER BY sum(i.total) DESC, c.category LIMIT 1
+"""
+
+
+def test_insights_follow_the_sinks_writes_new_customers_and_top_categories(page: Page, web: str, db: str) -> None:
+    """The summaries are recomputed for the days the sink touched: a new customer's first order shows
+    up; an earlier order of that customer arriving later moves their first order, still one new customer."""
+    page.goto(f"{web}/insights")
+    expect(page.locator(".new-total")).to_have_text(str(rows(db, NEW_CUSTOMERS)[0][0]))
+    before = int(page.locator(".new-total").inner_text())
+
+    newcomer = order(900, "newcomer@example.com", status="COMPLETED", created=NOW - dt.timedelta(days=2), total="500.00",
+                     items=[item("1", "N1", "Hats", "Big hat")])  # fmt: skip
+    with psycopg.connect(db, autocommit=True) as conn:
+        prepare(conn)
+        write_batch(conn, Batch(orders=[newcomer], activities=[activity(newcomer)], messages=1), "test")
+    page.reload()
+    expect(page.locator(".new-total")).to_have_text(str(before + 1))
+    assert rows(db, NEW_CUSTOMERS)[0][0] == before + 1
+    expect(page.locator("table.categories tbody tr").first).to_contain_text(rows(db, TOP_CATEGORY)[0][0])
+    expect(page.locator("table.categories tbody tr", has_text="Hats")).to_have_count(1)
+
+    earlier = order(901, "newcomer@example.com", status="PENDING", created=NOW - dt.timedelta(days=40), total="5.00")
+    with psycopg.connect(db, autocommit=True) as conn:
+        prepare(conn)
+        write_batch(conn, Batch(orders=[earlier], activities=[activity(earlier)], messages=1), "test")
+    page.reload()
+    expect(page.locator(".new-total")).to_have_text(str(before + 1))
+    returning = page.locator("table.customers tr", has_text=(NOW - dt.timedelta(days=2)).strftime("%Y-%m"))
+    expect(returning.locator("td").nth(2)).not_to_have_text("0")
 
 
 def test_a_bad_page_number_is_a_400_page(page: Page, web: str, db: str) -> None:

@@ -28,6 +28,7 @@ from runtime import store_health
 from runtime.kafka_status import KafkaStatus, StoreDeadLetters
 from runtime.settings import Settings
 from schemas.topics import TopicNames
+from web import insights as insights_data
 from web import queries, segment_pages
 from web.auth import Access, check_csrf, login_gate, safe_next
 from web.charts import bars, periods
@@ -101,7 +102,8 @@ UNITS = {"day": dt.timedelta(days=60), "week": dt.timedelta(weeks=26), "month": 
 
 
 async def insights(request: Request) -> Response:
-    """Revenue over time per currency (net of refunds), orders per status, top products; per store."""
+    """Revenue over time per currency (net of refunds), orders per status, new and returning customers,
+    top products and categories; per store; from the per-day summaries (web/insights.py)."""
     unit = request.query_params.get("by", "month")
     if unit not in UNITS:
         raise HTTPException(400, "by must be day, week or month")
@@ -109,29 +111,25 @@ async def insights(request: Request) -> Response:
     since = dt.datetime.now(dt.UTC) - UNITS[unit]
 
     scope = access(request).lists
-
-    def load(conn: psycopg.Connection[Any]) -> dict[str, Any]:
-        return {
-            "revenue": queries.revenue(conn, unit, since, store, scope),
-            "statuses": queries.orders_by_status(conn, since, store, scope),
-            "products": queries.top_products(conn, since, store, scope),
-            "stores": queries.stores(conn),
-        }
-
-    view = await db(request, load)
+    view = await db(request, lambda conn: insights_data.load(conn, unit, since.date(), store, scope))
+    fmt = "%Y-%m-%d" if unit != "month" else "%Y-%m"
+    every = periods(unit, since, dt.datetime.now(dt.UTC))
     charts = []
     for currency in sorted({r["currency"] for r in view["revenue"]}):
         rows = [r for r in view["revenue"] if r["currency"] == currency]
         total, orders = sum((r["revenue"] for r in rows), Decimal(0)), sum(r["orders"] for r in rows)
-        fmt = "%Y-%m-%d" if unit != "month" else "%Y-%m"
         by_period = {r["period"]: r["revenue"] for r in rows}
-        every = periods(unit, since, dt.datetime.now(dt.UTC))
         series = [(start.strftime(fmt), by_period.get(start, Decimal(0))) for start in every]
         charts.append({"currency": currency, "bars": bars(series), "rows": rows, "total": total, "orders": orders,
                        "average": (total / orders).quantize(Decimal("0.01")) if orders else Decimal(0)})  # fmt: skip
     counts = {r["status"]: r["orders"] for r in view["statuses"]}
+    by_start = {r["period"]: (r["new"], r["returning"]) for r in view["customers"]}
+    customers = [(start.strftime(fmt), *by_start.get(start, (0, 0))) for start in every]
     return render(request, "insights.html", {
         "unit": unit, "store": store, "stores": view["stores"], "charts": charts, "products": view["products"],
+        "categories": view["categories"], "customers": customers,
+        "new_bars": bars([(label, Decimal(new)) for label, new, _ in customers]),
+        "new_total": sum(c[1] for c in customers), "returning_total": sum(c[2] for c in customers),
         "statuses": [(s, counts.get(s, 0)) for s in STATUSES], "since": since,
     })  # fmt: skip
 

@@ -1,0 +1,118 @@
+"""Insights from per-day summaries (migration 009): recompute the days the sink marked stale, then read.
+
+A page pays for the days that changed since the last page (usually today), not for the whole period;
+the first page after a backfill or a replay recomputes every day once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+Row = dict[str, Any]
+Lists = tuple[str, ...] | None
+
+# One refresher at a time; another page meanwhile reads the summaries as they are.
+TRY_LOCK = "SELECT pg_try_advisory_xact_lock(hashtext('ordersync.insight_days'))"
+CLAIM_STALE_DAYS = """
+CREATE TEMP TABLE IF NOT EXISTS refreshing_days (day date) ON COMMIT DELETE ROWS;
+WITH claimed AS (DELETE FROM insight_stale_days RETURNING day) INSERT INTO refreshing_days SELECT day FROM claimed
+"""
+FORGET_DAYS = """
+DELETE FROM insight_days WHERE day IN (SELECT day FROM refreshing_days);
+DELETE FROM insight_day_items WHERE day IN (SELECT day FROM refreshing_days)
+"""
+# Orders of the claimed days, read by day through the created_at index. A contact's first order is the
+# one created at its first_order_at (contact_order_stats, over all currencies).
+_DAY_ORDERS = """
+FROM refreshing_days r
+JOIN orders o ON o.created_at >= (r.day::timestamp AT TIME ZONE 'UTC')
+             AND o.created_at < ((r.day + 1)::timestamp AT TIME ZONE 'UTC') AND NOT o.deleted
+"""
+RECOMPUTE_DAYS = f"""
+INSERT INTO insight_days
+SELECT r.day, o.store_id, o.list_id, o.currency, o.status, count(*), sum(o.net_total),
+       count(*) FILTER (WHERE o.created_at = (SELECT min(s.first_order_at) FROM contact_order_stats s
+                                              WHERE s.contact_id = o.contact_id))
+{_DAY_ORDERS}
+GROUP BY 1, 2, 3, 4, 5
+"""
+RECOMPUTE_ITEMS = f"""
+INSERT INTO insight_day_items
+SELECT r.day, o.store_id, o.list_id, o.currency, 'product', i.name, sum(i.quantity), sum(i.total)
+{_DAY_ORDERS} AND o.status <> 'CANCELED'
+JOIN order_items i USING (store_id, source_order_id)
+GROUP BY 1, 2, 3, 4, 6
+UNION ALL
+SELECT r.day, o.store_id, o.list_id, o.currency, 'category', c.category, sum(i.quantity), sum(i.total)
+{_DAY_ORDERS} AND o.status <> 'CANCELED'
+JOIN order_items i USING (store_id, source_order_id)
+CROSS JOIN LATERAL unnest(i.categories) AS c(category)
+GROUP BY 1, 2, 3, 4, 6
+"""
+
+_SCOPE = """day >= %(since)s AND (%(store)s::text IS NULL OR store_id = %(store)s)
+  AND (%(lists)s::text[] IS NULL OR list_id = ANY(%(lists)s))"""
+REVENUE = f"""
+SELECT date_trunc(%(unit)s, day::timestamp) AS period, currency, sum(orders)::int AS orders, sum(net_revenue) AS revenue
+FROM insight_days
+WHERE status <> 'CANCELED' AND {_SCOPE}
+GROUP BY 1, 2
+ORDER BY 1, 2
+"""
+BY_STATUS = f"SELECT status, sum(orders)::int AS orders FROM insight_days WHERE {_SCOPE} GROUP BY status"
+CUSTOMERS = f"""
+SELECT date_trunc(%(unit)s, day::timestamp) AS period, sum(first_orders)::int AS new,
+       (sum(orders) - sum(first_orders))::int AS returning
+FROM insight_days
+WHERE {_SCOPE}
+GROUP BY 1
+ORDER BY 1
+"""
+TOP_ITEMS = f"""
+SELECT name, currency, sum(quantity) AS quantity, sum(revenue) AS revenue
+FROM insight_day_items
+WHERE kind = %(kind)s AND {_SCOPE}
+GROUP BY name, currency
+ORDER BY revenue DESC, name
+LIMIT 10
+"""
+STORES = "SELECT DISTINCT store_id FROM insight_days ORDER BY store_id"
+
+
+def refresh(conn: psycopg.Connection[Any]) -> int:
+    """Recompute the stale days (unless another page is doing it); how many days were recomputed."""
+    with conn.transaction():
+        locked = conn.execute(TRY_LOCK).fetchone()
+        if not locked or not locked[0]:
+            return 0
+        conn.execute(CLAIM_STALE_DAYS)
+        claimed = conn.execute("SELECT count(*) FROM refreshing_days").fetchone()
+        if not claimed or not claimed[0]:
+            return 0
+        conn.execute(FORGET_DAYS)
+        conn.execute(RECOMPUTE_DAYS)
+        conn.execute(RECOMPUTE_ITEMS)
+        return int(claimed[0])
+
+
+def _rows(conn: psycopg.Connection[Any], query: str, params: dict[str, Any]) -> list[Row]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(query, params).fetchall()
+
+
+def load(conn: psycopg.Connection[Any], unit: str, since: dt.date, store: str | None, lists: Lists) -> dict[str, Any]:
+    """Everything the Insights page shows, for days from ``since`` (UTC), a store (or all), the lists."""
+    refresh(conn)
+    scope = {"unit": unit, "since": since, "store": store, "lists": list(lists) if lists is not None else None}
+    return {
+        "revenue": _rows(conn, REVENUE, scope),
+        "statuses": _rows(conn, BY_STATUS, scope),
+        "customers": _rows(conn, CUSTOMERS, scope),
+        "products": _rows(conn, TOP_ITEMS, {**scope, "kind": "product"}),
+        "categories": _rows(conn, TOP_ITEMS, {**scope, "kind": "category"}),
+        "stores": [row["store_id"] for row in _rows(conn, STORES, {})],
+    }
