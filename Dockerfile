@@ -8,7 +8,9 @@ COPY producers producers
 COPY processors processors
 COPY runtime runtime
 COPY schemas schemas
+COPY segmentation segmentation
 COPY sinks sinks
+COPY web web
 RUN pip wheel --no-cache-dir --no-deps -w /dist .
 
 FROM python:3.11-slim

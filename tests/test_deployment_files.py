@@ -25,9 +25,11 @@ def test_docker_compose_file_parses() -> None:
     command = compose_command()
     if command is None:
         pytest.skip("no docker compose client on this machine")
-    result = compose_config(command, POSTGRES_PASSWORD="not-a-default")
+    result = compose_config(
+        command, POSTGRES_PASSWORD="not-a-default", ORDERSYNC_WEB_USER="m", ORDERSYNC_WEB_PASSWORD="not-a-default"
+    )
     assert result.returncode == 0, result.stderr
-    for service in ("kafka", "postgres", "topics", "migrate", "connectors", "webhooks", "processor", "sink"):
+    for service in ("kafka", "postgres", "topics", "migrate", "connectors", "webhooks", "processor", "sink", "web"):
         assert f"  {service}:" in result.stdout
     assert "not-a-default" in result.stdout
 
@@ -57,3 +59,13 @@ def test_example_store_config_is_valid() -> None:
 
     stores = load_stores(ROOT / "stores.example.toml")
     assert {s.platform for s in stores} == {"woocommerce", "prestashop"}
+
+
+def test_the_image_build_copies_every_package_the_wheel_declares() -> None:
+    """The Dockerfile builds the wheel from copied folders: a package left out fails the image build."""
+    import tomllib
+
+    find = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    declared = {pattern.rstrip("*") for pattern in find["include"]}
+    copied = {line.split()[1] for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("COPY ")}
+    assert declared - copied == set()

@@ -66,6 +66,8 @@ def test_the_wheel_carries_every_schema_and_migration(installed: Path) -> None:
     assert shipped == in_checkout
     migrations = {p.name for p in (site / "sinks" / "migrations").glob("*.sql")}
     assert migrations == {p.name for p in (ROOT / "sinks" / "migrations").glob("*.sql")}
+    web_files = {p.relative_to(site).as_posix() for p in site.glob("web/*/*.*")}
+    assert web_files == {p.relative_to(ROOT).as_posix() for p in ROOT.glob("web/*/*.*") if "__pycache__" not in p.parts}
     code = run_installed(installed, [str(installed / "python"), "-c", ROUND_TRIP], dict(os.environ))
     assert code.returncode == 0, code.stderr
     assert "round-tripped" in code.stdout
