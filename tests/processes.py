@@ -102,3 +102,15 @@ def http_json(url: str, body: bytes | None = None, headers: dict[str, str] | Non
 
 def env_with(base: dict[str, str], **extra: str) -> dict[str, str]:
     return {**base, **extra, "PYTHONUNBUFFERED": "1", "COLUMNS": "120", "PATH": os.environ.get("PATH", "")}
+
+
+def ordersync(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``ordersync ARGS`` run to its end, output captured, its exit status left to the caller."""
+    return subprocess.run(
+        [sys.executable, "-m", "ordersync.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

@@ -119,13 +119,19 @@ def segment_fixture(now: dt.datetime) -> tuple[list[dict[str, Any]], list[dict[s
     return contacts, orders
 
 
-def load_segment_fixture(conn: Any, contacts: list[dict[str, Any]], orders: list[dict[str, Any]]) -> None:
-    """Write the fixture through the sink's writer; deletes arrive later with a newer version, as from the
-    processor."""
+def load_segment_fixture(database_url: str, contacts: list[dict[str, Any]], orders: list[dict[str, Any]]) -> str:
+    """Migrate the database and write the fixture through the sink's writer; deletes arrive later with a
+    newer version, as from the processor. Returns ``database_url``."""
+    import psycopg
+
+    from sinks.migrate import migrate
     from sinks.writer import Batch, prepare, write_batch
 
-    prepare(conn)
-    live = [o for o in orders if not o["deleted"]]
-    deleted = [{**o, "deleted": False} for o in orders if o["deleted"]]
-    write_batch(conn, Batch(orders=live + deleted, contacts=contacts, messages=1), "test")
-    write_batch(conn, Batch(orders=[{**o, "version": 9} for o in orders if o["deleted"]], messages=1), "test")
+    migrate(database_url)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        prepare(conn)
+        live = [o for o in orders if not o["deleted"]]
+        deleted = [{**o, "deleted": False} for o in orders if o["deleted"]]
+        write_batch(conn, Batch(orders=live + deleted, contacts=contacts, messages=1), "test")
+        write_batch(conn, Batch(orders=[{**o, "version": 9} for o in orders if o["deleted"]], messages=1), "test")
+    return database_url

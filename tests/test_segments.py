@@ -15,7 +15,6 @@ import pytest
 
 from schemas.identity import contact_id
 from segmentation import SegmentError, build_query
-from sinks.migrate import migrate
 from tests.sink_data import load_segment_fixture, segment_fixture
 
 UTC = dt.UTC
@@ -28,10 +27,7 @@ CONTACTS, ORDERS = segment_fixture(NOW)
 
 @pytest.fixture(scope="module")
 def db(database_url: str) -> str:
-    migrate(database_url)
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        load_segment_fixture(conn, CONTACTS, ORDERS)
-    return database_url
+    return load_segment_fixture(database_url, CONTACTS, ORDERS)
 
 
 def live_orders(email: str) -> list[Order]:

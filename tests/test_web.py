@@ -5,8 +5,6 @@ items against the database, open Activity; unknown ids and bad input are error p
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,7 @@ from sinks.migrate import migrate
 from sinks.writer import Batch, prepare, write_batch
 from tests.endpoints import Endpoints
 from tests.kafka_helpers import produce
-from tests.processes import free_port, port_open, running, wait_for
+from tests.processes import free_port, ordersync, port_open, running, wait_for
 from tests.shops import SECRETS, shop, stores_toml
 from tests.sink_data import activity, contact, item, order
 from tests.web_helpers import serve_web
@@ -209,14 +207,7 @@ def test_a_bad_page_number_is_a_400_page(page: Page, web: str, db: str) -> None:
 
 
 def test_the_app_refuses_to_listen_beyond_loopback(subprocess_env: dict[str, str], tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "ordersync.cli", "web", "--host", "0.0.0.0", "--port", str(free_port())],
-        env=subprocess_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = ordersync("web", "--host", "0.0.0.0", "--port", str(free_port()), env=subprocess_env)
     assert result.returncode == 2
     assert "ORDERSYNC_WEB_USER and ORDERSYNC_WEB_PASSWORD to require a login" in result.stderr
 

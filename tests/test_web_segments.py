@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,8 +16,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from schemas.identity import contact_id
-from sinks.migrate import migrate
 from tests.endpoints import Endpoints
+from tests.processes import ordersync
 from tests.sink_data import load_segment_fixture, segment_fixture
 from tests.web_helpers import serve_web
 
@@ -30,10 +28,7 @@ ACCOUNT = {"ORDERSYNC_WEB_USER": "marketer", "ORDERSYNC_WEB_PASSWORD": "correct 
 
 @pytest.fixture(scope="module")
 def db(database_url: str) -> str:
-    migrate(database_url)
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        load_segment_fixture(conn, CONTACTS, ORDERS)
-    return database_url
+    return load_segment_fixture(database_url, CONTACTS, ORDERS)
 
 
 @pytest.fixture(scope="module")
@@ -43,14 +38,7 @@ def web(db: str, endpoints: Endpoints, tmp_path_factory: pytest.TempPathFactory)
 
 
 def cli(db: str, env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "ordersync.cli", "segment", *args],
-        env={**env, "ORDERSYNC_DATABASE_URL": db},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = ordersync("segment", *args, env={**env, "ORDERSYNC_DATABASE_URL": db})
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -160,13 +148,8 @@ def test_malformed_segment_input_is_a_clear_message(page: Page, web: str, path: 
 
 
 def test_cli_says_when_no_segment_has_that_name(db: str, subprocess_env: dict[str, str]) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "ordersync.cli", "segment", "--saved", "nobody saved this", "--count"],
-        env={**subprocess_env, "ORDERSYNC_DATABASE_URL": db},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    result = ordersync(
+        "segment", "--saved", "nobody saved this", "--count", env={**subprocess_env, "ORDERSYNC_DATABASE_URL": db}
     )
     assert result.returncode == 2
     assert "no saved segment is named 'nobody saved this'" in result.stderr

@@ -12,6 +12,10 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 HERE = Path(__file__).parent
+SEGMENT = (  # ordered in the last year, at least two orders, or a PENDING one
+    "list=1&match=any&kind0=ordered&when0=last&days0=365&kind1=order_count&op1=%3E%3D&number1=2&when1=ever"
+    "&kind2=has_status&status2=PENDING"
+)
 
 
 def main() -> None:
@@ -31,6 +35,8 @@ def main() -> None:
         page.go_back()
         page.get_by_role("link", name="Activity").click()
         page.screenshot(path=str(HERE / "contact-activity.png"))
+        page.goto(f"{base}/segments/new?{SEGMENT}")
+        page.screenshot(path=str(HERE / "segment.png"), full_page=True)
         page.goto(f"{base}/insights?by=week")
         page.screenshot(path=str(HERE / "insights.png"), full_page=True)
         page.goto(f"{base}/stores")
