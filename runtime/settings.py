@@ -92,6 +92,8 @@ class Settings(BaseSettings):
     web_lists: str | None = None  # ORDERSYNC_WEB_LISTS
     # Signs the session cookie; unset: a random key per process (sessions end when the app restarts).
     web_session_secret: SecretStr | None = None  # ORDERSYNC_WEB_SESSION_SECRET
+    # Behind TLS: the session cookie is sent over HTTPS only.
+    web_https: bool = False  # ORDERSYNC_WEB_HTTPS
 
     @classmethod
     def settings_customise_sources(

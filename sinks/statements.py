@@ -80,21 +80,25 @@ EXCEPT SELECT contact_id FROM recompute_contacts
 # staged order is earlier (that older order is no longer the contact's first). Runs before the upsert.
 MARK_STALE_DAYS = """
 INSERT INTO insight_stale_days
-SELECT (created_at AT TIME ZONE 'UTC')::date FROM stage_orders WHERE NOT deleted
-UNION
-SELECT (o.created_at AT TIME ZONE 'UTC')::date FROM existing_orders e JOIN orders o USING (store_id, source_order_id)
-UNION
-SELECT (f.first_at AT TIME ZONE 'UTC')::date
-FROM (SELECT contact_id, min(created_at) AS earliest FROM stage_orders
-      WHERE NOT deleted AND contact_id IS NOT NULL GROUP BY contact_id) n
-JOIN LATERAL (SELECT min(first_order_at) AS first_at FROM contact_order_stats s WHERE s.contact_id = n.contact_id) f
-    ON f.first_at > n.earliest
+SELECT day FROM (
+    SELECT (created_at AT TIME ZONE 'UTC')::date AS day FROM stage_orders WHERE NOT deleted
+    UNION
+    SELECT (o.created_at AT TIME ZONE 'UTC')::date FROM existing_orders e JOIN orders o USING (store_id, source_order_id)
+    UNION
+    SELECT (f.first_at AT TIME ZONE 'UTC')::date
+    FROM (SELECT contact_id, min(created_at) AS earliest FROM stage_orders
+          WHERE NOT deleted AND contact_id IS NOT NULL GROUP BY contact_id) n
+    JOIN LATERAL (SELECT min(first_order_at) AS first_at FROM contact_order_stats s WHERE s.contact_id = n.contact_id) f
+        ON f.first_at > n.earliest
+) days
+ORDER BY day  -- two sinks marking the same days take the row locks in one order: no deadlock
 ON CONFLICT DO NOTHING
 """
 MARK_STALE_DAYS_OF_PURGED = """
 INSERT INTO insight_stale_days
 SELECT DISTINCT (created_at AT TIME ZONE 'UTC')::date FROM orders
 WHERE (store_id, source_order_id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
+ORDER BY 1
 ON CONFLICT DO NOTHING
 """
 

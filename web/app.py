@@ -3,10 +3,14 @@ connection in a worker thread; ids in URLs are validated before any query, so a 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
+import logging
 import secrets
 import time
 import uuid
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -30,10 +34,11 @@ from runtime.settings import Settings
 from schemas.topics import TopicNames
 from web import insights as insights_data
 from web import queries, segment_pages
-from web.auth import Access, check_csrf, login_gate, safe_next
+from web.auth import Access, LoginThrottle, check_csrf, login_gate, safe_next
 from web.charts import bars, periods
 from web.common import HERE, access, db, page_number, render
 
+LOG = logging.getLogger(__name__)
 STATUSES = ("CREATED", "PENDING", "COMPLETED", "CANCELED", "UNKNOWN")
 
 
@@ -130,7 +135,7 @@ async def insights(request: Request) -> Response:
         "categories": view["categories"], "customers": customers,
         "new_bars": bars([(label, Decimal(new)) for label, new, _ in customers]),
         "new_total": sum(c[1] for c in customers), "returning_total": sum(c[2] for c in customers),
-        "statuses": [(s, counts.get(s, 0)) for s in STATUSES], "since": since,
+        "statuses": [(s, counts.get(s, 0)) for s in STATUSES], "since": since, "pending": view["pending"],
     })  # fmt: skip
 
 
@@ -185,10 +190,17 @@ async def login(request: Request) -> Response:
     if request.method == "GET":
         return render(request, "login.html", {"next": target, "failed": False})
     await check_csrf(request)
+    throttle: LoginThrottle = request.app.state.login_throttle
+    client, now = request.client.host if request.client else "?", time.monotonic()
+    wait = throttle.blocked_for(client, now)
+    if wait:
+        raise HTTPException(429, f"too many wrong passwords: try again in {wait / 60:.0f} minutes")
     form = await request.form()
     user, password = str(form.get("user", "")), str(form.get("password", ""))
     if not access(request).check(user, password):
+        throttle.failed(client, now)
         return render(request, "login.html", {"next": safe_next(str(form.get("next", ""))), "failed": True}, 401)
+    throttle.succeeded(client)
     request.session.clear()  # a fresh session (and CSRF token) for the logged-in user
     request.session["user"] = user
     return RedirectResponse(safe_next(str(form.get("next", ""))), status_code=303)
@@ -198,6 +210,34 @@ async def logout(request: Request) -> Response:
     await check_csrf(request)
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
+
+
+REFRESH_EVERY_S = 5.0
+
+
+@contextlib.asynccontextmanager
+async def refreshing_insights(app: Starlette) -> AsyncIterator[None]:
+    """While the app runs, bring the Insights summaries up to date every few seconds, so a large backlog
+    (after a backfill or a replay) never makes a reader wait."""
+    url: str = app.state.database_url
+
+    def refresh_all() -> None:
+        with psycopg.connect(url) as conn:
+            insights_data.refresh(conn)
+
+    async def loop() -> None:
+        while True:
+            try:
+                await run_in_threadpool(refresh_all)
+            except psycopg.Error as exc:
+                LOG.warning("insights refresh failed, retrying: %s", type(exc).__name__)
+            await asyncio.sleep(REFRESH_EVERY_S)
+
+    task = asyncio.create_task(loop())
+    try:
+        yield
+    finally:
+        task.cancel()
 
 
 def create_app(settings: Settings, health_file: Path | None = None) -> Starlette:
@@ -218,8 +258,15 @@ def create_app(settings: Settings, health_file: Path | None = None) -> Starlette
             Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
         ],
         exception_handlers={HTTPException: error, 500: error},
+        lifespan=refreshing_insights,
         middleware=[
-            Middleware(SessionMiddleware, secret_key=secret, session_cookie="ordersync_session", same_site="lax"),
+            Middleware(
+                SessionMiddleware,
+                secret_key=secret,
+                session_cookie="ordersync_session",
+                same_site="lax",
+                https_only=settings.web_https,
+            ),
             Middleware(BaseHTTPMiddleware, dispatch=login_gate(access)),
         ],
     )
@@ -227,4 +274,5 @@ def create_app(settings: Settings, health_file: Path | None = None) -> Starlette
     app.state.settings = settings
     app.state.health_file = health_file
     app.state.access = access
+    app.state.login_throttle = LoginThrottle()
     return app

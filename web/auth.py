@@ -67,6 +67,34 @@ class Access:
         return self.lists is None or list_id in self.lists
 
 
+class LoginThrottle:
+    """After ``attempts`` wrong passwords from one address within ``window_s``, that address waits out the
+    window: guessing the password gets slow, the account is never locked for everyone."""
+
+    def __init__(self, attempts: int = 5, window_s: float = 300.0) -> None:
+        self.attempts, self.window_s = attempts, window_s
+        self._failures: dict[str, list[float]] = {}
+
+    def _recent(self, client: str, now: float) -> list[float]:
+        recent = [t for t in self._failures.get(client, []) if now - t < self.window_s]
+        if recent:
+            self._failures[client] = recent
+        else:
+            self._failures.pop(client, None)
+        return recent
+
+    def blocked_for(self, client: str, now: float) -> float:
+        """Seconds ``client`` must wait before trying again (0: it may try now)."""
+        recent = self._recent(client, now)
+        return self.window_s - (now - recent[0]) if len(recent) >= self.attempts else 0.0
+
+    def failed(self, client: str, now: float) -> None:
+        self._failures.setdefault(client, []).append(now)
+
+    def succeeded(self, client: str) -> None:
+        self._failures.pop(client, None)
+
+
 def csrf_token(request: Request) -> str:
     """The session's CSRF token (made on first use); every form carries it."""
     token = request.session.get("csrf")

@@ -1,7 +1,8 @@
 -- The web app's Insights read per-day summaries instead of a year of orders and items (on 1,000,000
 -- orders the per-request queries took about a second). The sink marks the UTC days its batches touch as
 -- stale, in the same transaction as the orders; the web app recomputes the stale days before it reads
--- (web/insights.py), so a page pays for the days that changed, not for the whole period.
+-- (web/insights.py), so a page pays for the days that changed, not for the whole period. Summaries are
+-- kept for the days Insights can show (the last 400); older stale days are only forgotten.
 CREATE TABLE insight_stale_days (day date PRIMARY KEY);
 
 -- Live (not deleted) orders per day, store, list, currency and normalised status.
@@ -28,6 +29,20 @@ CREATE TABLE insight_day_items (
     quantity bigint         NOT NULL,
     revenue  numeric(20, 6) NOT NULL,
     PRIMARY KEY (day, store_id, list_id, currency, kind, name)
+);
+
+-- The same items per month (from insight_day_items): a year of top products reads twelve months and the
+-- days of one partial month instead of every day's rows.
+CREATE TABLE insight_month_items (
+    month    date           NOT NULL,
+    store_id text           NOT NULL,
+    list_id  text           NOT NULL,
+    currency text           NOT NULL,
+    kind     text           NOT NULL,
+    name     text           NOT NULL,
+    quantity bigint         NOT NULL,
+    revenue  numeric(20, 6) NOT NULL,
+    PRIMARY KEY (month, store_id, list_id, currency, kind, name)
 );
 
 INSERT INTO insight_stale_days SELECT DISTINCT (created_at AT TIME ZONE 'UTC')::date FROM orders;
