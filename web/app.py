@@ -162,6 +162,11 @@ async def stores(request: Request) -> Response:
 
     kafka = await run_in_threadpool(from_kafka)
     lag, dead = kafka if kafka is not None else ({}, {})
+    scope = access(request).lists
+    if scope is not None:  # an account limited to some lists sees the stores that sell to them
+        visible = set(await db(request, lambda conn: insights_data.stores(conn, scope)))
+        health = {name: h for name, h in health.items() if name in visible}
+        dead = {name: d for name, d in dead.items() if name in visible}
     failing_after = settings.store_failing_after_s
     names = sorted(set(health) | set(dead))
     rows = []

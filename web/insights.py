@@ -105,7 +105,11 @@ GROUP BY name, currency
 ORDER BY revenue DESC, name
 LIMIT 10
 """
-STORES = "SELECT DISTINCT store_id FROM insight_days ORDER BY store_id"
+# The stores with orders in the lists (of the last 400 days, from the small summary).
+STORES = """
+SELECT DISTINCT store_id FROM insight_days WHERE (%(lists)s::text[] IS NULL OR list_id = ANY(%(lists)s))
+ORDER BY store_id
+"""
 
 
 def pending(conn: psycopg.Connection[Any]) -> int:
@@ -116,7 +120,7 @@ def pending(conn: psycopg.Connection[Any]) -> int:
 
 def refresh(conn: psycopg.Connection[Any], today: dt.date | None = None, at_most: int | None = None) -> int:
     """Recompute the stale days, unless another refresher is at it or there are more than ``at_most``;
-    how many days were recomputed."""
+    how many stale days were taken (those past the horizon are forgotten, not recomputed)."""
     horizon = (today or dt.datetime.now(dt.UTC).date()) - dt.timedelta(days=HORIZON_DAYS)
     with conn.transaction():
         locked = conn.execute(TRY_LOCK).fetchone()
@@ -131,12 +135,17 @@ def refresh(conn: psycopg.Connection[Any], today: dt.date | None = None, at_most
         conn.execute(RECOMPUTE_DAYS)
         conn.execute(RECOMPUTE_ITEMS)
         conn.execute(RECOMPUTE_MONTHS)
-        return int(claimed[0])
+        return int(claimed[0])  # claimed: the days past the horizon were only forgotten
 
 
 def _rows(conn: psycopg.Connection[Any], query: str, params: dict[str, Any]) -> list[Row]:
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(query, params).fetchall()
+
+
+def stores(conn: psycopg.Connection[Any], lists: Lists) -> list[str]:
+    """Stores that sold to the lists (all stores: ``lists`` None)."""
+    return [row["store_id"] for row in _rows(conn, STORES, {"lists": list(lists) if lists is not None else None})]
 
 
 def whole_months_from(since: dt.date) -> dt.date:
@@ -158,5 +167,5 @@ def load(conn: psycopg.Connection[Any], unit: str, since: dt.date, store: str | 
         "customers": _rows(conn, CUSTOMERS, scope),
         "products": _rows(conn, TOP_ITEMS, {**scope, "kind": "product"}),
         "categories": _rows(conn, TOP_ITEMS, {**scope, "kind": "category"}),
-        "stores": [row["store_id"] for row in _rows(conn, STORES, {})],
+        "stores": stores(conn, lists),
     }
