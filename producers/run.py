@@ -77,9 +77,11 @@ async def connect(
             connector = Connector(store, source, publisher, cursors, topics)
             connectors.append(connector)
             progress = Progress(store.id, total=await source.count_orders())
-            await connector.backfill(progress, on_progress=lambda: board.succeeded(store.id))
+            await connector.backfill(
+                progress, on_progress=lambda: board.backfilled(store.id, progress.done, progress.total)
+            )
             progress.finish()
-            board.succeeded(store.id)
+            board.backfilled(store.id, progress.done, progress.total, complete=True)
             log.info(
                 "%s: backfill complete (%d orders, %d customers, %d dead letters this run)",
                 store.id,

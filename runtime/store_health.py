@@ -24,6 +24,11 @@ class StoreHealth:
     consecutive_failures: int = 0
     failing_since: float | None = None  # epoch seconds of the first failure of the current run of them
     last_error: str | None = None
+    # The backfill of this run of the process: orders published, the shop's own total where its API
+    # gives one (WooCommerce's X-WP-Total; PrestaShop gives none), and whether it has finished.
+    backfill_published: int = 0
+    backfill_total: int | None = None
+    backfill_complete: bool = False
 
     def failing_for(self, now: float) -> float:
         return 0.0 if self.failing_since is None else now - self.failing_since
@@ -49,6 +54,15 @@ class HealthBoard:
         health.failing_since = None
         # Rewriting the file for every poll of a healthy store is needless; once a second is plenty.
         if changed or self.path is None or _age_s(self.path) > 1.0:
+            self._write()
+
+    def backfilled(self, store_id: str, published: int, total: int | None, *, complete: bool = False) -> None:
+        """The backfill's progress (a page went through, so the store is healthy too)."""
+        health = self.stores[store_id]
+        finishing = complete and not health.backfill_complete
+        health.backfill_published, health.backfill_total, health.backfill_complete = published, total, complete
+        self.succeeded(store_id)
+        if finishing:
             self._write()
 
     def failed(self, store_id: str, error: str) -> None:

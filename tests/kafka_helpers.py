@@ -137,3 +137,20 @@ def raw_order_records(bootstrap: str, topic: str) -> list[tuple[str, dict[str, A
         for event in record.get("events", [record]):
             out.append((f"{event['store_id']}:{event['source_order_id']}", event))
     return out
+
+
+def end_offsets(bootstrap: str, *topics: str) -> int:
+    """The sum of the topics' high watermarks: what a consumer group that has read nothing lags by."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"end-offsets-{uuid.uuid4()}"})
+    try:
+        total = 0
+        for topic in topics:
+            metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+            for partition in metadata.partitions:
+                _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+                total += high
+        return total
+    finally:
+        consumer.close()

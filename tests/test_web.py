@@ -20,7 +20,7 @@ from schemas.topics import TopicNames
 from sinks.migrate import migrate
 from sinks.writer import Batch, prepare, write_batch
 from tests.endpoints import Endpoints
-from tests.kafka_helpers import produce
+from tests.kafka_helpers import end_offsets, produce
 from tests.processes import free_port, ordersync, port_open, running, wait_for
 from tests.shops import SECRETS, shop, stores_toml
 from tests.sink_data import activity, contact, item, order
@@ -229,10 +229,11 @@ def test_stores_page_shows_a_shop_answering_503_as_failing_with_its_dead_letters
     port = free_port()
     with (
         shop("woocommerce", "w", env, tmp_path, orders=5) as woo,
+        shop("woocommerce", "h", env, tmp_path, orders=40, seed=2) as healthy,
         running(["web", "--port", str(port)], env, tmp_path / "web.log") as web_proc,
     ):
         woo.faults(failing=503)
-        config = stores_toml(tmp_path / "stores.toml", woo, poll_interval_s=1)
+        config = stores_toml(tmp_path / "stores.toml", woo, healthy, poll_interval_s=1)
         with running(["connect", "--config", str(config), "--follow"], env, tmp_path / "connect.log") as conn:
             wait_for(lambda: port_open(port) or not web_proc.alive(), 60, "the web app")
             row = page.locator("tr[data-store='w']")
@@ -246,4 +247,18 @@ def test_stores_page_shows_a_shop_answering_503_as_failing_with_its_dead_letters
             expect(row.locator(".last-error")).to_contain_text("503")
             expect(row.locator(".dead-count")).to_have_text("1")
             expect(row.locator(".reasons")).to_contain_text("connector: unreadable order: bad date")
-            expect(page.locator(f"tr[data-group='{topic_prefix}processor'] td.num")).to_have_text("3")
+            # The healthy shop beside it: its backfill went through (the shop's total is 40 orders).
+            healthy = page.locator("tr[data-store='h'] .backfill")
+
+            def complete() -> bool:
+                page.goto(f"http://127.0.0.1:{port}/stores")
+                return healthy.count() == 1 and healthy.inner_text().startswith("complete")
+
+            wait_for(complete, 60, "store h's backfill to complete")
+            expect(healthy).to_have_text("complete · 40 orders published")
+            expect(page.locator("tr[data-store='h'] .state")).to_have_text("Ok")
+            raw = end_offsets(
+                env["ORDERSYNC_KAFKA_BOOTSTRAP"], names.raw_orders, names.raw_customers, names.contacts_import
+            )
+            assert raw > 3  # the 3 produced above and the healthy shop's pages
+            expect(page.locator(f"tr[data-group='{topic_prefix}processor'] td.num")).to_have_text(str(raw))
