@@ -219,6 +219,7 @@ def webhook_serve(config_path: str, host: str, port: int) -> None:
     from producers.publisher import Publisher
     from producers.webhook import WebhookReceiver
     from producers.woocommerce import WooCommerceSource
+    from runtime.store_health import WebhookBoard
     from runtime.stores import ConfigError, load_stores
 
     configure_logging()
@@ -228,7 +229,9 @@ def webhook_serve(config_path: str, host: str, port: int) -> None:
         publisher = Publisher(settings.kafka_bootstrap)
         prefix = settings.topic_prefix
         names = TopicNames.with_prefix(prefix)
-        receiver = WebhookReceiver(stores, publisher, names.raw_orders, names.raw_customers, names.dlq)
+        receiver = WebhookReceiver(
+            stores, publisher, names.raw_orders, names.raw_customers, names.dlq, board=WebhookBoard.from_env()
+        )
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

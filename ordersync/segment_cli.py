@@ -13,6 +13,7 @@ import psycopg
 from runtime.settings import Settings
 from schemas.json_view import to_json
 from segmentation import SegmentError, build_query, saved
+from segmentation.export import COLUMNS, csv_rows
 
 
 def conditions_from_flags(kw: dict[str, Any]) -> list[dict[str, Any]]:
@@ -62,11 +63,9 @@ def write(rows: list[dict[str, Any]], fmt: str, out: IO[str]) -> None:
         for row in rows:
             out.write(to_json(row) + "\n")
         return
-    columns = ["email", "first_name", "last_name", "list_id", "contact_id"]
+    columns = list(COLUMNS)
     if fmt == "csv":
-        writer = csv.writer(out)
-        writer.writerow(columns)
-        writer.writerows([[row[c] for c in columns] for row in rows])
+        csv.writer(out).writerows(csv_rows(rows))
         return
     widths = {c: max([len(c), *(len(str(row[c] or "")) for row in rows)]) for c in columns}
     out.write("  ".join(c.ljust(widths[c]) for c in columns) + "\n")

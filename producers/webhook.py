@@ -36,6 +36,7 @@ from aiohttp import web
 from producers.publisher import Deliveries, Publisher, PublishError
 from producers.source import base_context, parse_time, raw_customer_event, raw_order_event
 from producers.woocommerce import WooCommerceSource
+from runtime.store_health import WebhookBoard
 from runtime.stores import StoreConfig
 from schemas import encode
 from schemas.dead_letters import dead_letter_headers
@@ -88,6 +89,7 @@ class WebhookReceiver:
         raw_customers_topic: str,
         dlq_topic: str,
         sources: dict[str, WooCommerceSource] | None = None,
+        board: WebhookBoard | None = None,
     ) -> None:
         self.stores = {s.id: s for s in stores if s.platform == "woocommerce"}
         self.secrets = {s.id: s.secret("webhook_secret_env") for s in self.stores.values() if s.webhook_secret_env}
@@ -97,6 +99,7 @@ class WebhookReceiver:
         self.dlq_topic = dlq_topic
         self.sources = sources or {}  # for product categories; without one, events carry none
         self.stats = WebhookStats()
+        self.board = board or WebhookBoard()  # the Stores page's "last webhook"
         self._deliveries_seen: dict[str, OrderedDict[str, None]] = {s: OrderedDict() for s in self.stores}
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -186,6 +189,7 @@ class WebhookReceiver:
             log.error("store %s: webhook event not acknowledged by Kafka: %s", store_id, exc)
             return web.json_response({"error": "not stored, try again"}, status=503)
         self.stats.accepted += 1
+        self.board.accepted(store_id)
         return web.json_response({"accepted": doc_id}, status=202)
 
     async def _dead_letter(self, store_id: str, topic: str, body: bytes, reason: str) -> web.Response:

@@ -29,6 +29,7 @@ class StoreHealth:
     backfill_published: int = 0
     backfill_total: int | None = None
     backfill_complete: bool = False
+    last_webhook: float | None = None  # epoch seconds of the last webhook accepted (the webhook receiver's file)
 
     def failing_for(self, now: float) -> float:
         return 0.0 if self.failing_since is None else now - self.failing_since
@@ -80,13 +81,48 @@ class HealthBoard:
         temporary.replace(self.path)  # readers never see half a file
 
 
-def read(path: Path) -> dict[str, StoreHealth]:
-    """The store health a connector process wrote ({} if it has not written any yet)."""
+def webhooks_path(path: Path) -> Path:
+    """The webhook receiver's file beside the connectors' one (``stores.health.json`` →
+    ``stores.health.webhooks.json``): two processes, two files, never one written by both."""
+    return path.with_name(f"{path.stem}.webhooks.json")
+
+
+class WebhookBoard:
+    """When the webhook receiver last accepted a webhook of each store; written through to its file (at
+    once for a store's first, then at most once a second)."""
+
+    def __init__(self, path: str | None = None) -> None:
+        self.path = webhooks_path(Path(path)) if path else None
+        self.last: dict[str, float] = {}
+
+    @classmethod
+    def from_env(cls) -> WebhookBoard:
+        return cls(os.environ.get(ENV))
+
+    def accepted(self, store_id: str) -> None:
+        first = store_id not in self.last
+        self.last[store_id] = time.time()
+        if self.path is not None and (first or _age_s(self.path) > 1.0):
+            temporary = self.path.with_suffix(".tmp")
+            temporary.write_text(json.dumps(self.last))
+            temporary.replace(self.path)
+
+
+def _json(path: Path) -> dict[str, Any]:
     try:
-        data: dict[str, Any] = json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except (FileNotFoundError, ValueError):
         return {}
-    return {s: StoreHealth(**h) for s, h in data.items()}
+    return data if isinstance(data, dict) else {}
+
+
+def read(path: Path) -> dict[str, StoreHealth]:
+    """The store health the connectors wrote, with the webhook receiver's last webhook per store ({} if
+    neither has written yet)."""
+    stores = {s: StoreHealth(**h) for s, h in _json(path).items()}
+    for store_id, at in _json(webhooks_path(path)).items():
+        stores.setdefault(store_id, StoreHealth(store_id)).last_webhook = float(at)
+    return stores
 
 
 def _age_s(path: Path) -> float:

@@ -61,3 +61,13 @@ def test_an_incomplete_row_says_which_and_why(row: dict[str, str], says: str) ->
 
 def test_defaults_cover_every_kind() -> None:
     assert set(DEFAULTS) == set(KINDS)
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_defused() -> None:
+    from segmentation.export import COLUMNS, csv_rows
+
+    contact = {"email": "-x@example.com", "first_name": "=HYPERLINK(\"http://evil\")", "last_name": None,
+               "list_id": "1", "contact_id": "c"}  # fmt: skip
+    header, row = csv_rows([contact])
+    assert header == list(COLUMNS)
+    assert row == ["'-x@example.com", "'=HYPERLINK(\"http://evil\")", "", "1", "c"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runtime.store_health import HealthBoard, read
+from runtime.store_health import HealthBoard, WebhookBoard, read
 
 
 def test_backfill_progress_reaches_the_file(tmp_path: Path) -> None:
@@ -27,3 +27,14 @@ def test_files_written_before_backfill_progress_existed_still_read(tmp_path: Pat
     path = tmp_path / "health.json"
     path.write_text('{"w": {"store_id": "w", "last_success": 1.0, "consecutive_failures": 0}}')
     assert read(path)["w"].backfill_published == 0
+
+
+def test_the_webhook_receivers_file_joins_the_connectors(tmp_path: Path) -> None:
+    path = tmp_path / "stores.health.json"
+    HealthBoard(["w"], str(path)).succeeded("w")
+    webhooks = WebhookBoard(str(path))
+    webhooks.accepted("w")
+    webhooks.accepted("only-webhooks")
+    both = read(path)
+    assert both["w"].last_success is not None and both["w"].last_webhook is not None
+    assert both["only-webhooks"].last_webhook is not None and both["only-webhooks"].last_success is None

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from runtime.store_health import read as read_health
 from schemas import decode
 from tests.kafka_helpers import drain
 from tests.processes import http_json
@@ -25,6 +26,7 @@ def env(subprocess_env: dict[str, str], topic_prefix: str) -> dict[str, str]:
 def test_mislabelled_replayed_oversized_and_malformed_deliveries(
     env: dict[str, str], kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
+    env = {**env, "ORDERSYNC_STORE_HEALTH_FILE": str(tmp_path / "stores.health.json")}
     with shop("woocommerce", "w", env, tmp_path, orders=5) as s, webhook_receiver(s, env, tmp_path) as (url, proc):
         order = json.dumps({"id": 501, "status": "completed", "date_modified_gmt": "2026-01-01T10:00:00",
                             "billing": {"email": "ana@example.com"}, "line_items": []}).encode()  # fmt: skip
@@ -39,7 +41,9 @@ def test_mislabelled_replayed_oversized_and_malformed_deliveries(
         assert post(order, "order.deleted") == 400
         assert post(order, "customer.updated") == 400
         # The same delivery twice: acknowledged twice, published once.
+        assert read_health(tmp_path / "stores.health.json") == {}
         assert post(order, "order.updated", delivery="d-1") == 202
+        assert read_health(tmp_path / "stores.health.json")["w"].last_webhook is not None  # for the Stores page
         assert post(order, "order.updated", delivery="d-1") == 200
         # A delete carrying the shop's modification time is versioned by it, not by our clock.
         deleted = b'{"id":502,"date_modified_gmt":"2026-01-03T08:00:00"}'

@@ -14,12 +14,14 @@ from urllib.parse import parse_qsl, urlencode
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import dict_row
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from segmentation import SegmentError, build_query, saved
+from segmentation.export import csv_rows
 from segmentation.form import KINDS, OPTIONS, Builder, builder_from_document, builder_from_query, document_from_builder
 from web import queries
 from web.auth import Access, check_csrf
@@ -27,7 +29,6 @@ from web.common import access, db, render
 
 PREVIEW = 20
 MAX_JSON = 20_000
-CSV_COLUMNS = ("email", "first_name", "last_name", "list_id", "contact_id")
 
 
 @dataclass
@@ -204,16 +205,14 @@ def _csv_rows(url: str, query: sql.Composed, params: list[Any]) -> Iterator[str]
     """The CSV a chunk at a time, read through a server-side cursor (a segment may hold every contact)."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
-    with psycopg.connect(url) as conn, conn.cursor(name="segment_export") as cur:
+    with psycopg.connect(url) as conn, conn.cursor(name="segment_export", row_factory=dict_row) as cur:
         cur.execute(query, params)
-        names = [d.name for d in cur.description or []]
-        order = [names.index(column) for column in CSV_COLUMNS]
-        while rows := cur.fetchmany(2000):
-            writer.writerows([row[i] for i in order] for row in rows)
-            yield out.getvalue()
-            out.seek(0)
-            out.truncate()
+        for row in csv_rows(cur):
+            writer.writerow(row)
+            if out.tell() > 64 * 1024:
+                yield out.getvalue()
+                out.seek(0)
+                out.truncate()
     yield out.getvalue()
 
 
