@@ -94,6 +94,19 @@ SELECT day FROM (
 ORDER BY day  -- two sinks marking the same days take the row locks in one order: no deadlock
 ON CONFLICT DO NOTHING
 """
+# After the summaries: a contact whose order was deleted or moved to another contact may have a new first
+# order, on a day the batch did not touch; its day is stale too (Insights count first orders).
+MARK_NEXT_FIRST_ORDER_DAYS = """
+INSERT INTO insight_stale_days
+SELECT DISTINCT (min(first_order_at) AT TIME ZONE 'UTC')::date
+FROM contact_order_stats
+WHERE contact_id = ANY(ARRAY(
+    SELECT e.contact_id FROM existing_orders e JOIN stage_orders s USING (store_id, source_order_id)
+    WHERE e.contact_id IS NOT NULL AND (s.deleted OR s.contact_id IS DISTINCT FROM e.contact_id)))
+GROUP BY contact_id
+ORDER BY 1
+ON CONFLICT DO NOTHING
+"""
 MARK_STALE_DAYS_OF_PURGED = """
 INSERT INTO insight_stale_days
 SELECT DISTINCT (created_at AT TIME ZONE 'UTC')::date FROM orders

@@ -129,6 +129,8 @@ def write_staged(conn: psycopg.Connection[Any], staged: Staged, consumer: str) -
         if staged.orders or staged.purged_orders:
             for statement in q.MAINTAIN_SUMMARIES:
                 cur.execute(statement)
+        if staged.orders:
+            cur.execute(q.MARK_NEXT_FIRST_ORDER_DAYS)
         if staged.activity:
             _copy(cur, q.COPY_ACTIVITY, staged.activity)
             cur.execute(q.UPSERT_ACTIVITY)

@@ -92,3 +92,23 @@ def test_whole_months_start_after_a_partial_one() -> None:
     assert insights.whole_months_from(dt.date(2026, 3, 1)) == dt.date(2026, 3, 1)
     assert insights.whole_months_from(dt.date(2026, 3, 2)) == dt.date(2026, 4, 1)
     assert insights.whole_months_from(dt.date(2026, 12, 31)) == dt.date(2027, 1, 1)
+
+
+def test_deleting_a_contacts_first_order_makes_the_next_one_new(db: str) -> None:
+    from sinks.writer import Batch, prepare, write_batch
+
+    first = order(6000, "fresh@example.com", created=NOW - dt.timedelta(days=50))
+    second = order(6001, "fresh@example.com", created=NOW - dt.timedelta(days=20))
+    with psycopg.connect(db, autocommit=True) as conn:
+        prepare(conn)
+        write_batch(conn, Batch(orders=[first, second], messages=1), "test")
+    with psycopg.connect(db) as conn:
+        insights.refresh(conn, today=TODAY)
+        conn.commit()
+    with psycopg.connect(db, autocommit=True) as conn:
+        prepare(conn)
+        write_batch(conn, Batch(orders=[{**first, "deleted": True, "version": 2}], messages=1), "test")
+    with psycopg.connect(db) as conn:
+        insights.refresh(conn, today=TODAY)
+        conn.commit()
+    test_day_summaries_equal_the_orders(db)
