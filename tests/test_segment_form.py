@@ -70,4 +70,4 @@ def test_csv_cells_a_spreadsheet_would_run_are_defused() -> None:
                "list_id": "1", "contact_id": "c"}  # fmt: skip
     header, row = csv_rows([contact])
     assert header == list(COLUMNS)
-    assert row == ["'-x@example.com", "'=HYPERLINK(\"http://evil\")", "", "1", "c"]
+    assert row == ["'-x@example.com", '\'=HYPERLINK("http://evil")', "", "1", "c"]
