@@ -44,6 +44,8 @@ class SegmentError(ValueError):
 
 @dataclass
 class Compiled:
+    """A WHERE fragment and its bound parameters, in order."""
+
     where: sql.Composable
     params: list[Any] = field(default_factory=list)
 
@@ -162,6 +164,8 @@ def _compare(expr: str, grouped: sql.Composable, params: list[Any], op: tuple[st
 
 
 def compile_condition(cond: Any, now: dt.datetime, where: str = "segment") -> Compiled:
+    """One condition (and what it nests) as a WHERE fragment over ``contacts c``; SegmentError naming
+    ``where`` when it is invalid. ``now``: the moment "last N days" counts back from."""
     if not isinstance(cond, dict) or len(cond) != 1:
         raise SegmentError(f"{where}: each condition is an object with exactly one key")
     ((kind, spec),) = cond.items()

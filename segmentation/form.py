@@ -57,6 +57,7 @@ class Builder:
 
 
 def new_row(kind: str) -> Row:
+    """A row of ``kind`` with its defaults, as "Add" puts it in the form."""
     if kind not in KINDS:
         raise SegmentError(f"{kind!r} is not a condition the builder knows")
     return {"kind": kind, **DEFAULTS[kind]}
@@ -113,6 +114,7 @@ def _op(row: Row, at: str) -> str:
 
 
 def condition_from_row(row: Row, at: str) -> dict[str, Any]:
+    """The condition one row stands for; SegmentError naming ``at`` when the row is incomplete."""
     kind = row.get("kind", "")
     if kind == "ordered":
         period = _period({**row, "when": row.get("when") or "last"}, at)

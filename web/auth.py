@@ -105,6 +105,7 @@ def csrf_token(request: Request) -> str:
 
 
 async def check_csrf(request: Request) -> None:
+    """A 403 unless the posted form carries this session's CSRF token."""
     form = await request.form()
     sent = form.get("csrf")
     expected = request.session.get("csrf")
