@@ -19,8 +19,8 @@ CREATE TEMP TABLE IF NOT EXISTS stage_items (LIKE order_items) ON COMMIT DELETE 
 CREATE TEMP TABLE IF NOT EXISTS stage_activity (LIKE activity) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS stage_contacts (LIKE contacts) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS applied_orders (store_id text, source_order_id text) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS existing_orders (store_id text, source_order_id text, contact_id uuid)
-    ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS existing_orders
+    (store_id text, source_order_id text, contact_id uuid, created_at timestamptz) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS new_orders (store_id text, source_order_id text) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS recompute_contacts (contact_id uuid) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS added_contacts (contact_id uuid) ON COMMIT DELETE ROWS;
@@ -42,10 +42,11 @@ COPY_ITEMS = f"COPY stage_items ({_cols(ITEM_COLUMNS)}) FROM STDIN"
 COPY_ACTIVITY = f"COPY stage_activity ({_cols(ACTIVITY_COLUMNS)}) FROM STDIN"
 COPY_CONTACTS = f"COPY stage_contacts ({_cols(CONTACT_COLUMNS)}) FROM STDIN"
 
-# Before the upsert, the staged orders the database already holds, with their current owners.
+# Before the upsert, the staged orders the database already holds, with their current owners and days.
 FIND_EXISTING_ORDERS = """
 INSERT INTO existing_orders
-SELECT s.store_id, s.source_order_id, o.contact_id FROM stage_orders s JOIN orders o USING (store_id, source_order_id)
+SELECT s.store_id, s.source_order_id, o.contact_id, o.created_at
+FROM stage_orders s JOIN orders o USING (store_id, source_order_id)
 """
 # The other staged orders, unless a delete is staged with them: inserted as they are, so their owners'
 # summaries can simply add them. A backfill is almost nothing but such orders.
@@ -76,20 +77,23 @@ EXCEPT SELECT contact_id FROM recompute_contacts
 """
 
 # The UTC days whose Insights summaries the batch changes (recomputed by the web app, migration 009): the
-# days of the staged orders, of the orders they replace, and the first-order day of a contact whose
-# staged order is earlier (that older order is no longer the contact's first). Runs before the upsert.
+# days of the staged orders, of the orders they replace, and the first-order day of a contact whose new
+# order is earlier (that older order is no longer the contact's first; only new orders are looked up, as
+# an update keeps its creation time). Runs before the upsert.
 MARK_STALE_DAYS = """
 INSERT INTO insight_stale_days
 SELECT day FROM (
     SELECT (created_at AT TIME ZONE 'UTC')::date AS day FROM stage_orders WHERE NOT deleted
     UNION
-    SELECT (o.created_at AT TIME ZONE 'UTC')::date FROM existing_orders e JOIN orders o USING (store_id, source_order_id)
+    SELECT (created_at AT TIME ZONE 'UTC')::date FROM existing_orders
     UNION
-    SELECT (f.first_at AT TIME ZONE 'UTC')::date
-    FROM (SELECT contact_id, min(created_at) AS earliest FROM stage_orders
-          WHERE NOT deleted AND contact_id IS NOT NULL GROUP BY contact_id) n
-    JOIN LATERAL (SELECT min(first_order_at) AS first_at FROM contact_order_stats s WHERE s.contact_id = n.contact_id) f
-        ON f.first_at > n.earliest
+    SELECT (s.first_order_at AT TIME ZONE 'UTC')::date
+    FROM contact_order_stats s
+    JOIN (SELECT contact_id, min(created_at) AS earliest
+          FROM stage_orders JOIN new_orders USING (store_id, source_order_id)
+          WHERE contact_id IS NOT NULL GROUP BY contact_id) n USING (contact_id)
+    WHERE s.contact_id = ANY(ARRAY(SELECT contact_id FROM stage_orders JOIN new_orders USING (store_id, source_order_id)))
+      AND s.first_order_at > n.earliest  -- per currency: at worst a day more to recompute
 ) days
 ORDER BY day  -- two sinks marking the same days take the row locks in one order: no deadlock
 ON CONFLICT DO NOTHING
