@@ -31,6 +31,7 @@ from starlette.staticfiles import StaticFiles
 from runtime import store_health
 from runtime.kafka_status import KafkaStatus, StoreDeadLetters
 from runtime.settings import Settings
+from schemas.statuses import STATUSES
 from schemas.topics import TopicNames
 from web import insights as insights_data
 from web import queries, segment_pages
@@ -39,7 +40,6 @@ from web.charts import bars, periods
 from web.common import HERE, access, db, page_number, render
 
 LOG = logging.getLogger(__name__)
-STATUSES = ("CREATED", "PENDING", "COMPLETED", "CANCELED", "UNKNOWN")
 
 
 async def home(request: Request) -> Response:

@@ -22,7 +22,15 @@ from starlette.routing import Route
 
 from segmentation import SegmentError, build_query, saved
 from segmentation.export import csv_rows
-from segmentation.form import KINDS, OPTIONS, Builder, builder_from_document, builder_from_query, document_from_builder
+from segmentation.form import (
+    KINDS,
+    OPTIONS,
+    Builder,
+    builder_from_document,
+    builder_from_query,
+    document_from_builder,
+    query_from_builder,
+)
 from web import queries
 from web.auth import Access, check_csrf
 from web.common import access, db, render
@@ -48,9 +56,7 @@ class Draft:
         """The draft as a query string: links to the builder, the export and the save form carry it."""
         fields: dict[str, str] = {"list": self.list_id or "", "name": self.name}
         if self.builder is not None:
-            fields["match"] = self.builder.match
-            for i, row in enumerate(self.builder.rows):
-                fields.update({f"{key}{i}": value for key, value in row.items() if value})
+            fields.update(query_from_builder(Builder(self.builder.match, self.builder.rows)))
         else:
             fields.update(mode="json", json=self.json_text)
         return urlencode({k: v for k, v in fields.items() if v})
@@ -95,11 +101,16 @@ def _queries(draft: Draft, scope: tuple[str, ...] | None) -> tuple[tuple[Any, ..
     return count, preview
 
 
+def _visible_list(who: Access, draft: Draft) -> None:
+    """A 404 for a draft of a list the reader may not see (as if it did not exist)."""
+    if draft.list_id is not None and not who.sees(draft.list_id):
+        raise HTTPException(404, "no such list")
+
+
 async def _result(request: Request, draft: Draft) -> dict[str, Any]:
     """The count and the first contacts of ``draft``, or the reason there are none."""
     who = access(request)
-    if draft.list_id is not None and not who.sees(draft.list_id):
-        raise HTTPException(404, "no such list")
+    _visible_list(who, draft)
     if draft.error is not None or draft.document is None:
         return {"count": None, "preview": [], "error": draft.error}
     try:
@@ -174,8 +185,7 @@ async def _save(request: Request) -> Response:
     form = await request.form()
     params = {k: v for k, v in _query_pairs(str(form.get("state", "")))}
     draft = draft_from({**params, "name": str(form.get("name", ""))})
-    if draft.list_id is not None and not access(request).sees(draft.list_id):
-        raise HTTPException(404, "no such list")
+    _visible_list(access(request), draft)
     if draft.document is None:
         return await _builder_page(request, draft)
 
@@ -217,8 +227,7 @@ def _csv_rows(url: str, query: sql.Composed, params: list[Any]) -> Iterator[str]
 
 
 def _export(request: Request, draft: Draft, who: Access, filename: str) -> Response:
-    if draft.list_id is not None and not who.sees(draft.list_id):
-        raise HTTPException(404, "no such list")
+    _visible_list(who, draft)
     if draft.document is None:
         raise HTTPException(400, f"cannot export: {draft.error}")
     try:
