@@ -25,12 +25,14 @@ stack-down: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy
 
 # The fast lane: every test that needs no Kafka or PostgreSQL (pure functions, files, simulators).
 unit: install
+	$(BIN)/lint-imports
 	$(BIN)/pytest -m "not broker" -q $(PYTEST_ARGS)
 
 test: lint typecheck stack-up

@@ -20,8 +20,8 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from ordersync.runtime.settings import Settings  # noqa: E402
 from ordersync.stack import LocalKafka, LocalPostgres  # noqa: E402
-from runtime.settings import Settings  # noqa: E402
 
 
 def settings_with_stack() -> Settings:

@@ -20,7 +20,7 @@ from pathlib import Path
 from common import Timer, free_port, process_cpu, report, rss_mib, settings_with_stack, spawn, unique_prefix  # type: ignore[import-not-found]
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from schemas import decode
+from ordersync.schemas import decode
 
 
 def read_all(bootstrap: str, topic: str, stamps: list[int] | None = None) -> list[tuple[bytes, bytes]]:

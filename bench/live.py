@@ -30,9 +30,9 @@ import psycopg
 from aiohttp import web
 from common import cpu_seconds, cpu_used, free_port, fresh_database, report, settings_with_stack, spawn, unique_prefix  # type: ignore[import-not-found]
 
+from ordersync.runtime.settings import Settings
+from ordersync.sinks.migrate import migrate
 from ordersync.topics_admin import create_topics
-from runtime.settings import Settings
-from sinks.migrate import migrate
 
 SECRET = "bench-webhook-secret"
 PRODUCTS = 200

@@ -33,8 +33,8 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from ordersync.demo import prepare, query_one
+from ordersync.sinks.migrate import migrate
 from ordersync.supervisor import Supervisor
-from sinks.migrate import migrate
 
 
 def sim(port: int, path: str, body: dict[str, Any] | None = None) -> Any:

@@ -36,10 +36,10 @@ from common import (  # type: ignore[import-not-found]
 )
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
+from ordersync.runtime.settings import Settings
+from ordersync.schemas import encode
+from ordersync.schemas.batches import batch_of, by_partition
 from ordersync.topics_admin import create_topics
-from runtime.settings import Settings
-from schemas import encode
-from schemas.batches import batch_of, by_partition
 
 PAGE = 100
 QUIX_VENV = ROOT / ".bench-venvs" / "quix"

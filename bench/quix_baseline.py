@@ -17,8 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from quixstreams import Application
 
-from processors.normalise import normalise_order
-from schemas import decode, encode
+from ordersync.processors.normalise import normalise_order
+from ordersync.schemas import decode, encode
 
 
 def process(value: bytes) -> list[bytes]:

@@ -17,9 +17,9 @@ from common import Timer, cpu_seconds, cpu_used, fresh_database, report, setting
 from processor import fill, raw_consume  # type: ignore[import-not-found]
 
 from ordersync.replay import run_replay
+from ordersync.runtime.settings import Settings
+from ordersync.sinks.migrate import migrate
 from ordersync.topics_admin import create_topics
-from runtime.settings import Settings
-from sinks.migrate import migrate
 
 COMPONENTS = {"processor": "ordersync.cli\0process\0", "sink": "ordersync.cli\0sink\0"}
 

@@ -16,9 +16,9 @@ import uuid
 import psycopg
 from common import Timer, fresh_database, report, settings_with_stack  # type: ignore[import-not-found]
 
-from segmentation import build_query
-from sinks.migrate import migrate
-from sinks.statements import SUMMARIES, from_scratch
+from ordersync.segmentation import build_query
+from ordersync.sinks.migrate import migrate
+from ordersync.sinks.statements import SUMMARIES, from_scratch
 
 NOW = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 CATS = ["Shoes", "Bags", "Shirts", "Sale", "Jackets", "Accessories", "Scarves", "Belts"]

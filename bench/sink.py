@@ -25,13 +25,13 @@ from common import (  # type: ignore[import-not-found]
 )
 from confluent_kafka import Producer
 
+from ordersync.runtime.settings import Settings
+from ordersync.schemas import encode
+from ordersync.schemas.headers import order_headers
+from ordersync.sinks.consumer import PostgresSink, SinkOptions, collect_rarely
+from ordersync.sinks.migrate import migrate
+from ordersync.sinks.rows import ACTIVITY_COLUMNS, ITEM_COLUMNS, ORDER_COLUMNS, activity_row, item_rows, order_row
 from ordersync.topics_admin import create_topics
-from runtime.settings import Settings
-from schemas import encode
-from schemas.headers import order_headers
-from sinks.consumer import PostgresSink, SinkOptions, collect_rarely
-from sinks.migrate import migrate
-from sinks.rows import ACTIVITY_COLUMNS, ITEM_COLUMNS, ORDER_COLUMNS, activity_row, item_rows, order_row
 
 sys.path.insert(0, ".")
 from tests.sink_data import random_history

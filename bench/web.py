@@ -21,10 +21,10 @@ import psycopg
 from common import Timer, free_port, fresh_database, report, settings_with_stack, spawn  # type: ignore[import-not-found]
 from segments import load  # type: ignore[import-not-found]
 
-from segmentation import build_query
-from sinks.migrate import migrate
-from web import insights, queries
-from web.app import UNITS
+from ordersync.segmentation import build_query
+from ordersync.sinks.migrate import migrate
+from ordersync.web import insights, queries
+from ordersync.web.app import UNITS
 
 ACTIVITY = """
 INSERT INTO activity (event_id, type, order_key, store_id, source_order_id, list_id, contact_id, occurred_at,

@@ -11,11 +11,11 @@ from typing import Any
 
 import click
 
+from ordersync.runtime import heartbeat, supervision
+from ordersync.runtime.logs import configure_logging
+from ordersync.runtime.settings import Settings
+from ordersync.schemas.topics import TopicNames
 from ordersync.stack.service import LocalService
-from runtime import heartbeat, supervision
-from runtime.logs import configure_logging
-from runtime.settings import Settings
-from schemas.topics import TopicNames
 
 
 @click.group()
@@ -165,9 +165,9 @@ def connect_command(config_path: str, store_ids: tuple[str, ...], mode: str, ful
     """Publish the stores' orders and customers to the raw topics."""
     import asyncio
 
+    from ordersync.producers.run import connect
+    from ordersync.runtime.stores import ConfigError, load_stores
     from ordersync.topics_admin import create_topics
-    from producers.run import connect
-    from runtime.stores import ConfigError, load_stores
 
     configure_logging()
     try:
@@ -215,12 +215,12 @@ def webhook_serve(config_path: str, host: str, port: int) -> None:
 
     from aiohttp import web
 
+    from ordersync.producers.publisher import Publisher
+    from ordersync.producers.webhook import WebhookReceiver
+    from ordersync.producers.woocommerce import WooCommerceSource
+    from ordersync.runtime.store_health import WebhookBoard
+    from ordersync.runtime.stores import ConfigError, load_stores
     from ordersync.topics_admin import create_topics
-    from producers.publisher import Publisher
-    from producers.webhook import WebhookReceiver
-    from producers.woocommerce import WooCommerceSource
-    from runtime.store_health import WebhookBoard
-    from runtime.stores import ConfigError, load_stores
 
     configure_logging()
     settings = Settings.from_env()
@@ -278,8 +278,8 @@ def simulate_command(
     import asyncio
     import os
 
-    from producers.simulators import prestashop, woocommerce
-    from producers.simulators.faults import Faults
+    from ordersync.producers.simulators import prestashop, woocommerce
+    from ordersync.producers.simulators.faults import Faults
 
     faults = Faults(random_rate=fail_rate, latency_s=latency_ms / 1000)
     credential = os.environ.get(key_env or "", "") or ("ck_demo:cs_demo" if platform == "woocommerce" else "DEMOKEY")
@@ -316,9 +316,9 @@ def contacts_import(csv_file: str, list_id: str) -> None:
     """Import contacts from a CSV file (email, first_name, last_name, phone, consent)."""
     from pathlib import Path
 
+    from ordersync.producers.contacts_import import import_csv
+    from ordersync.producers.publisher import Publisher
     from ordersync.topics_admin import create_topics
-    from producers.contacts_import import import_csv
-    from producers.publisher import Publisher
 
     settings = Settings.from_env()
     create_topics(settings)
@@ -358,9 +358,9 @@ def process_command(
 
     import faust
 
+    from ordersync.processors.app import ProcessorOptions, create_app
+    from ordersync.runtime.stores import load_stores
     from ordersync.topics_admin import create_topics, wait_until_ready
-    from processors.app import ProcessorOptions, create_app
-    from runtime.stores import load_stores
 
     settings = Settings.from_env()
     report = create_topics(settings)
@@ -410,7 +410,7 @@ def db() -> None:
 @db.command("migrate")
 def db_migrate() -> None:
     """Apply the numbered SQL migrations that are missing (idempotent)."""
-    from sinks.migrate import migrate
+    from ordersync.sinks.migrate import migrate
 
     applied = migrate(Settings.from_env().database_url)
     for m in applied:
@@ -426,7 +426,7 @@ def db_migrate() -> None:
 def sink_command(consumer_name: str | None, batch_size: int, idle_exit: float | None) -> None:
     """Write orders, activity and contacts into PostgreSQL, exactly once."""
 
-    from sinks.consumer import PostgresSink, SinkOptions
+    from ordersync.sinks.consumer import PostgresSink, SinkOptions
 
     configure_logging()
     settings = Settings.from_env()
@@ -451,9 +451,9 @@ def run_command(config_path: str, webhook_port: int, metrics_port: int, log_dir:
     import signal
     from pathlib import Path
 
+    from ordersync.runtime.stores import ConfigError, load_stores
     from ordersync.supervisor import Child, Metrics, Supervisor, serve_http
     from ordersync.topics_admin import create_topics
-    from runtime.stores import ConfigError, load_stores
 
     configure_logging()
     settings = Settings.from_env()
@@ -530,9 +530,9 @@ def web_command(host: str, port: int, health_file: str | None) -> None:
     """Serve the marketers' web app: contacts, segments, insights, store health (docs/web.md)."""
     import uvicorn
 
-    from sinks.migrate import migrate
-    from web.app import create_app
-    from web.auth import Access
+    from ordersync.sinks.migrate import migrate
+    from ordersync.web.app import create_app
+    from ordersync.web.auth import Access
 
     settings = Settings.from_env()
     problem = Access.from_settings(settings).problem(host)
@@ -566,7 +566,7 @@ def replay_command(
     import datetime as dt
 
     from ordersync.replay import run_replay
-    from sinks.verify import compare
+    from ordersync.sinks.verify import compare
 
     settings = Settings.from_env()
     start = (
@@ -629,8 +629,8 @@ def contact_command(email: str, list_id: str, as_json: bool) -> None:
     """A contact, their orders (with items) and their activity timeline, newest first."""
     import psycopg
 
-    from schemas.json_view import to_json
-    from sinks.contact_view import load, render_text
+    from ordersync.schemas.json_view import to_json
+    from ordersync.sinks.contact_view import load, render_text
 
     with psycopg.connect(Settings.from_env().database_url) as conn:
         view = load(conn, list_id, email)

@@ -22,11 +22,11 @@ from typing import Any
 import click
 import psycopg
 
+from ordersync.runtime.settings import Settings, without_password
+from ordersync.segmentation import build_query
+from ordersync.sinks.contact_view import load, render_text
 from ordersync.supervisor import Child, Supervisor
 from ordersync.topics_admin import create_topics
-from runtime.settings import Settings, without_password
-from segmentation import build_query
-from sinks.contact_view import load, render_text
 
 DEMO_DB = "ordersync_demo"
 EXAMPLE_SEGMENTS: dict[str, dict[str, Any]] = {
@@ -198,7 +198,7 @@ def serve(settings: Settings, health_file: Path, port: int) -> None:
     """The web app on the demo's data until Ctrl-C."""
     import uvicorn
 
-    from web.app import create_app
+    from ordersync.web.app import create_app
 
     click.echo(f"\nThe web app on the demo's data: http://127.0.0.1:{port}/  (Ctrl-C stops it)")
     uvicorn.run(create_app(settings, health_file), host="127.0.0.1", port=port, log_level="warning")

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
 
+from ordersync.runtime.settings import Settings
 from ordersync.topics_admin import create_topics
-from runtime.settings import Settings
 
 RAW_TOPICS = ("raw.orders", "raw.customers", "contacts.import")
 OUTPUT_TOPICS = ("orders", "activity", "contacts")

@@ -10,10 +10,10 @@ from typing import IO, Any
 import click
 import psycopg
 
-from runtime.settings import Settings
-from schemas.json_view import to_json
-from segmentation import SegmentError, build_query, saved
-from segmentation.export import COLUMNS, csv_rows
+from ordersync.runtime.settings import Settings
+from ordersync.schemas.json_view import to_json
+from ordersync.segmentation import SegmentError, build_query, saved
+from ordersync.segmentation.export import COLUMNS, csv_rows
 
 
 def conditions_from_flags(kw: dict[str, Any]) -> list[dict[str, Any]]:

@@ -27,10 +27,10 @@ from confluent_kafka import KafkaException
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
-from runtime import heartbeat, store_health, supervision
-from runtime.kafka_status import KafkaStatus
-from runtime.store_health import StoreHealth
-from schemas.topics import TopicNames
+from ordersync.runtime import heartbeat, store_health, supervision
+from ordersync.runtime.kafka_status import KafkaStatus
+from ordersync.runtime.store_health import StoreHealth
+from ordersync.schemas.topics import TopicNames
 
 log = logging.getLogger(__name__)
 LATENCY_BUCKETS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)

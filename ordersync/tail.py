@@ -10,10 +10,10 @@ from typing import Any, TextIO
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 
-from runtime.settings import Settings
-from schemas import DecodeError, decode
-from schemas.json_view import to_json
-from schemas.topics import find
+from ordersync.runtime.settings import Settings
+from ordersync.schemas import DecodeError, decode
+from ordersync.schemas.json_view import to_json
+from ordersync.schemas.topics import find
 
 
 def _text(value: str | bytes | None) -> str | None:

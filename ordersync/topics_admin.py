@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType  # type: ignore[attr-defined]
 
-from runtime.settings import Settings
-from schemas.topics import Topic, catalogue, differences
+from ordersync.runtime.settings import Settings
+from ordersync.schemas.topics import Topic, catalogue, differences
 
 
 @dataclass(frozen=True)

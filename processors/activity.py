@@ -11,8 +11,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, TypedDict, cast
 
-from processors.values import micros
-from schemas.records import Activity, Order
+from ordersync.processors.values import micros
+from ordersync.schemas.records import Activity, Order
 
 EVENT_NAMESPACE = uuid.UUID("0b3f8a0e-4b4d-4f62-8d3a-2f1e6c9d7a55")
 CONTENT_FIELDS = (

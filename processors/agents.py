@@ -14,25 +14,25 @@ from typing import TYPE_CHECKING, Any, cast
 import faust
 from faust.types import EventT
 
-from processors import envelope
-from processors.contacts import customer_alias, customer_modified_at, hint_from_customer, new_contact
-from processors.dead_letters import DeadLetterCounter
-from processors.join import Outputs, on_alias, on_contact, on_hint, on_order
-from processors.model import ContactHint
-from processors.order_stage import step_order
-from processors.outputs import OutputProducer
-from processors.values import NormaliseError
-from processors.watchdog import Watchdog
-from runtime import heartbeat
-from schemas import DecodeError, EncodeError, decode, encode
-from schemas.dead_letters import dead_letter_headers
-from schemas.headers import order_headers
-from schemas.identity import contact_id, contact_key, normalise_email
-from schemas.partitioning import murmur2_partition
-from schemas.records import Activity, Order, RawOrderBatch, RawOrderEvent
+from ordersync.processors import envelope
+from ordersync.processors.contacts import customer_alias, customer_modified_at, hint_from_customer, new_contact
+from ordersync.processors.dead_letters import DeadLetterCounter
+from ordersync.processors.join import Outputs, on_alias, on_contact, on_hint, on_order
+from ordersync.processors.model import ContactHint
+from ordersync.processors.order_stage import step_order
+from ordersync.processors.outputs import OutputProducer
+from ordersync.processors.values import NormaliseError
+from ordersync.processors.watchdog import Watchdog
+from ordersync.runtime import heartbeat
+from ordersync.schemas import DecodeError, EncodeError, decode, encode
+from ordersync.schemas.dead_letters import dead_letter_headers
+from ordersync.schemas.headers import order_headers
+from ordersync.schemas.identity import contact_id, contact_key, normalise_email
+from ordersync.schemas.partitioning import murmur2_partition
+from ordersync.schemas.records import Activity, Order, RawOrderBatch, RawOrderEvent
 
 if TYPE_CHECKING:
-    from processors.app import Topology
+    from ordersync.processors.app import Topology
 
 log = logging.getLogger(__name__)
 

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import faust
 
-from processors import agents, delivery
-from processors.outputs import OutputProducer
-from processors.tables import StateTable
-from schemas.topics import TopicNames
+from ordersync.processors import agents, delivery
+from ordersync.processors.outputs import OutputProducer
+from ordersync.processors.tables import StateTable
+from ordersync.schemas.topics import TopicNames
 
 # The internal repartition topic is not in the catalogue: only the processor reads it.
 BY_CONTACT = "processor.by-contact"

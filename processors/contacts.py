@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from processors.model import ContactHint, load_document, require_mapping
-from processors.values import NormaliseError, ident, micros, text, timestamp
-from schemas.identity import contact_id
-from schemas.records import Contact, ContactOrigin, StoreCustomerRef
+from ordersync.processors.model import ContactHint, load_document, require_mapping
+from ordersync.processors.values import NormaliseError, ident, micros, text, timestamp
+from ordersync.schemas.identity import contact_id
+from ordersync.schemas.records import Contact, ContactOrigin, StoreCustomerRef
 
 
 def customer_alias(list_id: str, store_id: str, customer_id: str) -> str:

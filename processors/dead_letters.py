@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from schemas.dead_letters import dead_letter_headers as headers_for
+from ordersync.schemas.dead_letters import dead_letter_headers as headers_for
 
 log = logging.getLogger(__name__)
 

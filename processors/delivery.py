@@ -19,7 +19,7 @@ from faust.exceptions import ProducerSendError
 from faust.transport.consumer import Consumer
 from faust.types import TP
 
-from processors.outputs import OutputFailed, OutputProducer
+from ordersync.processors.outputs import OutputFailed, OutputProducer
 
 
 class _Guard:

@@ -16,11 +16,11 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
-from processors import envelope
-from processors.contacts import customer_alias, merge, new_contact
-from processors.model import ContactHint
-from schemas.identity import contact_key
-from schemas.records import Activity, Contact, Order
+from ordersync.processors import envelope
+from ordersync.processors.contacts import customer_alias, merge, new_contact
+from ordersync.processors.model import ContactHint
+from ordersync.schemas.identity import contact_key
+from ordersync.schemas.records import Activity, Contact, Order
 
 
 @dataclass

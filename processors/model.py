@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, cast
 
-from processors.values import NormaliseError
-from schemas.records import Order, RawOrderEvent
+from ordersync.processors.values import NormaliseError
+from ordersync.schemas.records import Order, RawOrderEvent
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from processors import prestashop, woocommerce
-from processors.model import ContactHint, Normalised, deleted_order, load_document
-from processors.values import NormaliseError, micros
-from schemas.identity import normalise_email
-from schemas.records import RawOrderEvent
+from ordersync.processors import prestashop, woocommerce
+from ordersync.processors.model import ContactHint, Normalised, deleted_order, load_document
+from ordersync.processors.values import NormaliseError, micros
+from ordersync.schemas.identity import normalise_email
+from ordersync.schemas.records import RawOrderEvent
 
 _NORMALISERS = {"WOOCOMMERCE": woocommerce.normalise, "PRESTASHOP": prestashop.normalise}
 NO_CONTACT = ContactHint(None, None, None, None, None)

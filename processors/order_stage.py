@@ -15,11 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from processors.activity import decide, is_redelivery, state_before, to_store
-from processors.join import ContactIdentity, Outputs, attach, routing_key
-from processors.normalise import normalise_order
-from schemas.identity import contact_id
-from schemas.records import RawOrderEvent
+from ordersync.processors.activity import decide, is_redelivery, state_before, to_store
+from ordersync.processors.join import ContactIdentity, Outputs, attach, routing_key
+from ordersync.processors.normalise import normalise_order
+from ordersync.schemas.identity import contact_id
+from ordersync.schemas.records import RawOrderEvent
 
 
 @dataclass

@@ -11,11 +11,11 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, cast
 
-from processors.model import ContactHint, Normalised, base_order, require_mapping
-from processors.status_map import PrestaShopState, is_refund_state, prestashop_status
-from processors.values import NormaliseError, ident, integer, micros, money, text, timestamp
-from processors.woocommerce import categories_by_product
-from schemas.records import CustomerRef, Order, OrderContext, RawOrderEvent
+from ordersync.processors.model import ContactHint, Normalised, base_order, require_mapping
+from ordersync.processors.status_map import PrestaShopState, is_refund_state, prestashop_status
+from ordersync.processors.values import NormaliseError, ident, integer, micros, money, text, timestamp
+from ordersync.processors.woocommerce import categories_by_product
+from ordersync.schemas.records import CustomerRef, Order, OrderContext, RawOrderEvent
 
 
 def _flag(value: Any) -> bool:

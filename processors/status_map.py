@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from schemas.statuses import CANCELED, COMPLETED, CREATED, PENDING, UNKNOWN
+from ordersync.schemas.statuses import CANCELED, COMPLETED, CREATED, PENDING, UNKNOWN
 
 WOOCOMMERCE: Mapping[str, str] = {
     "checkout-draft": CREATED,

@@ -16,7 +16,7 @@ from typing import Any
 
 from faust.types import TP, TableT
 
-from processors.outputs import OutputProducer
+from ordersync.processors.outputs import OutputProducer
 
 
 def table_key(key: str) -> bytes:

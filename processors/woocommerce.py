@@ -6,10 +6,10 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, cast
 
-from processors.model import ContactHint, Normalised, base_order, require_mapping
-from processors.status_map import woocommerce_status
-from processors.values import NormaliseError, gmt_timestamp, ident, integer, micros, money, text, timestamp
-from schemas.records import Order, OrderContext, RawOrderEvent
+from ordersync.processors.model import ContactHint, Normalised, base_order, require_mapping
+from ordersync.processors.status_map import woocommerce_status
+from ordersync.processors.values import NormaliseError, gmt_timestamp, ident, integer, micros, money, text, timestamp
+from ordersync.schemas.records import Order, OrderContext, RawOrderEvent
 
 
 def categories_by_product(context: OrderContext) -> dict[str, list[str]]:

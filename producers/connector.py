@@ -14,13 +14,13 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from producers.cursors import Cursor, CursorStore
-from producers.documents import Rejected, raw_bytes
-from producers.http_client import StoreHttp
-from producers.prestashop import PrestaShopSource
-from producers.publisher import Deliveries, Publisher
-from producers.recent import RecentlyPublished
-from producers.source import (
+from ordersync.producers.cursors import Cursor, CursorStore
+from ordersync.producers.documents import Rejected, raw_bytes
+from ordersync.producers.http_client import StoreHttp
+from ordersync.producers.prestashop import PrestaShopSource
+from ordersync.producers.publisher import Deliveries, Publisher
+from ordersync.producers.recent import RecentlyPublished
+from ordersync.producers.source import (
     BAD_DOCUMENT_ERRORS,
     Document,
     Page,
@@ -29,13 +29,13 @@ from producers.source import (
     raw_customer_event,
     raw_order_event,
 )
-from producers.woocommerce import WooCommerceSource
-from runtime.stores import StoreConfig
-from schemas import encode
-from schemas.batches import batch_of, by_partition
-from schemas.dead_letters import dead_letter_headers
-from schemas.records import OrderContext
-from schemas.topics import TopicNames
+from ordersync.producers.woocommerce import WooCommerceSource
+from ordersync.runtime.stores import StoreConfig
+from ordersync.schemas import encode
+from ordersync.schemas.batches import batch_of, by_partition
+from ordersync.schemas.dead_letters import dead_letter_headers
+from ordersync.schemas.records import OrderContext
+from ordersync.schemas.topics import TopicNames
 
 log = logging.getLogger(__name__)
 POLL_OVERLAP = dt.timedelta(seconds=5)  # re-read a little: same-second changes and clock skew

@@ -12,10 +12,10 @@ import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from producers.publisher import Deliveries, Publisher
-from schemas import encode
-from schemas.dead_letters import dead_letter_headers
-from schemas.identity import contact_id, normalise_email
+from ordersync.producers.publisher import Deliveries, Publisher
+from ordersync.schemas import encode
+from ordersync.schemas.dead_letters import dead_letter_headers
+from ordersync.schemas.identity import contact_id, normalise_email
 
 
 @dataclass

@@ -13,8 +13,8 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
-from producers.publisher import Deliveries, Publisher
-from schemas import DecodeError, decode, encode
+from ordersync.producers.publisher import Deliveries, Publisher
+from ordersync.schemas import DecodeError, decode, encode
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from producers.documents import page_text
+from ordersync.producers.documents import page_text
 
 log = logging.getLogger(__name__)
 SECRET_PARAMS = {"consumer_key", "consumer_secret", "ws_key"}

@@ -21,11 +21,11 @@ from typing import Any
 
 import aiohttp
 
-from producers.documents import PageError, readable, split_resource_list
-from producers.http_client import StoreError, StoreHttp
-from producers.source import Document, Page, base_context, document_id, parse_time
-from runtime.stores import StoreConfig
-from schemas.records import CustomerRef, OrderContext, OrderState
+from ordersync.producers.documents import PageError, readable, split_resource_list
+from ordersync.producers.http_client import StoreError, StoreHttp
+from ordersync.producers.source import Document, Page, base_context, document_id, parse_time
+from ordersync.runtime.stores import StoreConfig
+from ordersync.schemas.records import CustomerRef, OrderContext, OrderState
 
 PER_PAGE = 100
 BATCH_IDS = 50

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 
-from producers.documents import raw_bytes
+from ordersync.producers.documents import raw_bytes
 
 
 def _digest(text: str) -> bytes:

@@ -16,15 +16,15 @@ import random
 import signal
 from dataclasses import dataclass
 
-from producers.connector import Connector, Progress, make_source
-from producers.cursors import CursorStore
-from producers.http_client import StoreError
-from producers.publisher import Publisher, PublishError
-from runtime import heartbeat
-from runtime.settings import Settings
-from runtime.store_health import HealthBoard
-from runtime.stores import StoreConfig
-from schemas.topics import TopicNames
+from ordersync.producers.connector import Connector, Progress, make_source
+from ordersync.producers.cursors import CursorStore
+from ordersync.producers.http_client import StoreError
+from ordersync.producers.publisher import Publisher, PublishError
+from ordersync.runtime import heartbeat
+from ordersync.runtime.settings import Settings
+from ordersync.runtime.store_health import HealthBoard
+from ordersync.runtime.stores import StoreConfig
+from ordersync.schemas.topics import TopicNames
 
 log = logging.getLogger(__name__)
 STORE_FAULTS = (StoreError, PublishError)  # a store (or Kafka) failing, not this program

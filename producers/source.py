@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
-from producers.documents import raw_bytes
-from runtime.stores import StoreConfig
-from schemas.records import OrderContext, RawCustomerEvent, RawOrderEvent
+from ordersync.producers.documents import raw_bytes
+from ordersync.runtime.stores import StoreConfig
+from ordersync.schemas.records import OrderContext, RawCustomerEvent, RawOrderEvent
 
 Document = tuple[str, Any]  # (exact text as received, parsed value or documents.Rejected)
 

@@ -33,13 +33,13 @@ from typing import Any
 
 from aiohttp import web
 
-from producers.publisher import Deliveries, Publisher, PublishError
-from producers.source import base_context, parse_time, raw_customer_event, raw_order_event
-from producers.woocommerce import WooCommerceSource
-from runtime.store_health import WebhookBoard
-from runtime.stores import StoreConfig
-from schemas import encode
-from schemas.dead_letters import dead_letter_headers
+from ordersync.producers.publisher import Deliveries, Publisher, PublishError
+from ordersync.producers.source import base_context, parse_time, raw_customer_event, raw_order_event
+from ordersync.producers.woocommerce import WooCommerceSource
+from ordersync.runtime.store_health import WebhookBoard
+from ordersync.runtime.stores import StoreConfig
+from ordersync.schemas import encode
+from ordersync.schemas.dead_letters import dead_letter_headers
 
 log = logging.getLogger(__name__)
 UPSERT_TOPICS = {"order.created", "order.updated", "order.restored"}

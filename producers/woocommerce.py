@@ -19,11 +19,11 @@ from typing import Any
 
 import aiohttp
 
-from producers.documents import PageError, split_array
-from producers.http_client import StoreError, StoreHttp
-from producers.source import Document, Page, base_context, document_id, fallback_id, parse_time
-from runtime.stores import StoreConfig
-from schemas.records import Category, OrderContext
+from ordersync.producers.documents import PageError, split_array
+from ordersync.producers.http_client import StoreError, StoreHttp
+from ordersync.producers.source import Document, Page, base_context, document_id, fallback_id, parse_time
+from ordersync.runtime.stores import StoreConfig
+from ordersync.schemas.records import Category, OrderContext
 
 API = "/wp-json/wc/v3"
 PER_PAGE = 100

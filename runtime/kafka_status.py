@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 
-from schemas.dead_letters import REASON, SOURCE, STAGE
+from ordersync.schemas.dead_letters import REASON, SOURCE, STAGE
 
 
 @dataclass

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from schemas.statuses import STATUSES
+from ordersync.schemas.statuses import STATUSES
 
 PLATFORMS = ("woocommerce", "prestashop")
 

@@ -1,7 +1,7 @@
 """The event contract: Avro schemas (``schemas/avro/<subject>/v<N>.avsc``), their single-object serde,
 and the topic catalogue. Every component imports this package; none imports another component."""
 
-from schemas.registry import SchemaRegistry, SchemaVersion, registry
-from schemas.serde import DecodeError, EncodeError, decode, encode
+from ordersync.schemas.registry import SchemaRegistry, SchemaVersion, registry
+from ordersync.schemas.serde import DecodeError, EncodeError, decode, encode
 
 __all__ = ["DecodeError", "EncodeError", "SchemaRegistry", "SchemaVersion", "decode", "encode", "registry"]

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from schemas.partitioning import connector_partition
-from schemas.registry import SchemaRegistry, registry
-from schemas.serde import HEADER_LEN, MARKER
+from ordersync.schemas.partitioning import connector_partition
+from ordersync.schemas.registry import SchemaRegistry, registry
+from ordersync.schemas.serde import HEADER_LEN, MARKER
 
 BATCH_SUBJECT = "raw_order_batch"
 EVENT_SUBJECT = "raw_order_event"

@@ -1,7 +1,7 @@
 """Backward compatibility: can a reader with the NEW schema read data written with an OLD one?
 
 A static check following the Avro specification's schema-resolution rules, so an incompatible change is
-caught before any data exists. ``python -m schemas.compatibility`` checks every subject in the repo.
+caught before any data exists. ``python -m ordersync.schemas.compatibility`` checks every subject in the repo.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from schemas.registry import SchemaRegistry, registry
+from ordersync.schemas.registry import SchemaRegistry, registry
 
 PRIMITIVES = {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
 PROMOTIONS = {

@@ -17,7 +17,7 @@ from typing import Any
 import fastavro
 from fastavro.schema import to_parsing_canonical_form
 
-from schemas.fingerprint import crc64_avro
+from ordersync.schemas.fingerprint import crc64_avro
 
 AVRO_DIR = Path(__file__).resolve().parent / "avro"
 _VERSION_FILE = re.compile(r"^v(\d+)\.avsc$")

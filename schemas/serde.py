@@ -13,7 +13,7 @@ from typing import Any
 
 import fastavro
 
-from schemas.registry import SchemaRegistry, registry
+from ordersync.schemas.registry import SchemaRegistry, registry
 
 MARKER = b"\xc3\x01"
 HEADER_LEN = len(MARKER) + 8

@@ -25,7 +25,7 @@ from typing import Any
 
 from psycopg import sql
 
-from schemas.statuses import STATUSES
+from ordersync.schemas.statuses import STATUSES
 
 MAX_AMOUNT = Decimal(10) ** 15  # far above any order total; keeps comparisons inside PostgreSQL's numeric
 OPERATORS: dict[str, tuple[str, Callable[[Any, Any], bool]]] = {

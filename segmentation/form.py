@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from schemas.statuses import STATUSES
-from segmentation.conditions import OPERATORS, SegmentError, compile_condition
+from ordersync.schemas.statuses import STATUSES
+from ordersync.segmentation.conditions import OPERATORS, SegmentError, compile_condition
 
 MAX_ROWS = 20
 

@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from segmentation.conditions import SegmentError, compile_condition
+from ordersync.segmentation.conditions import SegmentError, compile_condition
 
 MAX_NAME = 200
 

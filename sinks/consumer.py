@@ -19,17 +19,17 @@ from typing import Any, TypeVar, cast
 import psycopg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from runtime import heartbeat
-from schemas import DecodeError, decode
-from schemas.dead_letters import dead_letter_headers
-from schemas.headers import read_order_headers
-from schemas.records import Activity, Contact, Order
-from schemas.topics import TopicNames
-from sinks.handoff import Handoff
-from sinks.migrate import migrate
-from sinks.reconnect import Reconnecting
-from sinks.writer import Batch, Staged, WriteResult, stage, stored_offsets
-from sinks.writer_process import BatchRefused, WriterProcess
+from ordersync.runtime import heartbeat
+from ordersync.schemas import DecodeError, decode
+from ordersync.schemas.dead_letters import dead_letter_headers
+from ordersync.schemas.headers import read_order_headers
+from ordersync.schemas.records import Activity, Contact, Order
+from ordersync.schemas.topics import TopicNames
+from ordersync.sinks.handoff import Handoff
+from ordersync.sinks.migrate import migrate
+from ordersync.sinks.reconnect import Reconnecting
+from ordersync.sinks.writer import Batch, Staged, WriteResult, stage, stored_offsets
+from ordersync.sinks.writer_process import BatchRefused, WriterProcess
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import psycopg
 
-from runtime import heartbeat
+from ordersync.runtime import heartbeat
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from psycopg.types.json import Jsonb
 
-from schemas.records import Activity, Contact, Order
+from ordersync.schemas.records import Activity, Contact, Order
 
 R = TypeVar("R", bound=Mapping[str, Any])
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sinks.rows import ACTIVITY_COLUMNS, CONTACT_COLUMNS, ITEM_COLUMNS, ORDER_COLUMNS
+from ordersync.sinks.rows import ACTIVITY_COLUMNS, CONTACT_COLUMNS, ITEM_COLUMNS, ORDER_COLUMNS
 
 
 def _cols(columns: tuple[str, ...], prefix: str = "") -> str:

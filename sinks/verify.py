@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 
-from sinks.rows import ORDER_COLUMNS
+from ordersync.sinks.rows import ORDER_COLUMNS
 
 COMPARED: dict[str, tuple[str, str]] = {
     # table: (columns, order)

@@ -14,9 +14,9 @@ from typing import Any
 import psycopg
 from psycopg.copy import Copy, FileWriter
 
-from schemas.records import Activity, Contact, Order
-from sinks import statements as q
-from sinks.rows import activity_row, contact_row, item_rows, latest_by, order_row, without_nul
+from ordersync.schemas.records import Activity, Contact, Order
+from ordersync.sinks import statements as q
+from ordersync.sinks.rows import activity_row, contact_row, item_rows, latest_by, order_row, without_nul
 
 
 @dataclass

@@ -25,9 +25,9 @@ from typing import Any
 
 import psycopg
 
-from runtime.logs import configure_logging
-from sinks.reconnect import Reconnecting
-from sinks.writer import Staged, WriteResult, prepare, write_staged
+from ordersync.runtime.logs import configure_logging
+from ordersync.sinks.reconnect import Reconnecting
+from ordersync.sinks.writer import Staged, WriteResult, prepare, write_staged
 
 _PR_SET_PDEATHSIG = 1
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import psycopg
 
-from sinks import statements as q
+from ordersync.sinks import statements as q
 
 
 def summaries_match_recomputation(url: str) -> None:

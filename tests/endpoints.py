@@ -12,7 +12,7 @@ import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from runtime.settings import Settings
+from ordersync.runtime.settings import Settings
 
 
 @dataclass(frozen=True)

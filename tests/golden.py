@@ -24,8 +24,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from schemas import decode, encode
-from schemas.identity import contact_id
+from ordersync.schemas import decode, encode
+from ordersync.schemas.identity import contact_id
 from tests.raw_events import T, ps_doc, ps_event, state, woo_doc, woo_event
 from tests.samples import raw_customer_event
 
@@ -195,8 +195,8 @@ def by_key(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 def as_batches(records: list[Record], partitions: int) -> list[tuple[bytes, bytes, int]]:
     """Raw order records as a connector publishes a page: the events of one partition in one
     raw_order_batch, placed in that partition; what is not an event goes alone."""
-    from schemas.batches import batch_of, by_partition
-    from schemas.partitioning import connector_partition
+    from ordersync.schemas.batches import batch_of, by_partition
+    from ordersync.schemas.partitioning import connector_partition
 
     events, others = [], []
     for key, value in records:
@@ -279,8 +279,8 @@ def count(phase: dict[str, dict[str, list[Any]]]) -> dict[str, int]:
 def _record() -> None:
     """Run the processor over the history and write the golden file; each phase ends once its outputs
     stopped changing for 10 s (there is nothing to compare with yet)."""
+    from ordersync.runtime.settings import Settings
     from ordersync.topics_admin import create_topics
-    from runtime.settings import Settings
     from tests.processes import running
 
     settings = Settings.from_env()

@@ -129,7 +129,7 @@ def drain(bootstrap: str, topic: str, *, deadline_s: float = 60, isolation: str 
 def raw_order_records(bootstrap: str, topic: str) -> list[tuple[str, dict[str, Any]]]:
     """(key, raw_order_event) of every order event in a raw.orders topic, batches opened (docs/contract.md
     "Batches"), each partition in order."""
-    from schemas import decode
+    from ordersync.schemas import decode
 
     out: list[tuple[str, dict[str, Any]]] = []
     for message in drain(bootstrap, topic):

@@ -8,7 +8,7 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from schemas.identity import contact_id
+from ordersync.schemas.identity import contact_id
 
 UTC = dt.UTC
 CATEGORIES = ["Shoes", "Bags", "Shirts", "Sale", "x'); DROP TABLE orders; --"]
@@ -124,8 +124,8 @@ def load_segment_fixture(database_url: str, contacts: list[dict[str, Any]], orde
     newer version, as from the processor. Returns ``database_url``."""
     import psycopg
 
-    from sinks.migrate import migrate
-    from sinks.writer import Batch, prepare, write_batch
+    from ordersync.sinks.migrate import migrate
+    from ordersync.sinks.writer import Batch, prepare, write_batch
 
     migrate(database_url)
     with psycopg.connect(database_url, autocommit=True) as conn:

@@ -7,13 +7,13 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from processors import envelope
-from processors.activity import decide
-from processors.contacts import customer_alias, merge, new_contact
-from processors.join import on_alias, on_contact, on_order, routing_key
-from processors.model import ContactHint
-from processors.normalise import normalise_order
-from schemas.identity import contact_id, normalise_email
+from ordersync.processors import envelope
+from ordersync.processors.activity import decide
+from ordersync.processors.contacts import customer_alias, merge, new_contact
+from ordersync.processors.join import on_alias, on_contact, on_order, routing_key
+from ordersync.processors.model import ContactHint
+from ordersync.processors.normalise import normalise_order
+from ordersync.schemas.identity import contact_id, normalise_email
 from tests.raw_events import woo_doc, woo_event
 
 UTC = dt.UTC
@@ -172,7 +172,7 @@ def test_envelope_keeps_decimals_and_times_exact() -> None:
 
 
 def test_a_redelivered_event_reproduces_its_outputs_even_if_the_state_ran_ahead() -> None:
-    from processors.activity import is_redelivery, state_before, to_store
+    from ordersync.processors.activity import is_redelivery, state_before, to_store
 
     first = order()
     d1 = decide(state_before(None, 10), first)
@@ -189,7 +189,7 @@ def test_a_redelivered_event_reproduces_its_outputs_even_if_the_state_ran_ahead(
 
 
 def test_two_uncommitted_events_of_one_order_both_replay_after_a_crash() -> None:
-    from processors.activity import is_redelivery, state_before, to_store
+    from ordersync.processors.activity import is_redelivery, state_before, to_store
 
     created, completed = order(), order("completed", "2024-03-14T10:00:00")
     d1 = decide(state_before(None, 10), created)
@@ -206,7 +206,7 @@ def test_two_uncommitted_events_of_one_order_both_replay_after_a_crash() -> None
 
 
 def test_states_stored_with_a_single_prior_are_still_understood() -> None:
-    from processors.activity import is_redelivery, state_before
+    from ordersync.processors.activity import is_redelivery, state_before
 
     first = order()
     d1 = decide(None, first)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from processors import envelope
-from processors.agents import Forwarder, HintedContacts
-from schemas.partitioning import murmur2_partition
+from ordersync.processors import envelope
+from ordersync.processors.agents import Forwarder, HintedContacts
+from ordersync.schemas.partitioning import murmur2_partition
 
 
 class Collect:

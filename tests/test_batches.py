@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from schemas import decode, encode
-from schemas.batches import batch_of, by_partition
-from schemas.partitioning import connector_partition
+from ordersync.schemas import decode, encode
+from ordersync.schemas.batches import batch_of, by_partition
+from ordersync.schemas.partitioning import connector_partition
 from tests.samples import prestashop_raw_order_event, raw_order_event
 
 

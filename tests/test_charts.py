@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from web.charts import bars, periods
+from ordersync.web.charts import bars, periods
 
 
 def test_bars_scale_to_the_largest_and_sit_on_the_axis() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from schemas import decode
+from ordersync.schemas import decode
 from tests.kafka_helpers import drain, raw_order_records
 from tests.processes import http_json, running, wait_for
 from tests.shops import SECRETS, shop, sign, stores_toml, webhook_receiver
@@ -276,7 +276,7 @@ def test_a_failing_store_is_retried_forever_and_never_stops_the_others(
 ) -> None:
     """An outage longer than the HTTP retries, then refused credentials: the store shows as failing in
     the health file and is tried again until it recovers; the other store keeps publishing meanwhile."""
-    from runtime.store_health import read
+    from ordersync.runtime.store_health import read
 
     health_file = tmp_path / "stores.health.json"
     patient = {**env, "ORDERSYNC_STORE_HEALTH_FILE": str(health_file), "ORDERSYNC_STORE_RETRY_MAX_S": "1",

@@ -10,7 +10,7 @@ import pytest
 from faust.exceptions import ProducerSendError
 from faust.types import TP
 
-from processors.delivery import checked_handle_attached, unacknowledged
+from ordersync.processors.delivery import checked_handle_attached, unacknowledged
 
 
 class Attachments:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from producers.documents import PageError, Rejected, page_text, raw_bytes, split_array, split_resource_list
-from producers.http_client import redacted
-from producers.webhook import signature_valid
-from runtime.settings import without_password
-from runtime.stores import ConfigError, load_stores
+from ordersync.producers.documents import PageError, Rejected, page_text, raw_bytes, split_array, split_resource_list
+from ordersync.producers.http_client import redacted
+from ordersync.producers.webhook import signature_valid
+from ordersync.runtime.settings import without_password
+from ordersync.runtime.stores import ConfigError, load_stores
 
 
 def test_split_array_keeps_each_document_byte_for_byte() -> None:
@@ -129,8 +129,8 @@ def test_a_page_cut_off_inside_a_document_is_an_error_as_a_whole() -> None:
 
 
 def test_store_fields_that_cannot_be_read_are_none_not_errors() -> None:
-    from producers.source import parse_time
-    from producers.woocommerce import _created, _customer_id, _int_id
+    from ordersync.producers.source import parse_time
+    from ordersync.producers.woocommerce import _created, _customer_id, _int_id
 
     assert parse_time("0001-01-01T00:00:00", "Asia/Tokyo") is None  # before year 1 in UTC
     assert parse_time("2024-13-45T99:00:00", "UTC") is None
@@ -146,7 +146,7 @@ def test_a_bad_setting_names_its_variable_and_the_cli_exits_2() -> None:
     import subprocess
     import sys
 
-    from runtime.settings import Settings
+    from ordersync.runtime.settings import Settings
 
     with pytest.raises(ValueError, match=r"ORDERSYNC_STORE_RETRY_MAX_S: .*seconds.*'-5'"):
         Settings.from_env({"ORDERSYNC_STORE_RETRY_MAX_S": "-5"})

@@ -13,10 +13,10 @@ from typing import Any
 import psycopg
 import pytest
 
+from ordersync.producers.simulators.woocommerce import POISONS
+from ordersync.runtime.settings import Settings
 from ordersync.stack import LocalKafka
 from ordersync.topics_admin import create_topics
-from producers.simulators.woocommerce import POISONS
-from runtime.settings import Settings
 from tests.db_checks import db_state, expected_state, matches
 from tests.kafka_helpers import drain
 from tests.processes import free_port, http_json, running, wait_for

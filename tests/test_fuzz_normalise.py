@@ -9,9 +9,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from processors.normalise import normalise_order
-from processors.values import NormaliseError
-from schemas import encode
+from ordersync.processors.normalise import normalise_order
+from ordersync.processors.values import NormaliseError
+from ordersync.schemas import encode
 from tests.raw_events import ps_doc, ps_event, state, woo_doc, woo_event
 
 scalars = st.one_of(

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from ordersync.runtime.settings import Settings
 from ordersync.topics_admin import create_topics
-from runtime.settings import Settings
 from tests.golden import GOLDEN, comparable, count, output_count, run_history
 from tests.processes import running, wait_for
 

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from sinks.handoff import Handoff
+from ordersync.sinks.handoff import Handoff
 
 
 def test_items_are_written_in_order_and_drain_waits_for_all() -> None:

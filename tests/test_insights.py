@@ -9,8 +9,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from ordersync.web import insights
 from tests.sink_data import load_segment_fixture, order, segment_fixture
-from web import insights
 
 NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
 TODAY = NOW.date()
@@ -72,7 +72,7 @@ def test_top_products_and_categories_equal_the_orders(db: str, days_back: int) -
 def test_a_backlog_is_left_to_the_background_and_old_days_are_forgotten(db: str) -> None:
     recent = [order(5000 + i, "p1@example.com", created=NOW - dt.timedelta(days=i)) for i in range(10)]
     ancient = order(5100, "p1@example.com", created=NOW - dt.timedelta(days=insights.HORIZON_DAYS + 30))
-    from sinks.writer import Batch, prepare, write_batch
+    from ordersync.sinks.writer import Batch, prepare, write_batch
 
     with psycopg.connect(db, autocommit=True) as conn:
         prepare(conn)
@@ -95,7 +95,7 @@ def test_whole_months_start_after_a_partial_one() -> None:
 
 
 def test_deleting_a_contacts_first_order_makes_the_next_one_new(db: str) -> None:
-    from sinks.writer import Batch, prepare, write_batch
+    from ordersync.sinks.writer import Batch, prepare, write_batch
 
     first = order(6000, "fresh@example.com", created=NOW - dt.timedelta(days=50))
     second = order(6001, "fresh@example.com", created=NOW - dt.timedelta(days=20))

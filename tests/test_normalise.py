@@ -8,9 +8,9 @@ from decimal import Decimal
 
 import pytest
 
-from processors.normalise import normalise_order
-from processors.values import NormaliseError, money, timestamp
-from schemas import encode
+from ordersync.processors.normalise import normalise_order
+from ordersync.processors.values import NormaliseError, money, timestamp
+from ordersync.schemas import encode
 from tests.raw_events import ps_doc, ps_event, state, woo_doc, woo_event
 
 UTC = dt.UTC

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from processors.outputs import OutputFailed, OutputProducer
+from ordersync.processors.outputs import OutputFailed, OutputProducer
 from tests.kafka_helpers import create_topic, drain
 
 

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ NOT_SOURCE = (".git", ".venv", ".stack", "build", "*.egg-info", "__pycache__", "
 
 ROUND_TRIP = """
 from fastavro.utils import generate_one
-from schemas import decode, encode, registry
+from ordersync.schemas import decode, encode, registry
 
 subjects = registry().subjects
 for subject in subjects:
@@ -40,10 +41,21 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
         cwd=where,
     )
     (wheel,) = (where / "dist").glob("ordersync-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        (where / "wheel-files.txt").write_text("\n".join(archive.namelist()))
     venv.create(where / "venv", with_pip=True)
     bin_dir = where / "venv" / "bin"
     subprocess.run([bin_dir / "pip", "install", "-q", str(wheel)], check=True, cwd=where)
     return bin_dir
+
+
+def test_the_wheel_installs_one_package_namespace(installed: Path) -> None:
+    """Only ``ordersync`` (and its dist-info) lands in site-packages: no generic top-level ``web`` or
+    ``schemas`` to collide with other distributions."""
+    names = (installed.parent.parent / "wheel-files.txt").read_text().split()
+    top_level = {name.split("/")[0] for name in names}
+    assert top_level == {"ordersync", "ordersync-0.1.0.dist-info"}
+    assert "ordersync/schemas/avro/order/v1.avsc" in names
 
 
 def run_installed(bin_dir: Path, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -55,7 +67,11 @@ def run_installed(bin_dir: Path, args: list[str], env: dict[str, str]) -> subpro
 def test_the_wheel_carries_every_schema_and_migration(installed: Path) -> None:
     listing = run_installed(
         installed,
-        [str(installed / "python"), "-c", "import schemas, sinks; print(schemas.__file__); print(sinks.__file__)"],
+        [
+            str(installed / "python"),
+            "-c",
+            "import ordersync.schemas as s, ordersync.sinks as k; print(s.__file__); print(k.__file__)",
+        ],
         dict(os.environ),
     )
     assert listing.returncode == 0, listing.stderr

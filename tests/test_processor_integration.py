@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from ordersync.runtime.settings import Settings
+from ordersync.schemas import decode, encode
+from ordersync.schemas.headers import read_order_headers
 from ordersync.topics_admin import create_topics
-from runtime.settings import Settings
-from schemas import decode, encode
-from schemas.headers import read_order_headers
 from tests.kafka_helpers import consume_until, drain, produce
 from tests.processes import Proc, running, wait_for
 from tests.raw_events import woo_doc, woo_event

@@ -11,14 +11,14 @@ import os
 
 import pytest
 
-from producers.connector import Connector
-from producers.cursors import CursorStore
-from producers.publisher import Publisher, PublishError
-from producers.source import Page
-from producers.woocommerce import WooCommerceSource
-from runtime.stores import StoreConfig
-from schemas import decode
-from schemas.topics import TopicNames
+from ordersync.producers.connector import Connector
+from ordersync.producers.cursors import CursorStore
+from ordersync.producers.publisher import Publisher, PublishError
+from ordersync.producers.source import Page
+from ordersync.producers.woocommerce import WooCommerceSource
+from ordersync.runtime.stores import StoreConfig
+from ordersync.schemas import decode
+from ordersync.schemas.topics import TopicNames
 from tests.kafka_helpers import create_topic, drain, raw_order_records
 
 

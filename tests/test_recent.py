@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from producers.recent import RecentlyPublished
+from ordersync.producers.recent import RecentlyPublished
 
 T0 = dt.datetime(2026, 11, 27, 12, 0, 0, tzinfo=dt.UTC)
 

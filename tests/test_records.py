@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from schemas import registry
-from schemas.records import BY_SUBJECT
+from ordersync.schemas import registry
+from ordersync.schemas.records import BY_SUBJECT
 
 
 def record_types(hint: Any) -> list[type]:

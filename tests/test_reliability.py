@@ -16,10 +16,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from ordersync.runtime.settings import Settings
 from ordersync.stack import LocalKafka, LocalPostgres
 from ordersync.supervisor import Child, Supervisor
 from ordersync.topics_admin import create_topics
-from runtime.settings import Settings
 from tests.db_checks import db_state, expected_state, matches, summaries_match_recomputation
 from tests.kafka_helpers import drain, raw_order_records
 from tests.processes import wait_for

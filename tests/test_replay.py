@@ -11,9 +11,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from ordersync.runtime.settings import Settings
+from ordersync.schemas import encode
 from ordersync.topics_admin import create_topics
-from runtime.settings import Settings
-from schemas import encode
 from tests.endpoints import Endpoints
 from tests.kafka_helpers import produce
 from tests.processes import running, wait_for

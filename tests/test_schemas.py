@@ -12,12 +12,12 @@ from typing import Any
 import fastavro
 import pytest
 
-from schemas import DecodeError, EncodeError, SchemaRegistry, decode, encode, registry
-from schemas.compatibility import check_registry, incompatibilities
-from schemas.fingerprint import crc64_avro
-from schemas.json_view import to_json
-from schemas.registry import build_version
-from schemas.serde import MARKER
+from ordersync.schemas import DecodeError, EncodeError, SchemaRegistry, decode, encode, registry
+from ordersync.schemas.compatibility import check_registry, incompatibilities
+from ordersync.schemas.fingerprint import crc64_avro
+from ordersync.schemas.json_view import to_json
+from ordersync.schemas.registry import build_version
+from ordersync.schemas.serde import MARKER
 from tests.samples import SAMPLES, contact
 
 
@@ -155,7 +155,7 @@ def test_the_check_agrees_with_fastavro_on_real_data() -> None:
 
 
 def test_order_headers_carry_version_and_deletion() -> None:
-    from schemas.headers import order_headers, read_order_headers
+    from ordersync.schemas.headers import order_headers, read_order_headers
 
     assert read_order_headers(order_headers({"version": 1_714_000_000_000_123, "deleted": False})) == (
         1_714_000_000_000_123,

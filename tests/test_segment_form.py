@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from segmentation import SegmentError
-from segmentation.form import (
+from ordersync.segmentation import SegmentError
+from ordersync.segmentation.form import (
     DEFAULTS,
     KINDS,
     Builder,
@@ -64,7 +64,7 @@ def test_defaults_cover_every_kind() -> None:
 
 
 def test_csv_cells_a_spreadsheet_would_run_are_defused() -> None:
-    from segmentation.export import COLUMNS, csv_rows
+    from ordersync.segmentation.export import COLUMNS, csv_rows
 
     contact = {"email": "-x@example.com", "first_name": "=HYPERLINK(\"http://evil\")", "last_name": None,
                "list_id": "1", "contact_id": "c"}  # fmt: skip

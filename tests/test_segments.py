@@ -13,8 +13,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from schemas.identity import contact_id
-from segmentation import SegmentError, build_query
+from ordersync.schemas.identity import contact_id
+from ordersync.segmentation import SegmentError, build_query
 from tests.sink_data import load_segment_fixture, segment_fixture
 
 UTC = dt.UTC

@@ -11,11 +11,11 @@ from typing import Any
 import psycopg
 import pytest
 
+from ordersync.runtime.settings import Settings
+from ordersync.schemas import encode
+from ordersync.schemas.headers import order_headers
+from ordersync.sinks.migrate import MigrationError, migrate
 from ordersync.topics_admin import create_topics
-from runtime.settings import Settings
-from schemas import encode
-from schemas.headers import order_headers
-from sinks.migrate import MigrationError, migrate
 from tests.db_checks import summaries_match_recomputation
 from tests.endpoints import Endpoints
 from tests.kafka_helpers import consume_until, produce, set_topic_config
@@ -84,7 +84,7 @@ def test_migrations_are_idempotent_and_guarded(database_url: str, tmp_path: Path
     assert migrate(database_url) == []
     changed = tmp_path / "migrations"
     changed.mkdir()
-    from sinks.migrate import MIGRATIONS_DIR
+    from ordersync.sinks.migrate import MIGRATIONS_DIR
 
     for f in MIGRATIONS_DIR.glob("*.sql"):
         (changed / f.name).write_text(f.read_text() + "\n-- edited after release\n")
@@ -201,7 +201,7 @@ def test_versions_deletes_and_tombstones(
 def test_summaries_add_new_orders_and_recompute_the_rest(clean_db: str) -> None:
     """New orders are added to their owners' summaries, everything else recomputes them: after every
     batch, each summary equals a recomputation from the orders."""
-    from sinks.writer import Batch, prepare, write_batch
+    from ordersync.sinks.writer import Batch, prepare, write_batch
 
     at = _dt.datetime(2024, 6, 1, tzinfo=UTC)
     day = _dt.timedelta(days=1)
@@ -238,7 +238,7 @@ def test_summaries_add_new_orders_and_recompute_the_rest(clean_db: str) -> None:
 
 def test_text_with_nul_characters_lands_cleaned(clean_db: str) -> None:
     """PostgreSQL refuses U+0000 in text and jsonb; one such string must not stop the sink for everyone."""
-    from sinks.writer import Batch, prepare, write_batch
+    from ordersync.sinks.writer import Batch, prepare, write_batch
 
     at = _dt.datetime(2024, 6, 1, tzinfo=UTC)
     nul_item = item("1", "P\x001", "Sh\x00oes", name="Wool\x00 Boot", sku="S\x00KU")

@@ -14,9 +14,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from ordersync.runtime.settings import Settings
 from ordersync.stack import LocalKafka, LocalPostgres
 from ordersync.stack.service import pid_alive, wait_until
-from runtime.settings import Settings
 from tests.endpoints import docker_available
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from processors.status_map import (
+from ordersync.processors.status_map import (
     PRESTASHOP_BY_NAME,
     PRESTASHOP_DEFAULT_IDS,
     PrestaShopState,

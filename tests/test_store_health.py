@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runtime.store_health import HealthBoard, WebhookBoard, read
+from ordersync.runtime.store_health import HealthBoard, WebhookBoard, read
 
 
 def test_backfill_progress_reaches_the_file(tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ def test_a_child_without_heartbeats_is_killed_and_restarted_but_a_beating_one_is
 
 
 def test_health_names_a_store_failing_for_longer_than_allowed(tmp_path: Path) -> None:
-    from runtime.store_health import HealthBoard
+    from ordersync.runtime.store_health import HealthBoard
 
     supervisor = Supervisor([], tmp_path, store_failing_after_s=60)
     board = HealthBoard(["w", "p"], str(supervisor.store_health_file))
@@ -62,10 +62,10 @@ def test_metrics_parse_and_count_lag_dead_letters_and_failing_stores(
 ) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
+    from ordersync.runtime.settings import Settings
+    from ordersync.runtime.store_health import HealthBoard
     from ordersync.supervisor import Metrics
     from ordersync.topics_admin import create_topics
-    from runtime.settings import Settings
-    from runtime.store_health import HealthBoard
     from tests.kafka_helpers import produce
 
     settings = Settings.from_env({"ORDERSYNC_KAFKA_BOOTSTRAP": kafka_bootstrap, "ORDERSYNC_TOPIC_PREFIX": topic_prefix,

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from schemas import registry
-from schemas.topics import CATALOGUE, catalogue, differences, find
+from ordersync.schemas import registry
+from ordersync.schemas.topics import CATALOGUE, catalogue, differences, find
 
 
 def test_every_topic_names_a_known_subject() -> None:

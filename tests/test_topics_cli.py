@@ -8,7 +8,7 @@ import sys
 
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
-from schemas import encode
+from ordersync.schemas import encode
 from tests.kafka_helpers import produce
 from tests.samples import SAMPLES
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from processors.watchdog import Watchdog
+from ordersync.processors.watchdog import Watchdog
 
 
 class Clock:

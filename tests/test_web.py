@@ -13,19 +13,19 @@ import psycopg
 import pytest
 from playwright.sync_api import Page, expect
 
+from ordersync.runtime.settings import Settings
+from ordersync.schemas.dead_letters import dead_letter_headers
+from ordersync.schemas.topics import TopicNames
+from ordersync.sinks.migrate import migrate
+from ordersync.sinks.writer import Batch, prepare, write_batch
 from ordersync.topics_admin import create_topics
-from runtime.settings import Settings
-from schemas.dead_letters import dead_letter_headers
-from schemas.topics import TopicNames
-from sinks.migrate import migrate
-from sinks.writer import Batch, prepare, write_batch
+from ordersync.web.charts import periods
 from tests.endpoints import Endpoints
 from tests.kafka_helpers import end_offsets, produce
 from tests.processes import free_port, ordersync, port_open, running, wait_for
 from tests.shops import SECRETS, shop, stores_toml
 from tests.sink_data import activity, contact, item, order
 from tests.web_helpers import serve_web
-from web.charts import periods
 
 UTC = dt.UTC
 SINCE = "date_trunc('day', now() - interval '366 days', 'UTC')"  # Insights count whole UTC days

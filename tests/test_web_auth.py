@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.settings import Settings
-from web.auth import Access, LoginThrottle, safe_next
+from ordersync.runtime.settings import Settings
+from ordersync.web.auth import Access, LoginThrottle, safe_next
 
 
 def access(**env: str) -> Access:

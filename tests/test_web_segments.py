@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from playwright.sync_api import Page, expect
 
-from schemas.identity import contact_id
+from ordersync.schemas.identity import contact_id
 from tests.endpoints import Endpoints
 from tests.processes import ordersync
 from tests.sink_data import load_segment_fixture, segment_fixture

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.store_health import read as read_health
-from schemas import decode
+from ordersync.runtime.store_health import read as read_health
+from ordersync.schemas import decode
 from tests.kafka_helpers import drain
 from tests.processes import http_json
 from tests.shops import SECRETS, shop, sign, webhook_receiver

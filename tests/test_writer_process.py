@@ -13,9 +13,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from sinks.migrate import migrate
-from sinks.writer import Batch, Staged, WriteResult, stage
-from sinks.writer_process import WriterError, WriterProcess
+from ordersync.sinks.migrate import migrate
+from ordersync.sinks.writer import Batch, Staged, WriteResult, stage
+from ordersync.sinks.writer_process import WriterError, WriterProcess
 from tests.processes import ROOT, wait_for
 from tests.sink_data import dt, order
 
@@ -77,8 +77,8 @@ def test_a_killed_sink_leaves_no_writer_to_commit_its_batch(database_url: str, t
         import sys
         sys.path.insert(0, {str(ROOT)!r})
         import psycopg
-        from sinks.writer import Batch, stage
-        from sinks.writer_process import WriterProcess
+        from ordersync.sinks.writer import Batch, stage
+        from ordersync.sinks.writer_process import WriterProcess
         writer = WriterProcess({database_url!r}, "writer-process-kill")
         with psycopg.connect({database_url!r}) as conn:
             staged = stage(Batch(offsets={{("wp.kill", 0): 42}}, messages=1), conn.cursor())

@@ -28,16 +28,16 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from runtime import store_health
-from runtime.kafka_status import KafkaStatus, StoreDeadLetters
-from runtime.settings import Settings
-from schemas.statuses import STATUSES
-from schemas.topics import TopicNames
-from web import insights as insights_data
-from web import queries, segment_pages
-from web.auth import Access, LoginThrottle, check_csrf, login_gate, safe_next
-from web.charts import bars, periods
-from web.common import HERE, access, db, page_number, render
+from ordersync.runtime import store_health
+from ordersync.runtime.kafka_status import KafkaStatus, StoreDeadLetters
+from ordersync.runtime.settings import Settings
+from ordersync.schemas.statuses import STATUSES
+from ordersync.schemas.topics import TopicNames
+from ordersync.web import insights as insights_data
+from ordersync.web import queries, segment_pages
+from ordersync.web.auth import Access, LoginThrottle, check_csrf, login_gate, safe_next
+from ordersync.web.charts import bars, periods
+from ordersync.web.common import HERE, access, db, page_number, render
 
 LOG = logging.getLogger(__name__)
 

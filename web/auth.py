@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from runtime.settings import Settings
+from ordersync.runtime.settings import Settings
 
 OPEN_PATHS = ("/login", "/static/")
 

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
-from web.auth import Access, csrf_token
+from ordersync.web.auth import Access, csrf_token
 
 HERE = Path(__file__).parent
 

@@ -20,9 +20,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from segmentation import SegmentError, build_query, saved
-from segmentation.export import csv_rows
-from segmentation.form import (
+from ordersync.segmentation import SegmentError, build_query, saved
+from ordersync.segmentation.export import csv_rows
+from ordersync.segmentation.form import (
     KINDS,
     OPTIONS,
     Builder,
@@ -31,9 +31,9 @@ from segmentation.form import (
     document_from_builder,
     query_from_builder,
 )
-from web import queries
-from web.auth import Access, check_csrf
-from web.common import access, db, render
+from ordersync.web import queries
+from ordersync.web.auth import Access, check_csrf
+from ordersync.web.common import access, db, render
 
 PREVIEW = 20
 MAX_JSON = 20_000

@@ -13,6 +13,7 @@ import uuid
 from importlib import resources
 from pathlib import Path
 
+from ordersync.runtime.settings import Settings
 from ordersync.stack.service import (
     ServiceError,
     ServiceStatus,
@@ -23,7 +24,6 @@ from ordersync.stack.service import (
     terminate,
     wait_until,
 )
-from runtime.settings import Settings
 
 KAFKA_VERSION = "4.1.1"
 MAIN_CLASS = "kafka.Kafka"

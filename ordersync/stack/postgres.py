@@ -17,8 +17,8 @@ import stat
 import subprocess
 from pathlib import Path
 
+from ordersync.runtime.settings import Settings
 from ordersync.stack.service import ServiceError, ServiceStatus, log_tail, pid_alive, read_pid, wait_until
-from runtime.settings import Settings
 
 SUPERUSER = "ordersync"
 DATABASE = "ordersync"

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from producers.simulators.faults import (
+from ordersync.producers.simulators.faults import (
     Faults,
     add_control_routes,
     basic_credentials,
@@ -24,7 +24,7 @@ from producers.simulators.faults import (
     php_json,
     serve_forever,
 )
-from producers.simulators.shop import Order, Shop, StatusModel
+from ordersync.producers.simulators.shop import Order, Shop, StatusModel
 
 # (id, English name, paid, shipped, delivery, logable, invoice, module)
 ORDER_STATES = [

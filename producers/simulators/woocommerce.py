@@ -21,8 +21,8 @@ from urllib.parse import urlencode
 import aiohttp
 from aiohttp import web
 
-from producers.documents import raw_bytes
-from producers.simulators.faults import (
+from ordersync.producers.documents import raw_bytes
+from ordersync.producers.simulators.faults import (
     Faults,
     add_control_routes,
     basic_credentials,
@@ -30,7 +30,7 @@ from producers.simulators.faults import (
     php_json,
     serve_forever,
 )
-from producers.simulators.shop import Order, Shop, StatusModel
+from ordersync.producers.simulators.shop import Order, Shop, StatusModel
 
 API = "/wp-json/wc/v3"
 STATUSES = StatusModel(
