@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -94,8 +95,9 @@ def stack_status() -> None:
 def stack_env() -> None:
     """Print shell lines to point other tools at the stack: eval "$(ordersync stack env)"."""
     settings = Settings.from_env()
-    click.echo(f"export ORDERSYNC_KAFKA_BOOTSTRAP={settings.kafka_bootstrap}")
-    click.echo(f"export ORDERSYNC_DATABASE_URL={settings.database_url}")
+    # Quoted for the shell: a password may hold spaces, quotes or $.
+    click.echo(f"export ORDERSYNC_KAFKA_BOOTSTRAP={shlex.quote(settings.kafka_bootstrap)}")
+    click.echo(f"export ORDERSYNC_DATABASE_URL={shlex.quote(settings.database_url)}")
 
 
 # -- topics ----------------------------------------------------------------------------------------
@@ -230,7 +232,13 @@ def webhook_serve(config_path: str, host: str, port: int) -> None:
         prefix = settings.topic_prefix
         names = TopicNames.with_prefix(prefix)
         receiver = WebhookReceiver(
-            stores, publisher, names.raw_orders, names.raw_customers, names.dlq, board=WebhookBoard.from_env()
+            stores,
+            publisher,
+            names.raw_orders,
+            names.raw_customers,
+            names.dlq,
+            board=WebhookBoard.from_env(),
+            body_timeout_s=settings.webhook_body_timeout_s,
         )
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
@@ -543,7 +551,7 @@ def web_command(host: str, port: int, health_file: str | None) -> None:
     configure_logging()
     migrate(settings.database_url)  # saved segments live in the same database
     click.echo(f"ordersync web app on http://{host}:{port}/ (Ctrl-C stops it)")
-    app = create_app(settings, Path(health_file) if health_file else None)
+    app = create_app(settings, Path(health_file) if health_file else None, host)
     uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False)
 
 

@@ -79,7 +79,7 @@ def with_saved(conn: psycopg.Connection[Any], kw: dict[str, Any]) -> dict[str, A
     name = kw.get("saved_name")
     if not name:
         return kw
-    segment = saved.by_name(conn, name)
+    segment = saved.by_name(conn, name, kw.get("list_id"))
     if segment is None:
         raise SegmentError(f"no saved segment is named {name!r} (the web app's Segments page lists them)")
     others = [json.loads(kw["segment_json"])] if kw.get("segment_json") else []

@@ -1,6 +1,10 @@
 """HTTP to a store: retries with backoff for 429 / 5xx / timeouts / broken responses / non-JSON pages,
 Retry-After honoured, then one clear error naming the store and the URL (with any credentials redacted).
-The connector's store loop (producers/run.py) decides what happens after that error."""
+The connector's store loop (producers/run.py) decides what happens after that error.
+
+The store's credentials go to the store's own origin (scheme, host, port) only: redirects are followed
+by this module, not by aiohttp, and only within that origin; one to anywhere else is a StoreError, so a
+store (or anything on its path) cannot send the login to another host."""
 
 from __future__ import annotations
 
@@ -12,12 +16,15 @@ from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
+from yarl import URL
 
 from ordersync.producers.documents import page_text
 
 log = logging.getLogger(__name__)
 SECRET_PARAMS = {"consumer_key", "consumer_secret", "ws_key"}
 RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
+REDIRECT_STATUSES = {301, 302, 303, 307, 308}
+MAX_REDIRECTS = 5
 
 
 class StoreError(RuntimeError):
@@ -56,6 +63,7 @@ class StoreHttp:
     ) -> None:
         self.store_id = store_id
         self.base_url = base_url.rstrip("/")
+        self.origin = URL(self.base_url).origin()
         self.auth = auth
         self.query_auth = query_auth or {}
         self.attempts = attempts
@@ -73,7 +81,36 @@ class StoreHttp:
         if self._session is not None:
             await self._session.close()
 
-    async def get(self, path: str, params: dict[str, Any] | None = None, *, expect_json: bool = True) -> Response:
+    async def _fetch(self, url: str, query: dict[str, Any], shown: str) -> tuple[int, dict[str, str], bytes]:
+        """One request, following redirects within the store's origin only."""
+        assert self._session is not None, "use StoreHttp as an async context manager"
+        target, params = URL(url), query
+        for _ in range(MAX_REDIRECTS + 1):
+            async with self._limit, self._session.get(target, params=params, allow_redirects=False) as response:
+                body = await response.read()
+                headers = {k: v for k, v in response.headers.items()}
+                if response.status not in REDIRECT_STATUSES:
+                    return response.status, headers, body
+            target = target.join(URL(headers.get("Location", "")))
+            if target.origin() != self.origin:
+                raise StoreError(
+                    self.store_id,
+                    shown,
+                    f"HTTP {response.status} redirects to another origin ({target.origin()}): not followed, "
+                    "the store's credentials are sent to its own origin only",
+                )
+            params = dict(self.query_auth)  # the Location carries its own query; add only the login
+        raise StoreError(self.store_id, shown, f"more than {MAX_REDIRECTS} redirects")
+
+    async def get(
+        self,
+        path: str,
+        params: dict[str, Any] | None = None,
+        *,
+        expect_json: bool = True,
+        accept: tuple[int, ...] = (),
+    ) -> Response:
+        """The store's 200 answer (or one with a status in ``accept``), after retries."""
         assert self._session is not None, "use StoreHttp as an async context manager"
         url = self.base_url + path
         shown = redacted(url, params)
@@ -83,22 +120,21 @@ class StoreHttp:
         for attempt in range(1, self.attempts + 1):
             wait: float | None = None
             try:
-                async with self._limit, self._session.get(url, params=query) as response:
-                    text = page_text(await response.read())
-                    headers = {k: v for k, v in response.headers.items()}
-                    if response.status == 200:
-                        if not expect_json or _looks_like_json(text):
-                            return Response(text, headers, 200)
-                        reason = f"HTTP 200 but the body is not JSON (starts {text[:60]!r})"
-                    elif response.status in RETRY_STATUSES:
-                        reason = f"HTTP {response.status}"
-                        wait = _retry_after(headers.get("Retry-After"))
-                    elif response.status in (401, 403):
-                        raise StoreError(
-                            self.store_id, shown, f"HTTP {response.status}: credentials refused", refused=True
-                        )
-                    else:
-                        raise StoreError(self.store_id, shown, f"HTTP {response.status}: {text[:200]!r}")
+                status, headers, body = await self._fetch(url, query, shown)
+                text = page_text(body)
+                if status == 200:
+                    if not expect_json or _looks_like_json(text):
+                        return Response(text, headers, 200)
+                    reason = f"HTTP 200 but the body is not JSON (starts {text[:60]!r})"
+                elif status in accept:
+                    return Response(text, headers, status)
+                elif status in RETRY_STATUSES:
+                    reason = f"HTTP {status}"
+                    wait = _retry_after(headers.get("Retry-After"))
+                elif status in (401, 403):
+                    raise StoreError(self.store_id, shown, f"HTTP {status}: credentials refused", refused=True)
+                else:
+                    raise StoreError(self.store_id, shown, f"HTTP {status}: {text[:200]!r}")
             except (TimeoutError, aiohttp.ClientError) as exc:  # ClientError: also a malformed response
                 reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             if attempt == self.attempts:
@@ -117,6 +153,17 @@ class StoreHttp:
             await asyncio.sleep(pause)
             delay = min(delay * 2, self.max_backoff_s)
         raise StoreError(self.store_id, shown, f"gave up after {self.attempts} attempts: {reason}")
+
+
+def header_int(headers: dict[str, str], name: str, store_id: str, url: str) -> int | None:
+    """A whole-number header of a store's answer (None when absent); an unreadable one is that store's
+    fault, a StoreError, never a crash of the connector."""
+    value = headers.get(name)
+    if value is None:
+        return None
+    if not (value.strip().isascii() and value.strip().isdigit()):
+        raise StoreError(store_id, url, f"unreadable {name} header {value[:40]!r}: not a whole number")
+    return int(value)
 
 
 def _looks_like_json(text: str) -> bool:

@@ -5,13 +5,16 @@
   it is never re-serialised first. Missing or wrong → 401 and nothing is published.
 - The creation ping (form body ``webhook_id=N``, no JSON) → 200.
 - ``order.created`` / ``order.updated`` / ``order.restored`` → an UPSERT raw event; ``order.deleted``
-  (body ``{"id": N}``) → a DELETE raw event.
+  (body ``{"id": N}``) → a DELETE raw event, once the store's API confirms the order is trashed or gone,
+  versioned by the store's time (the trashed order's modification time, or the store's Date header).
+  A live order is not deleted: 400 and a dead letter. Ids are whole numbers (``true`` is not one).
 - The signature covers the body only, not the ``X-WC-Webhook-Topic`` header, so the body must have the
   shape its topic says (``body_fits_topic``): a captured order body re-sent as ``order.deleted`` or
   ``customer.updated`` is refused (400, dead-lettered) instead of deleting the order or making a
-  customer. A delete takes its version from the body's modification time when it has one.
+  customer.
 - A repeated ``X-WC-Webhook-Delivery-ID`` is acknowledged without publishing again. Bodies over 1 MiB
-  get a 413 before anything is parsed; a malformed signature header is a 401 like a wrong one.
+  get a 413 before anything is parsed, bodies still arriving after ``webhook_body_timeout_s`` a 408; a
+  malformed signature header is a 401 like a wrong one.
 - ``customer.created`` / ``customer.updated`` → a raw customer event: WooCommerce's customers API has no
   "modified after" filter, so webhooks are how customer changes arrive after the backfill.
   ``customer.deleted`` is acknowledged and ignored: a marketing contact outlives the shop account.
@@ -21,7 +24,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -33,6 +38,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ordersync.producers.http_client import StoreError
 from ordersync.producers.publisher import Deliveries, Publisher, PublishError
 from ordersync.producers.source import base_context, parse_time, raw_customer_event, raw_order_event
 from ordersync.producers.woocommerce import WooCommerceSource
@@ -90,6 +96,7 @@ class WebhookReceiver:
         dlq_topic: str,
         sources: dict[str, WooCommerceSource] | None = None,
         board: WebhookBoard | None = None,
+        body_timeout_s: float = 10.0,
     ) -> None:
         self.stores = {s.id: s for s in stores if s.platform == "woocommerce"}
         self.secrets = {s.id: s.secret("webhook_secret_env") for s in self.stores.values() if s.webhook_secret_env}
@@ -99,6 +106,7 @@ class WebhookReceiver:
         self.dlq_topic = dlq_topic
         self.sources = sources or {}  # for product categories; without one, events carry none
         self.stats = WebhookStats()
+        self.body_timeout_s = body_timeout_s
         self.board = board or WebhookBoard()  # the Stores page's "last webhook"
         self._deliveries_seen: dict[str, OrderedDict[str, None]] = {s: OrderedDict() for s in self.stores}
 
@@ -107,7 +115,14 @@ class WebhookReceiver:
         store = self.stores.get(store_id)
         if store is None:
             return web.json_response({"error": f"unknown store {store_id!r}"}, status=404)
-        body = await request.read()  # more than MAX_BODY: aiohttp answers 413
+        try:  # more than MAX_BODY: aiohttp answers 413
+            body = await asyncio.wait_for(request.read(), self.body_timeout_s)
+        except TimeoutError:
+            self.stats.refused += 1
+            log.warning("store %s: webhook body not complete after %.0fs", store_id, self.body_timeout_s)
+            return web.json_response(
+                {"error": "the body did not arrive in time"}, status=408, headers={"Connection": "close"}
+            )
         topic = request.headers.get("X-WC-Webhook-Topic", "")
         delivery_id = request.headers.get("X-WC-Webhook-Delivery-ID", "")
         if body.startswith(b"webhook_id=") and not topic:
@@ -129,8 +144,8 @@ class WebhookReceiver:
             text = body.decode("utf-8")
             doc: Any = json.loads(text, parse_float=Decimal)
             doc_id = doc.get("id") if isinstance(doc, dict) else None
-            if not isinstance(doc_id, int | str) or not str(doc_id):
-                raise ValueError("no id")
+            if isinstance(doc_id, bool) or not isinstance(doc_id, int | str) or not str(doc_id).isdigit():
+                raise ValueError(f"the id is not a whole number: {doc_id!r:.40}")
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             return await self._dead_letter(store_id, topic, body, f"unreadable webhook body: {exc}")
         mismatch = body_fits_topic(topic, doc)
@@ -168,16 +183,32 @@ class WebhookReceiver:
                 parse_time(doc.get("date_modified_gmt"), "UTC"), context,
             )  # fmt: skip
         elif topic == "order.deleted":
-            modified = parse_time(doc.get("date_modified_gmt"), "UTC") or parse_time(
-                doc.get("date_modified"), store.timezone
-            )
+            confirmed = await self._confirm_delete(store_id, text, order_id)
+            if isinstance(confirmed, web.Response):
+                return confirmed
             event = raw_order_event(
-                store, "WOOCOMMERCE", text, str(order_id), "WEBHOOK", modified, base_context(store), "DELETE"
+                store, "WOOCOMMERCE", text, str(order_id), "WEBHOOK", confirmed, base_context(store), "DELETE"
             )
         else:
             self.stats.ignored += 1
             return web.json_response({"ignored": topic})
         return await self._publish(store_id, self.raw_orders_topic, str(order_id), encode("raw_order_event", event))
+
+    async def _confirm_delete(self, store_id: str, text: str, order_id: str) -> dt.datetime | web.Response:
+        """The store's time of the deletion, after asking the store: the signature does not cover the topic
+        and a deletion body is only ``{"id": N}``, so a captured one could otherwise delete a live order."""
+        source = self.sources.get(store_id)
+        if source is None:
+            return web.json_response({"error": "deletions are confirmed with the store's API: none"}, status=503)
+        try:
+            deleted_at = await source.deleted_at(int(order_id))
+        except StoreError as exc:
+            log.warning("store %s: could not confirm the deletion of order %s: %s", store_id, order_id, exc)
+            return web.json_response({"error": "could not confirm the deletion with the store"}, status=503)
+        if deleted_at is None:
+            reason = f"order.deleted for order {order_id}, which the store still has (not trashed): not deleted"
+            return await self._dead_letter(store_id, "order.deleted", text.encode(), reason)
+        return deleted_at
 
     async def _publish(self, store_id: str, topic: str, doc_id: str, value: bytes) -> web.Response:
         """Answer 2xx only once Kafka has this request's event: WooCommerce will not send it again."""

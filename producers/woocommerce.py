@@ -14,13 +14,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 
 from ordersync.producers.documents import PageError, split_array
-from ordersync.producers.http_client import StoreError, StoreHttp
+from ordersync.producers.http_client import StoreError, StoreHttp, header_int
 from ordersync.producers.source import Document, Page, base_context, document_id, fallback_id, parse_time
 from ordersync.runtime.stores import StoreConfig
 from ordersync.schemas.records import Category, OrderContext
@@ -91,7 +93,7 @@ class WooCommerceSource:
 
     async def count_orders(self) -> int | None:
         _, headers = await self._page("/orders", {"per_page": 1, "status": "any"})
-        return int(headers.get("X-WP-Total", "0"))
+        return header_int(headers, "X-WP-Total", self.store.id, self.store.base_url + API + "/orders")
 
     def _last_created(self, docs: list[Document]) -> str | None:
         return next((created for _, doc in reversed(docs) if (created := _created(doc))), None)
@@ -111,6 +113,29 @@ class WooCommerceSource:
         for status in ("any", "trash"):
             async for docs in self._by_creation({**params, "status": status}, None):
                 yield Page(docs, None)
+
+    async def deleted_at(self, order_id: int) -> dt.datetime | None:
+        """When the store says order ``order_id`` was deleted: its modification time when it is in the
+        trash, the store's own clock (the Date header) when it is gone for good; None while it is live.
+        A webhook's ``order.deleted`` is confirmed here before anything is deleted (docs/store-apis.md §1)."""
+        url = f"{API}/orders/{order_id}"
+        response = await self.http.get(url, {"context": "view"}, accept=(404, 410))
+        if response.status != 200:
+            stamp = response.headers.get("Date")
+            try:
+                return email.utils.parsedate_to_datetime(stamp or "").astimezone(dt.UTC)
+            except (ValueError, TypeError):
+                raise StoreError(self.store.id, self.store.base_url + url, "a 404 without a Date header") from None
+        try:
+            doc = json.loads(response.text)
+        except ValueError:
+            raise StoreError(self.store.id, self.store.base_url + url, "the order is not JSON") from None
+        if not isinstance(doc, dict) or doc.get("status") != "trash":
+            return None
+        modified = parse_time(doc.get("date_modified_gmt"), "UTC")
+        if modified is None:
+            raise StoreError(self.store.id, self.store.base_url + url, "a trashed order without date_modified_gmt")
+        return modified
 
     async def _by_creation(self, params: dict[str, Any], after: str | None) -> AsyncIterator[list[Document]]:
         """Every order of a query, oldest first, each request anchored on the creation time of the last

@@ -56,6 +56,21 @@ class _Environment(EnvSettingsSource):
 Seconds = Annotated[float, AfterValidator(lambda v: _seconds(v))]
 
 
+def _connection_string(value: str) -> str:
+    import psycopg.conninfo
+
+    try:
+        psycopg.conninfo.conninfo_to_dict(value)
+    except psycopg.Error:
+        # libpq's message quotes the whole string, password included: say what is wrong without it.
+        raise ValueError("not a PostgreSQL URL or key=value connection string") from None
+    return value
+
+
+ConnectionString = Annotated[str, AfterValidator(_connection_string)]
+NOT_SHOWN = ("URL", "PASSWORD", "SECRET")  # variables whose values are never echoed in an error
+
+
 def _seconds(value: float) -> float:
     if not 0 <= value < float("inf"):
         raise ValueError("must be a number of seconds")
@@ -69,7 +84,7 @@ class Settings(BaseSettings):
 
     # Set: an existing cluster / database; unset: the local stack.
     kafka_bootstrap_env: str | None = Field(None, validation_alias="ORDERSYNC_KAFKA_BOOTSTRAP")
-    database_url_env: str | None = Field(None, validation_alias="ORDERSYNC_DATABASE_URL")
+    database_url_env: ConnectionString | None = Field(None, validation_alias="ORDERSYNC_DATABASE_URL")
     topic_prefix: str = "ordersync."  # ORDERSYNC_TOPIC_PREFIX
     partitions: int = 4  # ORDERSYNC_PARTITIONS
     replication_factor: int = 1  # ORDERSYNC_REPLICATION_FACTOR
@@ -85,6 +100,8 @@ class Settings(BaseSettings):
     store_refused_retry_s: Seconds = 300.0  # ORDERSYNC_STORE_REFUSED_RETRY_S
     # /health of `ordersync run` turns 503 once a store has been failing for this long.
     store_failing_after_s: Seconds = 300.0  # ORDERSYNC_STORE_FAILING_AFTER_S
+    # A webhook whose body has not fully arrived after this long gets a 408 (slow senders hold no socket).
+    webhook_body_timeout_s: Seconds = 10.0  # ORDERSYNC_WEBHOOK_BODY_TIMEOUT_S
     # The web app's account (docs/web.md). With it set, every page needs a login; without it, the app
     # only binds to loopback. web_lists: the comma-separated contact lists the account may see (all if unset).
     web_user: str | None = None  # ORDERSYNC_WEB_USER
@@ -94,6 +111,16 @@ class Settings(BaseSettings):
     web_session_secret: SecretStr | None = None  # ORDERSYNC_WEB_SESSION_SECRET
     # Behind TLS: the session cookie is sent over HTTPS only.
     web_https: bool = False  # ORDERSYNC_WEB_HTTPS
+    # Host names the app answers to (comma-separated), besides the bound address and localhost. Unset and
+    # with a login: any; without a login: only those (a DNS-rebinding page gets a 400).
+    web_allowed_hosts: str | None = None  # ORDERSYNC_WEB_ALLOWED_HOSTS
+    # A session unused this long ends (logging out ends it at once).
+    web_session_idle_s: Seconds = 12 * 3600.0  # ORDERSYNC_WEB_SESSION_IDLE_S
+    # PostgreSQL use: pages share a pool of this many connections, each query stops after the timeout,
+    # and at most this many CSV exports stream at once (one more gets a 503).
+    web_pool_size: int = Field(10, ge=1, le=200)  # ORDERSYNC_WEB_POOL_SIZE
+    web_statement_timeout_ms: int = Field(15_000, ge=1)  # ORDERSYNC_WEB_STATEMENT_TIMEOUT_MS
+    web_max_exports: int = Field(4, ge=1, le=100)  # ORDERSYNC_WEB_MAX_EXPORTS
 
     @classmethod
     def settings_customise_sources(
@@ -117,7 +144,8 @@ class Settings(BaseSettings):
             error = exc.errors()[0]
             name = str(error["loc"][0]) if error["loc"] else "?"
             name = name if name.startswith("ORDERSYNC_") else f"ORDERSYNC_{name.upper()}"
-            raise ValueError(f"{name}: {error['msg']}, got {error.get('input')!r}") from None
+            shown = "(not shown)" if any(word in name for word in NOT_SHOWN) else repr(error.get("input"))
+            raise ValueError(f"{name}: {error['msg']}, got {shown}") from None
         finally:
             _ENVIRON.reset(token)
 

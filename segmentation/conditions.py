@@ -28,6 +28,11 @@ from psycopg import sql
 from ordersync.schemas.statuses import STATUSES
 
 MAX_AMOUNT = Decimal(10) ** 15  # far above any order total; keeps comparisons inside PostgreSQL's numeric
+MAX_PLACES = 6  # amounts are stored as numeric(20,6)
+# Each condition is a subquery: a segment is a link a marketer can be sent, so its size is bounded.
+MAX_CONDITIONS = 50
+MAX_DEPTH = 8
+OBJECT_SPECS = {"ordered", "order_count", "spent", "average_order_value", "abandoned_checkout", "lapsed"}
 OPERATORS: dict[str, tuple[str, Callable[[Any, Any], bool]]] = {
     ">": (">", operator.gt),
     ">=": (">=", operator.ge),
@@ -87,6 +92,9 @@ def _number(value: Any, where: str) -> Decimal:
         raise SegmentError(f"{where}: {value!r} is not a number") from exc
     if not number.is_finite() or abs(number) >= MAX_AMOUNT:
         raise SegmentError(f"{where}: {value!r} is not an amount (a finite number below {MAX_AMOUNT:,})")
+    exponent = number.as_tuple().exponent
+    if number and isinstance(exponent, int) and exponent < -MAX_PLACES:
+        raise SegmentError(f"{where}: {value!r} has more than {MAX_PLACES} decimal places")
     return number
 
 
@@ -163,6 +171,31 @@ def _compare(expr: str, grouped: sql.Composable, params: list[Any], op: tuple[st
     )
 
 
+def check_size(segment: Any) -> None:
+    """A SegmentError when ``segment`` has more than MAX_CONDITIONS conditions or nests deeper than
+    MAX_DEPTH (walked without recursion, so any depth of JSON is answered with this message)."""
+    conditions, stack = 0, [(segment, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise SegmentError(f"segment: conditions nest at most {MAX_DEPTH} deep")
+        conditions += 1
+        if conditions > MAX_CONDITIONS:
+            raise SegmentError(f"segment: at most {MAX_CONDITIONS} conditions")
+        if isinstance(node, dict) and len(node) == 1:
+            ((kind, spec),) = node.items()
+            if kind in ("all", "any") and isinstance(spec, list):
+                stack.extend((child, depth + 1) for child in spec)
+            elif kind == "not":
+                stack.append((spec, depth + 1))
+
+
+def compile_segment(segment: Any, now: dt.datetime) -> Compiled:
+    """A whole segment document as a WHERE fragment, after checking its size."""
+    check_size(segment)
+    return compile_condition(segment, now)
+
+
 def compile_condition(cond: Any, now: dt.datetime, where: str = "segment") -> Compiled:
     """One condition (and what it nests) as a WHERE fragment over ``contacts c``; SegmentError naming
     ``where`` when it is invalid. ``now``: the moment "last N days" counts back from."""
@@ -173,6 +206,8 @@ def compile_condition(cond: Any, now: dt.datetime, where: str = "segment") -> Co
     compile_kind = CONDITIONS.get(kind)
     if compile_kind is None:
         raise SegmentError(f"{at}: unknown condition {kind!r}")
+    if kind in OBJECT_SPECS and not isinstance(spec, dict):
+        raise SegmentError(f'{at}: needs an object of settings, e.g. {{"last_days": 30}}')
     return compile_kind(kind, spec, now, at)
 
 
@@ -323,7 +358,7 @@ def build_query(
 ) -> tuple[sql.Composed, list[Any]]:
     """The whole query: contacts of ``list_id`` (or all lists) that satisfy ``segment``, by e-mail;
     ``limit``: only the first ones (a preview); ``lists``: the lists the reader may see (None: all)."""
-    compiled = compile_condition(segment, now or dt.datetime.now(dt.UTC))
+    compiled = compile_segment(segment, now or dt.datetime.now(dt.UTC))
     scopes: list[sql.Composable] = []
     params: list[Any] = []
     if list_id is not None:

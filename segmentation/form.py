@@ -76,7 +76,7 @@ def builder_from_query(params: Mapping[str, str]) -> Builder:
             continue
         rows.append({name: params.get(f"{name}{i}", "").strip()[:200] for name in FIELDS})
     remove = params.get("remove", "")
-    if remove.isdigit() and int(remove) < len(rows):
+    if remove.isascii() and remove.isdigit() and int(remove) < len(rows):
         del rows[int(remove)]
     if params.get("add") in KINDS and len(rows) < MAX_ROWS:
         rows.append(new_row(params["add"]))
@@ -90,7 +90,7 @@ def _label(i: int, row: Row) -> str:
 
 def _whole(row: Row, name: str, at: str) -> int:
     value = row.get(name, "")
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise SegmentError(f"{at}: {name} must be a whole number, not {value!r}")
     return int(value)
 

@@ -3,10 +3,13 @@ webhooks, faults, bad input."""
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -311,3 +314,49 @@ def test_a_failing_store_is_retried_forever_and_never_stops_the_others(
             wait_for(lambda: woo_health()[0] == 0 or not proc.alive(), 30, "the store to show healthy again")
             assert proc.alive(), proc.output()
             assert T_WOO_SECRET_VALUE not in health_file.read_text()
+
+
+class _Collector(http.server.BaseHTTPRequestHandler):
+    """Another host a store redirects to: it records what reaches it."""
+
+    seen: ClassVar[list[dict[str, str]]] = []
+
+    def do_GET(self) -> None:
+        self.seen.append(dict(self.headers.items()))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b"[]")
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+def test_a_stores_bad_answers_fail_that_store_alone_and_keep_its_credentials(
+    env: dict[str, str], kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    """One shop redirects its product lookups to another host, one sends ``X-WP-Total: n/a``: each fails
+    by itself with a message naming it, the login never reaches the other host, and the healthy shop's
+    history is published in full."""
+    collector = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Collector)
+    threading.Thread(target=collector.serve_forever, daemon=True).start()
+    try:
+        with (
+            shop("woocommerce", "redirecting", env, tmp_path, orders=20) as redirecting,
+            shop("woocommerce", "garbled", env, tmp_path, orders=20, seed=3) as garbled,
+            shop("prestashop", "healthy", env, tmp_path, orders=50, seed=2) as healthy,
+        ):
+            redirecting.faults(redirect_to=f"http://127.0.0.1:{collector.server_port}/steal")
+            garbled.faults(headers={"X-WP-Total": "n/a"})
+            config = stores_toml(tmp_path / "stores.toml", redirecting, garbled, healthy)
+            code, output = connect(env, config, tmp_path / "connect.log")
+            history = {f"healthy:{order_id}" for order_id in healthy.truth()}
+    finally:
+        collector.shutdown()
+    assert code == 1, output
+    assert "store redirecting: HTTP 302 redirects to another origin" in output, output
+    assert "store garbled: unreadable X-WP-Total header 'n/a'" in output, output
+    assert not any("Authorization" in headers for headers in _Collector.seen), _Collector.seen
+    assert T_WOO_SECRET_VALUE not in output
+    published = raw_keys(kafka_bootstrap, f"{topic_prefix}raw.orders")
+    assert {key for key in published if key.startswith("healthy:")} == history

@@ -160,3 +160,51 @@ def test_a_bad_setting_names_its_variable_and_the_cli_exits_2() -> None:
     )
     assert result.returncode == 2
     assert "ORDERSYNC_PARTITIONS" in result.stderr and "Traceback" not in result.stderr
+
+
+PASSWORD = "s3cret pw'$x"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [f"postgres:/u:{PASSWORD}@h/db", f"postgresql://u:{PASSWORD}@127.0.0.1:notaport/db",
+     "postgresql://u:s3cretpw@127.0.0.1:1/db", "host=127.0.0.1 port=1 password=s3cretpw dbname=x"],
+)  # fmt: skip
+def test_the_database_password_is_never_printed(url: str) -> None:
+    """Not by a settings error (an unparsable URL), not by a connection error, not in a traceback."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "ordersync.cli", "db", "migrate"],
+        env={"PATH": "/usr/bin:/bin", "ORDERSYNC_DATABASE_URL": url},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "s3cret" not in result.stdout + result.stderr, result.stderr
+
+
+def test_redaction_covers_urls_and_keyword_strings() -> None:
+    from ordersync.runtime.logs import redact
+
+    assert redact("at postgresql://u:pw@h:5/db and mysql:/a:b@c") == "at postgresql://u:***@h:5/db and mysql:/a:***@c"
+    assert redact("host=h password='a b\\' c' dbname=x") == "host=h password=*** dbname=x"
+    assert redact("nothing secret in http://h/x?y=z") == "nothing secret in http://h/x?y=z"
+
+
+def test_stack_env_quotes_its_values_for_the_shell() -> None:
+    import subprocess
+    import sys
+
+    url = f"postgresql://u:{PASSWORD}@127.0.0.1:1/db"
+    shown = subprocess.run(
+        ["bash", "-c", f'eval "$({sys.executable} -m ordersync.cli stack env)" && printf %s "$ORDERSYNC_DATABASE_URL"'],
+        env={"PATH": "/usr/bin:/bin", "ORDERSYNC_DATABASE_URL": url},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert shown.stdout == url

@@ -43,10 +43,36 @@ def test_after_login_only_paths_of_this_app(target: str | None, goes_to: str) ->
 def test_wrong_passwords_slow_down_one_address_for_the_window() -> None:
     throttle = LoginThrottle(attempts=3, window_s=60)
     for t in (0.0, 1.0, 2.0):
-        assert throttle.blocked_for("a", t) == 0
-        throttle.failed("a", t)
-    assert throttle.blocked_for("a", 3.0) == pytest.approx(57.0)
-    assert throttle.blocked_for("b", 3.0) == 0  # another address is not affected
-    assert throttle.blocked_for("a", 61.0) == 0  # the oldest failure left the window
-    throttle.succeeded("a")
-    assert throttle.blocked_for("a", 61.5) == 0
+        assert throttle.blocked_for("10.0.0.1", "m", t) == 0
+        throttle.failed("10.0.0.1", "m", t)
+    assert throttle.blocked_for("10.0.0.1", "m", 3.0) == pytest.approx(57.0)
+    assert throttle.blocked_for("10.0.0.2", "m", 3.0) == 0  # another address is not affected
+    assert throttle.blocked_for("10.0.0.1", "m", 61.0) == 0  # the oldest failure left the window
+    throttle.succeeded("10.0.0.1", "m")
+    assert throttle.blocked_for("10.0.0.1", "m", 61.5) == 0
+
+
+def test_an_ipv6_client_cannot_rotate_through_its_64() -> None:
+    throttle = LoginThrottle(attempts=3, window_s=60)
+    for t, host in enumerate(("2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::3")):
+        throttle.failed(host, "m", float(t))
+    assert throttle.blocked_for("2001:db8:1:2:abcd::9", "m", 3.0) > 0
+    assert throttle.blocked_for("2001:db8:1:3::1", "m", 3.0) == 0  # another /64
+    assert throttle.blocked_for("::ffff:10.0.0.1", "m", 3.0) == 0  # an IPv4 client seen over IPv6
+
+
+def test_one_account_is_throttled_from_any_address() -> None:
+    throttle = LoginThrottle(attempts=3, window_s=60, account_attempts=10)
+    for n in range(10):
+        throttle.failed(f"10.0.{n}.1", "m", float(n))
+    assert throttle.blocked_for("10.9.9.9", "m", 10.0) > 0
+    assert throttle.blocked_for("10.9.9.9", "other", 10.0) == 0
+
+
+def test_the_throttle_forgets_old_failures_and_bounds_its_memory() -> None:
+    throttle = LoginThrottle(attempts=3, window_s=60, max_keys=50)
+    for n in range(1_000):
+        throttle.failed(f"10.{n // 256}.{n % 256}.1", f"user{n}", float(n) / 100)
+    assert len(throttle) <= 50
+    throttle.failed("10.200.0.1", "late", 10_000.0)  # everything before is past the window
+    assert len(throttle) == 2

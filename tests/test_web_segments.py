@@ -16,6 +16,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from ordersync.schemas.identity import contact_id
+from ordersync.segmentation import saved
 from tests.endpoints import Endpoints
 from tests.processes import ordersync
 from tests.sink_data import load_segment_fixture, segment_fixture
@@ -209,3 +210,34 @@ def test_forms_without_the_sessions_csrf_token_are_refused(page: Page, guarded: 
     response = anonymous.request.post(f"{guarded}/segments", form={**form, "csrf": ""})
     assert response.status == 401
     anonymous.close()
+
+
+def test_an_account_never_replaces_another_lists_segment(
+    page: Page, guarded: str, db: str, subprocess_env: dict[str, str]
+) -> None:
+    """Names are unique per list: list 1's account saving "VIPs" leaves list 2's "VIPs" as it was, and a
+    segment for every list is read-only to an account limited to some lists."""
+    with psycopg.connect(db) as conn:
+        theirs = saved.save(conn, "VIPs", "2", {"lapsed": {"days": 30}})
+    page.goto(f"{guarded}/login")
+    log_in(page, guarded, ACCOUNT["ORDERSYNC_WEB_PASSWORD"])
+    page.goto(f"{guarded}/segments/new")
+    csrf = page.locator("input[name=csrf]").first.get_attribute("value")
+    answer = page.request.post(
+        f"{guarded}/segments", form={"name": "VIPs", "state": "list=1&kind0=lapsed&days0=1", "csrf": csrf or ""}
+    )
+    assert answer.ok, answer.text()
+    mine = int(answer.url.rsplit("/", 1)[1])
+    assert mine != theirs
+    every_list = page.request.post(
+        f"{guarded}/segments", form={"name": "Everyone", "state": "kind0=lapsed&days0=1", "csrf": csrf or ""}
+    )
+    assert every_list.status == 403
+    with psycopg.connect(db) as conn:
+        rows = conn.execute("SELECT list_id, document FROM saved_segments WHERE name = 'VIPs' ORDER BY list_id")
+        assert rows.fetchall() == [("1", {"all": [{"lapsed": {"days": 1}}]}), ("2", {"lapsed": {"days": 30}})]
+        assert conn.execute("SELECT count(*) FROM saved_segments WHERE name = 'Everyone'").fetchone() == (0,)
+    env = {**subprocess_env, "ORDERSYNC_DATABASE_URL": db}
+    ambiguous = ordersync("segment", "--saved", "VIPs", "--count", env=env)
+    assert ambiguous.returncode == 2 and "lists 1, 2: give --list" in ambiguous.stderr
+    assert ordersync("segment", "--saved", "VIPs", "--list", "2", "--count", env=env).returncode == 0

@@ -8,6 +8,7 @@ import contextlib
 import datetime as dt
 import logging
 import secrets
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -17,6 +18,7 @@ from typing import Any
 
 import psycopg
 from confluent_kafka import KafkaException
+from psycopg_pool import ConnectionPool
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -35,9 +37,10 @@ from ordersync.schemas.statuses import STATUSES
 from ordersync.schemas.topics import TopicNames
 from ordersync.web import insights as insights_data
 from ordersync.web import queries, segment_pages
-from ordersync.web.auth import Access, LoginThrottle, check_csrf, login_gate, safe_next
+from ordersync.web.auth import Access, LoginThrottle, Sessions, check_csrf, login_gate, safe_next
 from ordersync.web.charts import bars, periods
-from ordersync.web.common import HERE, access, db, page_number, render
+from ordersync.web.common import HERE, access, connection_pool, db, page_number, render
+from ordersync.web.security import Guard, allowed_hosts
 
 LOG = logging.getLogger(__name__)
 
@@ -59,9 +62,8 @@ async def contacts(request: Request) -> Response:
 
 async def contact(request: Request) -> Response:
     """A contact's profile with its Orders or Activity tab, newest first, a page at a time."""
-    cid = request.path_params["contact_id"]
     try:
-        uuid.UUID(cid)
+        cid = str(uuid.UUID(request.path_params["contact_id"]))  # also urn:uuid: and braces, as PostgreSQL reads it
     except ValueError:
         raise HTTPException(404, "no such contact") from None
     tab = request.query_params.get("tab", "orders")
@@ -197,22 +199,28 @@ async def login(request: Request) -> Response:
     await check_csrf(request)
     throttle: LoginThrottle = request.app.state.login_throttle
     client, now = request.client.host if request.client else "?", time.monotonic()
-    wait = throttle.blocked_for(client, now)
-    if wait:
-        raise HTTPException(429, f"too many wrong passwords: try again in {wait / 60:.0f} minutes")
     form = await request.form()
-    user, password = str(form.get("user", "")), str(form.get("password", ""))
+    user, password = str(form.get("user", ""))[:200], str(form.get("password", ""))
+    wait = throttle.blocked_for(client, user, now)
+    if wait:
+        raise HTTPException(429, f"too many wrong passwords: try again in {max(1, round(wait / 60))} minutes")
     if not access(request).check(user, password):
-        throttle.failed(client, now)
+        throttle.failed(client, user, now)
         return render(request, "login.html", {"next": safe_next(str(form.get("next", ""))), "failed": True}, 401)
-    throttle.succeeded(client)
+    throttle.succeeded(client, user)
+    sessions: Sessions = request.app.state.sessions
+    sessions.end(request.session.get("sid"))
     request.session.clear()  # a fresh session (and CSRF token) for the logged-in user
     request.session["user"] = user
+    request.session["sid"] = sessions.start(time.monotonic())
     return RedirectResponse(safe_next(str(form.get("next", ""))), status_code=303)
 
 
 async def logout(request: Request) -> Response:
+    """Ends the session on the server too: a copy of the cookie no longer logs anyone in."""
     await check_csrf(request)
+    sessions: Sessions = request.app.state.sessions
+    sessions.end(request.session.get("sid"))
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
 
@@ -238,16 +246,22 @@ async def refreshing_insights(app: Starlette) -> AsyncIterator[None]:
                 LOG.warning("insights refresh failed, retrying: %s", type(exc).__name__)
             await asyncio.sleep(REFRESH_EVERY_S)
 
+    pool: ConnectionPool = app.state.pool
+    pool.open()
     task = asyncio.create_task(loop())
     try:
         yield
     finally:
         task.cancel()
+        pool.close()
 
 
-def create_app(settings: Settings, health_file: Path | None = None) -> Starlette:
-    """The app over the settings' database; ``health_file``: the connectors' store health (Stores page)."""
+def create_app(settings: Settings, health_file: Path | None = None, host: str = "127.0.0.1") -> Starlette:
+    """The app over the settings' database; ``health_file``: the connectors' store health (Stores page);
+    ``host``: the address it is bound to (the Host names it answers to follow from it)."""
     access = Access.from_settings(settings)
+    sessions = Sessions(settings.web_session_idle_s)
+    hosts = allowed_hosts(host, settings.web_allowed_hosts, access.login_required)
     secret = settings.web_session_secret.get_secret_value() if settings.web_session_secret else secrets.token_hex(32)
     app = Starlette(
         routes=[
@@ -265,6 +279,7 @@ def create_app(settings: Settings, health_file: Path | None = None) -> Starlette
         exception_handlers={HTTPException: error, 500: error},
         lifespan=refreshing_insights,
         middleware=[
+            Middleware(Guard, hosts=hosts),
             Middleware(
                 SessionMiddleware,
                 secret_key=secret,
@@ -272,7 +287,7 @@ def create_app(settings: Settings, health_file: Path | None = None) -> Starlette
                 same_site="lax",
                 https_only=settings.web_https,
             ),
-            Middleware(BaseHTTPMiddleware, dispatch=login_gate(access)),
+            Middleware(BaseHTTPMiddleware, dispatch=login_gate(access, sessions)),
         ],
     )
     app.state.database_url = settings.database_url
@@ -280,4 +295,7 @@ def create_app(settings: Settings, health_file: Path | None = None) -> Starlette
     app.state.health_file = health_file
     app.state.access = access
     app.state.login_throttle = LoginThrottle()
+    app.state.sessions = sessions
+    app.state.pool = connection_pool(settings)
+    app.state.export_slots = threading.BoundedSemaphore(settings.web_max_exports)
     return app

@@ -6,6 +6,8 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import secrets
+import threading
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -67,32 +69,117 @@ class Access:
         return self.lists is None or list_id in self.lists
 
 
+def client_key(address: str) -> str:
+    """Whom a login attempt counts against: an IPv4 address, or the /64 of an IPv6 one (a client gets a
+    whole /64 and can rotate through it)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
 class LoginThrottle:
-    """After ``attempts`` wrong passwords from one address within ``window_s``, that address waits out the
-    window: guessing the password gets slow, the account is never locked for everyone."""
+    """Wrong passwords are counted per client (IPv4 address, IPv6 /64) and per account name within
+    ``window_s``: past ``attempts`` from one client, or ``account_attempts`` for one account from anywhere,
+    that client or account waits out the window. Guessing gets slow; counts older than the window are
+    forgotten, and at most ``max_keys`` clients are remembered."""
 
-    def __init__(self, attempts: int = 5, window_s: float = 300.0) -> None:
-        self.attempts, self.window_s = attempts, window_s
+    def __init__(
+        self, attempts: int = 5, window_s: float = 300.0, account_attempts: int = 20, max_keys: int = 10_000
+    ) -> None:
+        self.attempts, self.window_s, self.account_attempts, self.max_keys = (
+            attempts,
+            window_s,
+            account_attempts,
+            max_keys,
+        )
         self._failures: dict[str, list[float]] = {}
+        self._swept_at = float("-inf")
 
-    def _recent(self, client: str, now: float) -> list[float]:
-        recent = [t for t in self._failures.get(client, []) if now - t < self.window_s]
+    def _recent(self, key: str, now: float) -> list[float]:
+        recent = [t for t in self._failures.get(key, []) if now - t < self.window_s]
         if recent:
-            self._failures[client] = recent
+            self._failures[key] = recent
         else:
-            self._failures.pop(client, None)
+            self._failures.pop(key, None)
         return recent
 
-    def blocked_for(self, client: str, now: float) -> float:
-        """Seconds ``client`` must wait before trying again (0: it may try now)."""
-        recent = self._recent(client, now)
-        return self.window_s - (now - recent[0]) if len(recent) >= self.attempts else 0.0
+    def _wait(self, key: str, limit: int, now: float) -> float:
+        recent = self._recent(key, now)
+        return self.window_s - (now - recent[-limit]) if len(recent) >= limit else 0.0
 
-    def failed(self, client: str, now: float) -> None:
-        self._failures.setdefault(client, []).append(now)
+    def blocked_for(self, client: str, user: str, now: float) -> float:
+        """Seconds before ``client`` may try ``user``'s password again (0: now)."""
+        return max(
+            self._wait("client " + client_key(client), self.attempts, now),
+            self._wait("account " + user, self.account_attempts, now),
+        )
 
-    def succeeded(self, client: str) -> None:
-        self._failures.pop(client, None)
+    def failed(self, client: str, user: str, now: float) -> None:
+        if now - self._swept_at > self.window_s or len(self._failures) >= self.max_keys:
+            self._swept_at = now
+            for key in list(self._failures):
+                self._recent(key, now)
+        for key in ("client " + client_key(client), "account " + user):
+            self._failures.setdefault(key, []).append(now)
+        if len(self._failures) > self.max_keys:
+            while len(self._failures) > self.max_keys:  # still too many: drop the oldest first
+                oldest = min(self._failures, key=lambda k: self._failures[k][-1])
+                del self._failures[oldest]
+
+    def succeeded(self, client: str, user: str) -> None:
+        self._failures.pop("client " + client_key(client), None)
+        self._failures.pop("account " + user, None)
+
+    def __len__(self) -> int:
+        return len(self._failures)
+
+
+class Sessions:
+    """The sessions the server knows: a cookie names one by a random id, logging out forgets it, and one
+    unused for ``idle_s`` has ended. Held by the app process: restarting it ends every session."""
+
+    def __init__(self, idle_s: float) -> None:
+        self.idle_s = idle_s
+        self._last_used: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def start(self, now: float) -> str:
+        sid = secrets.token_urlsafe(24)
+        with self._lock:
+            self._forget_idle(now)
+            self._last_used[sid] = now
+        return sid
+
+    def touch(self, sid: object, now: float) -> bool:
+        """True while ``sid`` is a live session (and it counts as used now)."""
+        if not isinstance(sid, str):
+            return False
+        with self._lock:
+            last = self._last_used.get(sid)
+            if last is None or now - last > self.idle_s:
+                self._last_used.pop(sid, None)
+                return False
+            self._last_used[sid] = now
+            return True
+
+    def end(self, sid: object) -> None:
+        if isinstance(sid, str):
+            with self._lock:
+                self._last_used.pop(sid, None)
+
+    def _forget_idle(self, now: float) -> None:
+        idle = [sid for sid, last in self._last_used.items() if now - last > self.idle_s]
+        for sid in idle:
+            del self._last_used[sid]
+
+    def __len__(self) -> int:
+        return len(self._last_used)
 
 
 def csrf_token(request: Request) -> str:
@@ -113,12 +200,16 @@ async def check_csrf(request: Request) -> None:
         raise HTTPException(403, "this form has expired or did not come from this app: reload the page and try again")
 
 
-def login_gate(access: Access) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
-    """HTTP middleware: without a session, every page but the login page sends the browser to log in."""
+def login_gate(
+    access: Access, sessions: Sessions
+) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
+    """HTTP middleware: without a live session (logged out, idle too long, or from before a restart),
+    every page but the login page sends the browser to log in."""
 
     async def gate(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         path = request.url.path
-        if access.login_required and not request.session.get("user") and not path.startswith(OPEN_PATHS):
+        if access.login_required and not path.startswith(OPEN_PATHS) and not _live(request, sessions):
+            request.session.pop("user", None)
             if request.method != "GET":
                 return Response("log in first", status_code=401)
             target = path + (f"?{request.url.query}" if request.url.query else "")
@@ -126,6 +217,10 @@ def login_gate(access: Access) -> Callable[[Request, Callable[[Request], Awaitab
         return await call_next(request)
 
     return gate
+
+
+def _live(request: Request, sessions: Sessions) -> bool:
+    return bool(request.session.get("user")) and sessions.touch(request.session.get("sid"), time.monotonic())
 
 
 def safe_next(target: str | None) -> str:

@@ -10,15 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
+from ordersync.runtime.settings import Settings
 from ordersync.web.auth import Access, csrf_token
 
 HERE = Path(__file__).parent
+POOL_WAIT_S = 10.0
 
 
 def money(value: Decimal | None) -> str:
@@ -39,20 +42,42 @@ def access(request: Request) -> Access:
     return found
 
 
+def connection_pool(settings: Settings) -> ConnectionPool:
+    """The app's PostgreSQL connections: at most ``web_pool_size`` (the sink needs the server too), each
+    statement stopped after ``web_statement_timeout_ms``. Opened by the app's lifespan."""
+    options = f"-c statement_timeout={settings.web_statement_timeout_ms} -c application_name=ordersync-web"
+    return ConnectionPool(
+        settings.database_url,
+        min_size=1,
+        max_size=settings.web_pool_size,
+        kwargs={"options": options},
+        timeout=POOL_WAIT_S,
+        open=False,
+    )
+
+
 async def db(request: Request, work: Callable[[psycopg.Connection[Any]], Any]) -> Any:
-    """Run ``work`` with a short connection, in a worker thread."""
-    url: str = request.app.state.database_url
+    """Run ``work`` with one of the pool's connections, in a worker thread; a 503 when every connection is
+    busy for longer than ``POOL_WAIT_S``, or when the query ran past the statement timeout."""
+    pool: ConnectionPool = request.app.state.pool
 
     def run() -> Any:
-        with psycopg.connect(url) as conn:
+        with pool.connection() as conn:
             return work(conn)
 
-    return await run_in_threadpool(run)
+    try:
+        return await run_in_threadpool(run)
+    except PoolTimeout:
+        raise HTTPException(503, "the database is busy: try again in a moment") from None
+    except psycopg.errors.QueryCanceled:
+        raise HTTPException(503, "this page took too long to compute: narrow it down and try again") from None
+    except psycopg.DataError:  # a value PostgreSQL cannot take (out of range, a NUL): the request's fault
+        raise HTTPException(400, "a value in this request cannot be looked up") from None
 
 
 def page_number(request: Request) -> int:
     raw = request.query_params.get("page", "1")
-    if not raw.isdigit() or not 1 <= int(raw) <= 100_000:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 100_000:
         raise HTTPException(400, "page must be a number from 1")
     return int(raw)
 

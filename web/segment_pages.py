@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import re
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,12 +16,14 @@ from urllib.parse import parse_qsl, urlencode
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from ordersync.segmentation import SegmentError, build_query, saved
+from ordersync.segmentation.conditions import MAX_DEPTH, check_size
 from ordersync.segmentation.export import csv_rows
 from ordersync.segmentation.form import (
     KINDS,
@@ -65,10 +68,16 @@ class Draft:
 def _parse_json(text: str) -> tuple[dict[str, Any] | None, str | None]:
     try:
         document = json.loads(text)
+    except RecursionError:
+        return None, f"segment: conditions nest at most {MAX_DEPTH} deep"
     except json.JSONDecodeError as exc:
         return None, f"the segment is not JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
     if not isinstance(document, dict):
         return None, 'the segment is a JSON object, e.g. {"all": [{"ordered": {"last_days": 30}}]}'
+    try:
+        check_size(document)
+    except SegmentError as exc:
+        return None, str(exc)
     return document, None
 
 
@@ -146,7 +155,7 @@ async def builder(request: Request) -> Response:
 
 def _saved_id(request: Request) -> int:
     raw = request.path_params["segment_id"]
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise HTTPException(404, "no such segment")
     return int(raw)
 
@@ -156,6 +165,13 @@ async def _load_saved(request: Request) -> saved.SavedSegment:
     if found is None or (found.list_id is not None and not access(request).sees(found.list_id)):
         raise HTTPException(404, "no such segment")
     return found
+
+
+def _may_change(who: Access, list_id: str | None) -> None:
+    """An account limited to some lists saves and deletes only segments of those lists: one for every
+    list is read-only to it (403)."""
+    if who.lists is not None and list_id is None:
+        raise HTTPException(403, "this account may change only the segments of its own lists: choose a list")
 
 
 def _draft_of(segment: saved.SavedSegment) -> Draft:
@@ -186,6 +202,7 @@ async def _save(request: Request) -> Response:
     params = {k: v for k, v in _query_pairs(str(form.get("state", "")))}
     draft = draft_from({**params, "name": str(form.get("name", ""))})
     _visible_list(access(request), draft)
+    _may_change(access(request), draft.list_id)
     if draft.document is None:
         return await _builder_page(request, draft)
 
@@ -207,23 +224,30 @@ def _query_pairs(state: str) -> list[tuple[str, str]]:
 async def delete(request: Request) -> Response:
     await check_csrf(request)
     segment = await _load_saved(request)
+    _may_change(access(request), segment.list_id)
     await db(request, lambda conn: saved.delete(conn, segment.segment_id))
     return RedirectResponse("/segments", status_code=303)
 
 
-def _csv_rows(url: str, query: sql.Composed, params: list[Any]) -> Iterator[str]:
-    """The CSV a chunk at a time, read through a server-side cursor (a segment may hold every contact)."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    with psycopg.connect(url) as conn, conn.cursor(name="segment_export", row_factory=dict_row) as cur:
-        cur.execute(query, params)
-        for row in csv_rows(cur):
-            writer.writerow(row)
-            if out.tell() > 64 * 1024:
-                yield out.getvalue()
-                out.seek(0)
-                out.truncate()
-    yield out.getvalue()
+def _csv_rows(
+    pool: ConnectionPool, slot: threading.BoundedSemaphore, query: sql.Composed, params: list[Any]
+) -> Iterator[str]:
+    """The CSV a chunk at a time, read through a server-side cursor (a segment may hold every contact);
+    gives its export slot back when done or when the reader goes away."""
+    try:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        with pool.connection() as conn, conn.cursor(name="segment_export", row_factory=dict_row) as cur:
+            cur.execute(query, params)
+            for row in csv_rows(cur):
+                writer.writerow(row)
+                if out.tell() > 64 * 1024:
+                    yield out.getvalue()
+                    out.seek(0)
+                    out.truncate()
+        yield out.getvalue()
+    finally:
+        slot.release()
 
 
 def _export(request: Request, draft: Draft, who: Access, filename: str) -> Response:
@@ -234,8 +258,11 @@ def _export(request: Request, draft: Draft, who: Access, filename: str) -> Respo
         query, params = build_query(draft.document, list_id=draft.list_id, lists=who.lists)
     except SegmentError as exc:
         raise HTTPException(400, f"cannot export: {exc}") from None
+    slot: threading.BoundedSemaphore = request.app.state.export_slots
+    if not slot.acquire(blocking=False):  # each export holds a connection for as long as it is read
+        raise HTTPException(503, "too many exports are running: try again when one has finished")
     headers = {"Content-Disposition": f'attachment; filename="{filename}.csv"'}
-    rows = _csv_rows(request.app.state.database_url, query, params)
+    rows = _csv_rows(request.app.state.pool, slot, query, params)
     return StreamingResponse(rows, media_type="text/csv; charset=utf-8", headers=headers)
 
 

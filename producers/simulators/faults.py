@@ -44,6 +44,8 @@ class Faults:
     latency_s: float = 0.0  # added to every API request: a slow shop
     live_paused: bool = False  # tests freeze the shop to compare the pipeline's result with its state
     failing: int | None = None  # every API request answered with this status until it is cleared (an outage)
+    headers: dict[str, str] = field(default_factory=dict)  # set on every API answer (e.g. X-WP-Total: n/a)
+    redirect_to: str | None = None  # product lookups answered 302 to this URL (another host, e.g.)
 
     def next_fault(self) -> int | None:
         if self.failing is not None:
@@ -63,9 +65,13 @@ def fault_middleware(faults: Faults) -> Any:
         faults.served += 1
         if faults.latency_s:
             await asyncio.sleep(faults.latency_s)
+        if faults.redirect_to and request.path.endswith("/products"):
+            raise web.HTTPFound(faults.redirect_to)
         status = faults.next_fault()
         if status is None:
-            return await handler(request)
+            response = await handler(request)
+            response.headers.update(faults.headers)
+            return response
         faults.injected += 1
         if status == 429:
             return web.json_response(
@@ -97,6 +103,10 @@ def add_control_routes(
             faults.live_paused = bool(body["live_paused"])
         if "random_rate" in body:
             faults.random_rate = float(body["random_rate"])
+        if "headers" in body:
+            faults.headers = {str(k): str(v) for k, v in body["headers"].items()}
+        if "redirect_to" in body:
+            faults.redirect_to = body["redirect_to"]
         if "failing" in body:
             faults.failing = None if body["failing"] is None else int(body["failing"])
         return web.json_response(
