@@ -71,3 +71,11 @@ def test_csv_cells_a_spreadsheet_would_run_are_defused() -> None:
     header, row = csv_rows([contact])
     assert header == list(COLUMNS)
     assert row == ["'-x@example.com", '\'=HYPERLINK("http://evil")', "", "1", "c"]
+
+
+@pytest.mark.parametrize("name", [" =1+1", "\u00a0@SUM(A1)", "\n-2", "  +cmd", "\t=x"])
+def test_formula_cells_behind_white_space_are_defused_too(name: str) -> None:
+    from ordersync.segmentation.export import cell
+
+    assert cell(name) == "'" + name
+    assert cell("Ana =") == "Ana ="
