@@ -294,6 +294,20 @@ class Handlers:
         return out
 
 
+async def stop_without_commit(
+    app: faust.App, outputs: OutputProducer, agent: str, event: EventT[bytes], exc: Exception
+) -> None:
+    """An error that is not the event's data (a bug, a record of an unknown schema): bad data is
+    dead-lettered inside the handlers, so this is not. The worker stops and commits nothing more, not even
+    what other agents acked since the last commit; its supervisor restarts it and the uncommitted events,
+    this one included, are handled again. faust's default would restart the agent and ack the event."""
+    msg = event.message
+    reason = f"agent {agent} failed on {msg.topic}[{msg.partition}]@{msg.offset}: {type(exc).__name__}: {exc}"
+    log.critical("%s; stopping the worker without committing", reason, exc_info=exc)
+    outputs.fail(reason)
+    await app.crash(exc)
+
+
 def register(
     app: faust.App, topology: Topology, outputs: OutputProducer, overrides: Mapping[str, Mapping[str, str]]
 ) -> None:
@@ -303,9 +317,16 @@ def register(
 
     def agent(topic: faust.TopicT, name: str, handle: Callable[[EventT[bytes]], None]) -> None:
         async def run(stream: faust.StreamT[bytes]) -> None:
-            async for event in stream.events():
-                with watchdog.event(name):
-                    handle(event)
+            # Acks are ours (faust's supported noack): an event is acked once handled, and its outputs are
+            # confirmed before the commit that follows. One that raises is never acked.
+            async for event in stream.noack().events():  # type: ignore[attr-defined]  # StreamT lacks noack
+                try:
+                    with watchdog.event(name):
+                        handle(event)
+                except Exception as exc:
+                    await stop_without_commit(app, outputs, name, event, exc)
+                    return
+                event.ack()
 
         app.agent(topic, name=name)(run)
 

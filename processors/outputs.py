@@ -48,6 +48,8 @@ class OutputProducer:
         self._next = 0  # sequence number of the next record
         self._low = 0  # every record below this sequence number is acknowledged
         self._done: set[int] = set()  # acknowledged records at or above _low
+        # Why a record was not acknowledged (or why the worker must stop): never cleared. Once one output is
+        # lost, no later commit may pass the events that produced it, whatever is acknowledged after.
         self._failures: list[str] = []
         self._on_stored: dict[tuple[str, int], int] = {}  # (topic, partition) → highest acknowledged offset
         self.watched_topics: set[str] = set()  # topics whose acknowledged offsets are reported to confirm's caller
@@ -83,6 +85,14 @@ class OutputProducer:
             self._done.remove(self._low)
             self._low += 1
 
+    def fail(self, reason: str) -> None:
+        """Refuse every later commit of this process (an agent met an error it cannot dead-letter)."""
+        self._failures.append(reason)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self._failures)
+
     @property
     def in_flight(self) -> int:
         """Records sent and not yet answered."""
@@ -91,7 +101,9 @@ class OutputProducer:
     async def confirm(
         self, timeout_s: float = 90, on_stored: Callable[[dict[tuple[str, int], int]], None] | None = None
     ) -> None:
-        """Return once every record sent before this call is acknowledged; OutputFailed if one was not."""
+        """Return once every record sent before this call is acknowledged; OutputFailed if one was not, or
+        if any record since the process started was not (failures are never forgotten: faust commits again
+        while it shuts down after the crash, and that commit must not pass the lost record either)."""
         target = self._next
         deadline = asyncio.get_running_loop().time() + timeout_s
         while self._low < target and not self._failures:
@@ -100,8 +112,7 @@ class OutputProducer:
                 raise OutputFailed(f"{target - self._low} records not acknowledged within {timeout_s:.0f} s")
             await asyncio.sleep(0.002)
         if self._failures:
-            failures, self._failures = self._failures, []
-            raise OutputFailed(f"{len(failures)} records were not acknowledged ({failures[0]})")
+            raise OutputFailed(f"{len(self._failures)} failures, no commit until the worker restarts: {self._failures[0]}")
         if on_stored is not None and self._on_stored:
             stored, self._on_stored = self._on_stored, {}
             on_stored(stored)

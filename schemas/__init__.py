@@ -2,6 +2,6 @@
 and the topic catalogue. Every component imports this package; none imports another component."""
 
 from ordersync.schemas.registry import SchemaRegistry, SchemaVersion, registry
-from ordersync.schemas.serde import DecodeError, EncodeError, decode, encode
+from ordersync.schemas.serde import DecodeError, EncodeError, UnknownSchema, decode, encode
 
-__all__ = ["DecodeError", "EncodeError", "SchemaRegistry", "SchemaVersion", "decode", "encode", "registry"]
+__all__ = ["DecodeError", "EncodeError", "SchemaRegistry", "SchemaVersion", "UnknownSchema", "decode", "encode", "registry"]

@@ -19,6 +19,11 @@ MARKER = b"\xc3\x01"
 HEADER_LEN = len(MARKER) + 8
 
 
+class UnknownSchema(Exception):
+    """A record written with a schema this reader does not have: a producer was deployed before its
+    readers. Not bad data: a reader must stop (and commit nothing) rather than dead-letter every record."""
+
+
 class DecodeError(ValueError):
     """Bytes that are not a decodable ordersync event. ``reason`` says why, in one line."""
 
@@ -58,7 +63,10 @@ def decode(
     fingerprint = int.from_bytes(data[2:HEADER_LEN], "little")
     writer = reg.by_fingerprint(fingerprint)
     if writer is None:
-        raise DecodeError(f"unknown schema fingerprint {fingerprint:016x}")
+        raise UnknownSchema(
+            f"a record written with schema fingerprint {fingerprint:016x}, which this version of ordersync does "
+            "not know: upgrade the readers (processor, sink) before the writers (docs/contract.md)"
+        )
     expected = (subject,) if isinstance(subject, str) else subject
     if expected is not None and writer.subject not in expected:
         raise DecodeError(f"expected a {' or '.join(expected)} event, got {writer.subject} v{writer.version}")

@@ -39,11 +39,11 @@ def port_open(port: int) -> bool:
 
 
 class Proc:
-    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], log: Path, module: str = "ordersync.cli") -> None:
         self.args, self.env, self.log_path = args, env, log
         self._log = log.open("ab")
         self.popen = subprocess.Popen(
-            [sys.executable, "-m", "ordersync.cli", *args],
+            [sys.executable, "-m", module, *args],
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -81,8 +81,9 @@ class Proc:
 
 
 @contextlib.contextmanager
-def running(args: list[str], env: dict[str, str], log: Path) -> Iterator[Proc]:
-    proc = Proc(args, env, log)
+def running(args: list[str], env: dict[str, str], log: Path, module: str = "ordersync.cli") -> Iterator[Proc]:
+    """``python -m MODULE ARGS`` (the ordersync CLI by default) while the block runs."""
+    proc = Proc(args, env, log, module)
     try:
         yield proc
     finally:

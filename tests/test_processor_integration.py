@@ -13,7 +13,7 @@ from ordersync.runtime.settings import Settings
 from ordersync.schemas import decode, encode
 from ordersync.schemas.headers import read_order_headers
 from ordersync.topics_admin import create_topics
-from tests.kafka_helpers import consume_until, drain, produce
+from tests.kafka_helpers import consume_until, drain, produce, set_topic_config
 from tests.processes import Proc, running, wait_for
 from tests.raw_events import woo_doc, woo_event
 from tests.samples import raw_customer_event
@@ -260,3 +260,98 @@ def test_contacts_import_feeds_the_processor_and_bad_rows_are_kept(
     emails = {decode(m.value())["email"]: decode(m.value()) for m in got}
     assert set(emails) == {"ana@example.com", "bo@example.com"}
     assert emails["ana@example.com"]["marketing_consent"] is True and emails["ana@example.com"]["origin"] == "IMPORT"
+
+
+def committed(bootstrap: str, group: str, topic: str, partitions: int) -> list[int]:
+    """The group's committed offsets of ``topic`` (-1001: none)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        found = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=30)
+        return [tp.offset for tp in found]
+    finally:
+        consumer.close()
+
+
+def test_an_exception_in_an_agent_stops_the_worker_before_the_commit(
+    env: dict[str, str], topic_prefix: str, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """A bug (not bad data) on one event: faust's default restarts the agent and acks the event, so it is
+    committed and skipped. Here the worker stops, nothing at or after the event is committed, and after
+    the restart every order is there, once."""
+    env = {**env, "ORDERSYNC_PARTITIONS": "1", "BUG_ORDER_ID": "13", "BUG_FLAG": str(tmp_path / "bug-fired")}
+    create_topics(Settings.from_env(env))
+    produce(kafka_bootstrap, f"{topic_prefix}raw.orders", [order_event(n, "processing", 1) for n in range(1, 21)])
+    args = processor(env, tmp_path)
+    with running(args, env, tmp_path / "first.log", module="tests.apps.processor_with_a_bug") as proc:
+        code = proc.wait(120)
+        assert code != 0, proc.output()
+        assert "stopping the worker without committing" in proc.output()
+    (offset,) = committed(kafka_bootstrap, f"{topic_prefix}p", f"{topic_prefix}raw.orders", 1)
+    assert offset <= 12, f"committed past the failed event (offset 12): {offset}"
+    with running(args, env, tmp_path / "second.log", module="tests.apps.processor_with_a_bug") as proc:
+        consume_until(
+            kafka_bootstrap,
+            f"{topic_prefix}orders",
+            lambda ms: {decode(m.value())["source_order_id"] for m in ms} >= {str(n) for n in range(1, 21)},
+            alive=proc.alive,
+            deadline_s=120,
+        )
+    created = Counter(
+        e["source_order_id"] for e in activities(kafka_bootstrap, topic_prefix) if e["type"] == "ORDER_CREATED"
+    )
+    assert set(created) == {str(n) for n in range(1, 21)}  # order 13 too: the failed event was not skipped
+
+
+def test_a_record_of_an_unknown_schema_stops_the_processor_with_nothing_dead_lettered(
+    env: dict[str, str], topic_prefix: str, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """A connector upgraded before the processor: the processor stops with a clear message and commits
+    nothing past the record, instead of emptying raw.orders into the dead-letter topic."""
+    from ordersync.schemas.serde import MARKER
+
+    env = {**env, "ORDERSYNC_PARTITIONS": "1"}
+    create_topics(Settings.from_env(env))
+    newer = MARKER + (0x1234_5678_9ABC_DEF0).to_bytes(8, "little") + b"a newer raw order"
+    produce(kafka_bootstrap, f"{topic_prefix}raw.orders", [order_event(1, "processing", 1), (b"woo-ch:2", newer)])
+    with running(processor(env, tmp_path), env, tmp_path / "proc.log") as proc:
+        assert proc.wait(120) != 0, proc.output()
+        assert "upgrade the readers" in proc.output()
+    (offset,) = committed(kafka_bootstrap, f"{topic_prefix}p", f"{topic_prefix}raw.orders", 1)
+    assert offset <= 1
+    assert not drain(kafka_bootstrap, f"{topic_prefix}dlq")
+
+
+def test_a_send_that_fails_for_good_stops_the_worker_and_nothing_is_lost(
+    env: dict[str, str], topic_prefix: str, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """A record the broker refuses for good (over the topic's max.message.bytes): the worker stops, and
+    the commit it makes while shutting down does not pass the event either (it used to: the failure was
+    forgotten once reported). Once the limit is raised, the restarted worker emits every order."""
+    import secrets
+
+    env = {**env, "ORDERSYNC_PARTITIONS": "1"}
+    create_topics(Settings.from_env(env))
+    set_topic_config(kafka_bootstrap, f"{topic_prefix}orders", {"max.message.bytes": "6000"})
+    items = [
+        {"id": n + 1, "name": secrets.token_hex(80), "product_id": 22, "variation_id": 0, "quantity": 1,
+         "total": "1.00", "sku": None, "price": 1}
+        for n in range(60)
+    ]  # fmt: skip
+    events = [order_event(n, "processing", 1, **({"line_items": items} if n == 5 else {})) for n in range(1, 11)]
+    produce(kafka_bootstrap, f"{topic_prefix}raw.orders", events)
+    with running(processor(env, tmp_path), env, tmp_path / "first.log") as proc:
+        assert proc.wait(180) != 0, proc.output()
+        assert "too large" in proc.output().lower()
+    (offset,) = committed(kafka_bootstrap, f"{topic_prefix}p", f"{topic_prefix}raw.orders", 1)
+    assert offset <= 4, f"committed past the order whose output was refused (offset 4): {offset}"
+    set_topic_config(kafka_bootstrap, f"{topic_prefix}orders", {"max.message.bytes": "1048588"})
+    with running(processor(env, tmp_path), env, tmp_path / "second.log") as proc:
+        consume_until(
+            kafka_bootstrap,
+            f"{topic_prefix}orders",
+            lambda ms: {decode(m.value())["source_order_id"] for m in ms} >= {str(n) for n in range(1, 11)},
+            alive=proc.alive,
+            deadline_s=120,
+        )

@@ -12,7 +12,7 @@ from typing import Any
 import fastavro
 import pytest
 
-from ordersync.schemas import DecodeError, EncodeError, SchemaRegistry, decode, encode, registry
+from ordersync.schemas import DecodeError, EncodeError, SchemaRegistry, UnknownSchema, decode, encode, registry
 from ordersync.schemas.compatibility import check_registry, incompatibilities
 from ordersync.schemas.fingerprint import crc64_avro
 from ordersync.schemas.json_view import to_json
@@ -71,13 +71,18 @@ def test_fingerprint_is_little_endian_in_the_header() -> None:
         (None, "no value"),
         (b"\xc3", "shorter"),
         (b'{"json": "not avro"}', "marker"),
-        (MARKER + b"\x00" * 8 + b"body", "unknown schema fingerprint"),
     ],
 )
 def test_bad_bytes_raise_one_clear_error(data: bytes | None, reason: str) -> None:
     with pytest.raises(DecodeError, match=reason) as info:
         decode(data)
     assert reason in info.value.reason
+
+
+def test_an_unknown_writer_schema_is_not_bad_data() -> None:
+    """A record of a schema this reader lacks (a writer upgraded first) is no DecodeError: readers stop."""
+    with pytest.raises(UnknownSchema, match=r"fingerprint 0000000000000000.*upgrade the readers"):
+        decode(MARKER + b"\x00" * 8 + b"body")
 
 
 def test_truncated_and_padded_bodies_are_corrupt() -> None:

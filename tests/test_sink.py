@@ -12,13 +12,14 @@ import psycopg
 import pytest
 
 from ordersync.runtime.settings import Settings
-from ordersync.schemas import encode
+from ordersync.schemas import encode, registry
 from ordersync.schemas.headers import order_headers
+from ordersync.schemas.serde import MARKER
 from ordersync.sinks.migrate import MigrationError, migrate
 from ordersync.topics_admin import create_topics
 from tests.db_checks import summaries_match_recomputation
 from tests.endpoints import Endpoints
-from tests.kafka_helpers import consume_until, produce, set_topic_config
+from tests.kafka_helpers import consume_until, drain, produce, set_topic_config
 from tests.processes import Proc, running, wait_for
 from tests.sink_data import activity, contact, item, order, random_history
 from tests.sink_data import dt as _dt
@@ -179,7 +180,8 @@ def test_versions_deletes_and_tombstones(
         headers=headers,
     )
     # a tombstone, and a corrupt value whose headers claim the newest version of order 1
-    garbage = (b"s:1", b"\xc3\x01not avro", order_headers({"version": 9, "deleted": False}) if headers else [])
+    corrupt = MARKER + registry().current("order").fingerprint_bytes + b"not avro"
+    garbage = (b"s:1", corrupt, order_headers({"version": 9, "deleted": False}) if headers else [])
     produce(kafka_bootstrap, f"{topic_prefix}orders", [(b"s:3", None), garbage])
     with running(["sink", "--idle-exit", "5"], env, tmp_path / "sink.log") as proc:
         assert proc.wait(120) == 0, proc.output()
@@ -195,7 +197,25 @@ def test_versions_deletes_and_tombstones(
     assert stats == [(1, 12)]  # deleted and purged orders no longer count
     dead = consume_until(kafka_bootstrap, f"{topic_prefix}dlq", lambda got: len(got) >= 1)
     assert [(m.key(), m.value()) for m in dead] == [garbage[:2]]
-    assert dict(dead[0].headers() or [])["dlq.reason"].startswith(b"unknown schema fingerprint")
+    assert dict(dead[0].headers() or [])["dlq.reason"].startswith(b"corrupt order")
+
+
+def test_a_record_of_an_unknown_schema_stops_the_sink_before_its_batch(
+    env: dict[str, str], clean_db: str, kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    """A writer deployed before its readers: the sink stops with a clear message and stores nothing of the
+    batch (no offsets past it, nothing dead-lettered), instead of emptying the topic into the DLQ."""
+    created = _dt.datetime(2024, 5, 1, tzinfo=UTC)
+    publish(kafka_bootstrap, topic_prefix, [order(1, "a@example.com", created=created, version=1)], [], [])
+    newer = MARKER + (0x1234_5678_9ABC_DEF0).to_bytes(8, "little") + b"a newer order schema"
+    produce(kafka_bootstrap, f"{topic_prefix}orders", [(b"s:2", newer)])
+    with running(["sink", "--idle-exit", "5"], env, tmp_path / "sink.log") as proc:
+        assert proc.wait(120) != 0, proc.output()
+        assert "upgrade the readers" in proc.output()
+    with psycopg.connect(clean_db) as conn:
+        stored = conn.execute("SELECT coalesce(sum(next_offset), 0) FROM sink_offsets").fetchone()
+        assert stored == (0,)
+    assert not drain(kafka_bootstrap, f"{topic_prefix}dlq")
 
 
 def test_summaries_add_new_orders_and_recompute_the_rest(clean_db: str) -> None:

@@ -58,7 +58,7 @@ async def two_origins() -> AsyncIterator[tuple[str, str, list[dict[str, str]]]]:
 
 def test_redirects_are_followed_within_the_store_and_refused_beyond_it() -> None:
     async def scenario() -> None:
-        async for store_url, other_url, seen_elsewhere in two_origins():
+        async for store_url, _other_url, seen_elsewhere in two_origins():
             http = StoreHttp("w", store_url, auth=aiohttp.BasicAuth("ck_x", "cs_y"), attempts=1)
             async with http:
                 followed = await http.get("/api/moved")
