@@ -112,7 +112,9 @@ class OutputProducer:
                 raise OutputFailed(f"{target - self._low} records not acknowledged within {timeout_s:.0f} s")
             await asyncio.sleep(0.002)
         if self._failures:
-            raise OutputFailed(f"{len(self._failures)} failures, no commit until the worker restarts: {self._failures[0]}")
+            raise OutputFailed(
+                f"{len(self._failures)} failures, no commit until the worker restarts: {self._failures[0]}"
+            )
         if on_stored is not None and self._on_stored:
             stored, self._on_stored = self._on_stored, {}
             on_stored(stored)

@@ -4,4 +4,13 @@ and the topic catalogue. Every component imports this package; none imports anot
 from ordersync.schemas.registry import SchemaRegistry, SchemaVersion, registry
 from ordersync.schemas.serde import DecodeError, EncodeError, UnknownSchema, decode, encode
 
-__all__ = ["DecodeError", "EncodeError", "SchemaRegistry", "SchemaVersion", "UnknownSchema", "decode", "encode", "registry"]
+__all__ = [
+    "DecodeError",
+    "EncodeError",
+    "SchemaRegistry",
+    "SchemaVersion",
+    "UnknownSchema",
+    "decode",
+    "encode",
+    "registry",
+]
