@@ -434,7 +434,7 @@ def db_migrate() -> None:
 def sink_command(consumer_name: str | None, batch_size: int, idle_exit: float | None) -> None:
     """Write orders, activity and contacts into PostgreSQL, exactly once."""
 
-    from ordersync.sinks.consumer import PostgresSink, SinkOptions
+    from ordersync.sinks.consumer import PostgresSink, SinkAlreadyRunning, SinkOptions
 
     configure_logging()
     settings = Settings.from_env()
@@ -445,7 +445,11 @@ def sink_command(consumer_name: str | None, batch_size: int, idle_exit: float | 
         consumer_name=consumer_name or f"{settings.topic_prefix}sink",
         batch_size=batch_size,
     )
-    totals = PostgresSink(opts).run(idle_exit_s=idle_exit)
+    try:
+        totals = PostgresSink(opts).run(idle_exit_s=idle_exit)
+    except SinkAlreadyRunning as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
     click.echo(" ".join(f"{k}={v}" for k, v in totals.items()))
 
 

@@ -28,7 +28,7 @@ from ordersync.schemas.topics import TopicNames
 from ordersync.sinks.handoff import Handoff
 from ordersync.sinks.migrate import migrate
 from ordersync.sinks.reconnect import Reconnecting
-from ordersync.sinks.writer import Batch, Staged, WriteResult, stage, stored_offsets
+from ordersync.sinks.writer import Batch, Staged, WriteResult, claim, stage, stored_offsets
 from ordersync.sinks.writer_process import BatchRefused, WriterProcess
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,10 @@ def collect_rarely() -> Iterator[None]:
     finally:
         gc.set_threshold(*thresholds)
         gc.unfreeze()
+
+
+class SinkAlreadyRunning(RuntimeError):
+    """A sink with the same consumer name already writes to this database."""
 
 
 @dataclass(frozen=True)
@@ -289,7 +293,14 @@ class PostgresSink:
         self._with_retry("migrate", lambda conn: migrate(self.opts.database_url))
         # Any cursor carries the type adapters COPY formatting needs, even once its connection is gone.
         self._adapters = self._with_retry("connect", lambda conn: conn.cursor())
-        self._writer = WriterProcess(self.opts.database_url, self.opts.consumer_name, self.opts.retry_max_s)
+        name = self.opts.consumer_name
+        generation = self._with_retry("claim", lambda conn: claim(conn, name))
+        if generation is None:
+            raise SinkAlreadyRunning(
+                f"another sink named {name!r} is writing to this database: run one sink per database "
+                "(or give each its own --consumer-name for its own topics, as a replay does)"
+            )
+        self._writer = WriterProcess(self.opts.database_url, name, self.opts.retry_max_s, generation)
         self._handoff = Handoff(self._write_counted)
         self.consumer.subscribe(list(self.topics), on_assign=self._on_assign, on_revoke=self._on_revoke)
         last_message = time.monotonic()

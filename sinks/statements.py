@@ -292,7 +292,19 @@ def from_scratch(table: str) -> str:
 
 
 LOAD_OFFSETS = "SELECT topic, partition, next_offset FROM sink_offsets WHERE consumer = %s"
+# Offsets only move forward: a batch that reaches PostgreSQL late (a writer from before a rebalance)
+# never moves a partition back to events already written.
 SAVE_OFFSET = """
 INSERT INTO sink_offsets (consumer, topic, partition, next_offset) VALUES (%s, %s, %s, %s)
-ON CONFLICT (consumer, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset
+ON CONFLICT (consumer, topic, partition)
+DO UPDATE SET next_offset = GREATEST(sink_offsets.next_offset, EXCLUDED.next_offset)
 """
+# A sink per consumer name and database (sinks/migrations/011_sink_owners.sql): a session lock refuses a
+# second one at start; the generation fences a sink that lost the lock without noticing.
+SINK_LOCK = "SELECT pg_try_advisory_lock(hashtextextended('ordersync sink ' || %s, 0))"
+CLAIM_SINK = """
+INSERT INTO sink_owners (consumer, generation) VALUES (%s, 1)
+ON CONFLICT (consumer) DO UPDATE SET generation = sink_owners.generation + 1
+RETURNING generation
+"""
+CHECK_SINK_OWNER = "SELECT generation FROM sink_owners WHERE consumer = %s FOR UPDATE"

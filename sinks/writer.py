@@ -99,8 +99,23 @@ def _stage(batch: Batch, adapters: psycopg.Cursor[Any]) -> Staged:
     )
 
 
-def write_staged(conn: psycopg.Connection[Any], staged: Staged, consumer: str) -> WriteResult:
+class SinkFenced(RuntimeError):
+    """Another sink with this consumer name started since this one did: this one must write nothing."""
+
+
+def write_staged(
+    conn: psycopg.Connection[Any], staged: Staged, consumer: str, generation: int | None = None
+) -> WriteResult:
+    """Write ``staged`` and its offsets in one transaction; with ``generation``, only while this sink is
+    still the newest of its consumer name (else SinkFenced, nothing written)."""
     with conn.transaction(), conn.cursor() as cur:
+        if generation is not None:
+            newest = cur.execute(q.CHECK_SINK_OWNER, (consumer,)).fetchone()
+            if newest is None or newest[0] != generation:
+                raise SinkFenced(
+                    f"another sink named {consumer!r} started (generation {newest[0] if newest else '?'}, this one "
+                    f"{generation}): this one stops without writing"
+                )
         if staged.contacts:
             _copy(cur, q.COPY_CONTACTS, staged.contacts)
             cur.execute(q.UPSERT_CONTACTS)
@@ -139,10 +154,23 @@ def write_staged(conn: psycopg.Connection[Any], staged: Staged, consumer: str) -
     return staged.counts
 
 
-def write_batch(conn: psycopg.Connection[Any], batch: Batch, consumer: str) -> WriteResult:
+def write_batch(
+    conn: psycopg.Connection[Any], batch: Batch, consumer: str, generation: int | None = None
+) -> WriteResult:
     """Stage and write ``batch`` in one go (tests, tools); the sink stages on its reading thread."""
     with conn.cursor() as adapters:
-        return write_staged(conn, stage(batch, adapters), consumer)
+        return write_staged(conn, stage(batch, adapters), consumer, generation)
+
+
+def claim(conn: psycopg.Connection[Any], consumer: str) -> int | None:
+    """Make this connection's sink the one writing as ``consumer``: its generation, or None while another
+    sink of that name holds the lock (held until this connection closes)."""
+    locked = conn.execute(q.SINK_LOCK, (consumer,)).fetchone()
+    if not locked or not locked[0]:
+        return None
+    row = conn.execute(q.CLAIM_SINK, (consumer,)).fetchone()
+    assert row is not None  # INSERT … RETURNING
+    return int(row[0])
 
 
 def _copy_data(adapters: psycopg.Cursor[Any], rows: Iterable[tuple[Any, ...]]) -> bytes:

@@ -46,13 +46,15 @@ REFUSED_DATA = (psycopg.errors.DataError, psycopg.errors.IntegrityError)
 
 
 class WriterProcess:
-    def __init__(self, database_url: str, consumer: str, retry_max_s: float = 10.0) -> None:
+    def __init__(
+        self, database_url: str, consumer: str, retry_max_s: float = 10.0, generation: int | None = None
+    ) -> None:
         # spawn, not fork: the consumer's process already runs librdkafka's threads.
         ctx = multiprocessing.get_context("spawn")
         self._pipe, child_end = ctx.Pipe()
         self._process = ctx.Process(
             target=_serve,
-            args=(child_end, os.getpid(), database_url, consumer, retry_max_s),
+            args=(child_end, os.getpid(), database_url, consumer, retry_max_s, generation),
             name="sink-writer",
             daemon=True,
         )
@@ -82,7 +84,9 @@ class WriterProcess:
         self._pipe.close()
 
 
-def _serve(pipe: Connection, parent: int, database_url: str, consumer: str, retry_max_s: float) -> None:
+def _serve(
+    pipe: Connection, parent: int, database_url: str, consumer: str, retry_max_s: float, generation: int | None
+) -> None:
     _die_with(parent)
     # Ctrl-C reaches the whole process group: the parent decides when writing stops, not the signal.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -101,7 +105,7 @@ def _serve(pipe: Connection, parent: int, database_url: str, consumer: str, retr
             try:
                 # Retried until PostgreSQL is back, even when the sink is stopping: dropping a batch
                 # would be safe (its offsets are not stored) but would only redo work.
-                answer = ("ok", db.run("flush", functools.partial(write_staged, staged=staged, consumer=consumer)))
+                answer = ("ok", db.run("flush", functools.partial(write_staged, staged=staged, consumer=consumer, generation=generation)))
             except REFUSED_DATA as exc:  # the parent finds the row to blame
                 answer = ("refused", f"{type(exc).__name__}: {exc}")
             except Exception as exc:  # sent to the parent, which stops the sink

@@ -20,7 +20,7 @@ from ordersync.topics_admin import create_topics
 from tests.db_checks import summaries_match_recomputation
 from tests.endpoints import Endpoints
 from tests.kafka_helpers import consume_until, drain, produce, set_topic_config
-from tests.processes import Proc, running, wait_for
+from tests.processes import Proc, ordersync, running, wait_for
 from tests.sink_data import activity, contact, item, order, random_history
 from tests.sink_data import dt as _dt
 
@@ -308,7 +308,8 @@ def test_offsets_never_pass_a_dead_letter_kafka_refused(
     """A dead letter the broker refuses leaves the producer's queue like an acknowledged one: the sink
     must see the failure and not store offsets past the message it could not keep."""
     set_topic_config(kafka_bootstrap, f"{topic_prefix}dlq", {"max.message.bytes": "1000"})
-    garbage = b"\xc3\x01" + os.urandom(20_000)  # undecodable, and too big for the dead-letter topic
+    # undecodable (a corrupt body of a known schema), and too big for the dead-letter topic
+    garbage = MARKER + registry().current("order").fingerprint_bytes + os.urandom(20_000)
     produce(kafka_bootstrap, f"{topic_prefix}orders", [(b"s:2", garbage)])
     with running(["sink", "--idle-exit", "5"], env, tmp_path / "sink.log") as proc:
         code = proc.wait(120)
@@ -317,3 +318,37 @@ def test_offsets_never_pass_a_dead_letter_kafka_refused(
     with psycopg.connect(clean_db) as conn:
         stored = conn.execute("SELECT coalesce(sum(next_offset), 0) FROM sink_offsets").fetchone()
     assert stored == (0,), "offsets moved past a message that is neither written nor dead-lettered"
+
+
+def test_one_sink_per_consumer_name_and_offsets_only_move_forward(
+    env: dict[str, str], clean_db: str, kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    """A second sink of the same name is refused at start (exit 2); a sink that lost its place to a newer
+    one (a zombie) writes nothing; a late batch never moves an offset back."""
+    from ordersync.sinks.migrate import migrate
+    from ordersync.sinks.writer import Batch, SinkFenced, claim, prepare, stored_offsets, write_batch
+
+    created = _dt.datetime(2024, 5, 1, tzinfo=UTC)
+    publish(kafka_bootstrap, topic_prefix, [order(1, "a@example.com", created=created, version=1)], [], [])
+    with running(["sink"], env, tmp_path / "first.log") as first:
+        wait_for(lambda: counts(clean_db)["orders"] == 1 or not first.alive(), 60, "the first sink")
+        second = ordersync("sink", "--idle-exit", "5", env=env)
+        assert second.returncode == 2, second.stderr
+        assert f"another sink named '{topic_prefix}sink' is writing to this database" in second.stderr
+        assert first.alive()
+    migrate(clean_db)
+    with psycopg.connect(clean_db, autocommit=True) as zombie, psycopg.connect(clean_db, autocommit=True) as newer:
+        prepare(zombie)
+        old = claim(zombie, "fenced")
+        assert old is not None
+        assert claim(newer, "fenced") is None  # the zombie still holds the lock: refused
+        zombie.execute("SELECT pg_advisory_unlock_all()")  # its session lost the lock (say, a reconnect)
+        young = claim(newer, "fenced")
+        assert young == old + 1
+        late = Batch(orders=[order(2, "b@example.com", created=created, version=1)], offsets={("t", 0): 10})
+        with pytest.raises(SinkFenced, match="another sink named 'fenced' started"):
+            write_batch(zombie, late, "fenced", old)
+        assert stored_offsets(zombie, "fenced") == {}
+        write_batch(newer, Batch(offsets={("t", 0): 10}, messages=1), "fenced", young)
+        write_batch(newer, Batch(offsets={("t", 0): 4}, messages=1), "fenced", young)
+        assert stored_offsets(newer, "fenced") == {("t", 0): 10}
