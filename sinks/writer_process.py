@@ -105,7 +105,8 @@ def _serve(
             try:
                 # Retried until PostgreSQL is back, even when the sink is stopping: dropping a batch
                 # would be safe (its offsets are not stored) but would only redo work.
-                answer = ("ok", db.run("flush", functools.partial(write_staged, staged=staged, consumer=consumer, generation=generation)))
+                write = functools.partial(write_staged, staged=staged, consumer=consumer, generation=generation)
+                answer = ("ok", db.run("flush", write))
             except REFUSED_DATA as exc:  # the parent finds the row to blame
                 answer = ("refused", f"{type(exc).__name__}: {exc}")
             except Exception as exc:  # sent to the parent, which stops the sink
