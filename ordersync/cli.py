@@ -15,7 +15,7 @@ import click
 from ordersync.runtime import heartbeat, supervision
 from ordersync.runtime.logs import configure_logging
 from ordersync.runtime.settings import Settings
-from ordersync.schemas.topics import TopicNames
+from ordersync.schemas.topics import TopicNames, Wiring
 from ordersync.stack.service import LocalService
 
 
@@ -380,7 +380,7 @@ def process_command(
     for name, diffs in report.differing.items():
         click.echo(f"warning: {name} differs from the catalogue: {'; '.join(diffs)}", err=True)
     stores = load_stores(config_path) if config_path else []
-    app_id = app_id or f"{settings.topic_prefix}processor"
+    app_id = app_id or Wiring.with_prefix(settings.topic_prefix).processor_group
     opts = ProcessorOptions(
         bootstrap=settings.kafka_bootstrap,
         topic_prefix=settings.topic_prefix,
@@ -442,7 +442,7 @@ def sink_command(consumer_name: str | None, batch_size: int, idle_exit: float | 
         bootstrap=settings.kafka_bootstrap,
         database_url=settings.database_url,
         topic_prefix=settings.topic_prefix,
-        consumer_name=consumer_name or f"{settings.topic_prefix}sink",
+        consumer_name=consumer_name or Wiring.with_prefix(settings.topic_prefix).sink_group,
         batch_size=batch_size,
     )
     try:
@@ -488,11 +488,7 @@ def run_command(config_path: str, webhook_port: int, metrics_port: int, log_dir:
         store_failing_after_s=settings.store_failing_after_s,
     )
     p = settings.topic_prefix
-    names = TopicNames.with_prefix(p)
-    groups = {
-        f"{p}processor": [names.raw_orders, names.raw_customers],
-        f"{p}sink": [names.orders, names.activity, names.contacts],
-    }
+    groups = Wiring.with_prefix(p).groups()
     server = serve_http(
         supervisor, Metrics(supervisor, settings.kafka_bootstrap, settings.database_url, p, groups), metrics_port
     )

@@ -22,6 +22,7 @@ from pathlib import Path
 from confluent_kafka import Consumer, TopicPartition
 
 from ordersync.runtime.settings import Settings
+from ordersync.schemas.topics import Wiring
 from ordersync.topics_admin import create_topics
 
 RAW_TOPICS = ("raw.orders", "raw.customers", "contacts.import")
@@ -39,7 +40,8 @@ class ReplayPlan:
 def plan(settings: Settings) -> ReplayPlan:
     replay_id = dt.datetime.now(dt.UTC).strftime("replay-%Y%m%d%H%M%S-") + uuid.uuid4().hex[:4]
     output_prefix = f"{settings.topic_prefix}{replay_id}."
-    return ReplayPlan(replay_id, output_prefix, f"{output_prefix}processor", f"{output_prefix}sink")
+    wiring = Wiring.with_prefix(settings.topic_prefix, output_prefix)
+    return ReplayPlan(replay_id, output_prefix, wiring.processor_group, wiring.sink_group)
 
 
 def _consumer(settings: Settings, group: str) -> Consumer:

@@ -29,7 +29,7 @@ import faust
 from ordersync.processors import agents, delivery
 from ordersync.processors.outputs import OutputProducer
 from ordersync.processors.tables import StateTable
-from ordersync.schemas.topics import TopicNames
+from ordersync.schemas.topics import TopicNames, Wiring
 
 # The internal repartition topic is not in the catalogue: only the processor reads it.
 BY_CONTACT = "processor.by-contact"
@@ -102,16 +102,14 @@ def create_app(opts: ProcessorOptions) -> faust.App:
         )
         return StateTable(declared, outputs)
 
-    inputs, out = (
-        TopicNames.with_prefix(opts.topic_prefix),
-        TopicNames.with_prefix(opts.output_prefix or opts.topic_prefix),
-    )
+    wiring = Wiring.with_prefix(opts.topic_prefix, opts.output_prefix)
+    raw_orders, raw_customers, imports = wiring.processor_reads
     topology = Topology(
-        inputs=inputs,
-        outputs=out,
-        raw_orders=topic(inputs.raw_orders),
-        raw_customers=topic(inputs.raw_customers),
-        imports=topic(inputs.contacts_import),
+        inputs=wiring.inputs,
+        outputs=wiring.outputs,
+        raw_orders=topic(raw_orders),
+        raw_customers=topic(raw_customers),
+        imports=topic(imports),
         by_contact=topic((opts.output_prefix or opts.topic_prefix) + BY_CONTACT, internal=True),
         order_state=table("order-state"),
         contacts=table("contacts"),

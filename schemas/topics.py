@@ -99,3 +99,42 @@ def differences(topic: Topic, partitions: int, replication_factor: int, configs:
         if have != want:
             out.append(f"{key}={have} (catalogue: {want})")
     return out
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """Who reads what: the pipeline's consumer groups and the topics each one reads, in one place for the
+    processor, the sink, the CLI (lag metrics, replay) and the web app's Stores page.
+
+    ``prefix`` names the groups (``{prefix}processor``, ``{prefix}sink``); ``inputs`` is where the
+    processor reads, ``outputs`` where it writes and the sink reads (a replay writes under its own prefix).
+    """
+
+    prefix: str
+    inputs: TopicNames
+    outputs: TopicNames
+
+    @classmethod
+    def with_prefix(cls, prefix: str, output_prefix: str | None = None) -> Wiring:
+        out = output_prefix or prefix
+        return cls(out, TopicNames.with_prefix(prefix), TopicNames.with_prefix(out))
+
+    @property
+    def processor_group(self) -> str:
+        return f"{self.prefix}processor"
+
+    @property
+    def sink_group(self) -> str:
+        return f"{self.prefix}sink"
+
+    @property
+    def processor_reads(self) -> list[str]:
+        return [self.inputs.raw_orders, self.inputs.raw_customers, self.inputs.contacts_import]
+
+    @property
+    def sink_reads(self) -> list[str]:
+        return [self.outputs.orders, self.outputs.activity, self.outputs.contacts]
+
+    def groups(self) -> dict[str, list[str]]:
+        """Each consumer group and the topics it reads (consumer lag is measured over these)."""
+        return {self.processor_group: self.processor_reads, self.sink_group: self.sink_reads}

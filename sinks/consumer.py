@@ -24,7 +24,7 @@ from ordersync.schemas import DecodeError, decode
 from ordersync.schemas.dead_letters import dead_letter_headers
 from ordersync.schemas.headers import read_order_headers
 from ordersync.schemas.records import Activity, Contact, Order
-from ordersync.schemas.topics import TopicNames
+from ordersync.schemas.topics import Wiring
 from ordersync.sinks.handoff import Handoff
 from ordersync.sinks.migrate import migrate
 from ordersync.sinks.reconnect import Reconnecting
@@ -68,10 +68,14 @@ class SinkOptions:
 class PostgresSink:
     def __init__(self, opts: SinkOptions) -> None:
         self.opts = opts
-        p = opts.topic_prefix
-        names = TopicNames.with_prefix(p)
-        self.topics = {names.orders: "order", names.activity: "activity", names.contacts: "contact"}
-        self.dlq_topic = names.dlq
+        wiring = Wiring.with_prefix(opts.topic_prefix)
+        subjects = {
+            wiring.outputs.orders: "order",
+            wiring.outputs.activity: "activity",
+            wiring.outputs.contacts: "contact",
+        }
+        self.topics = {topic: subjects[topic] for topic in wiring.sink_reads}
+        self.dlq_topic = wiring.outputs.dlq
         self._stop = threading.Event()
         self._db = Reconnecting(opts.database_url, retry_max_s=opts.retry_max_s)  # offsets, migrations
         self._writer: WriterProcess | None = None  # while run() runs

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from ordersync.schemas import registry
-from ordersync.schemas.topics import CATALOGUE, catalogue, differences, find
+from ordersync.schemas.topics import CATALOGUE, Wiring, catalogue, differences, find
 
 
 def test_every_topic_names_a_known_subject() -> None:
@@ -30,3 +32,21 @@ def test_differences_name_each_mismatch() -> None:
     assert differences(topic, 4, 1, {"cleanup.policy": "compact"}) == []
     diffs = differences(topic, 2, 1, {"cleanup.policy": "delete"})
     assert diffs == ["partitions 2 (catalogue: 4)", "cleanup.policy=delete (catalogue: compact)"]
+
+
+def test_the_processor_and_the_sink_read_what_the_wiring_says(tmp_path: Path) -> None:
+    """One home for who reads what (schemas/topics.py Wiring): the processor's agents, the sink's
+    subscription and the consumer lag of `ordersync run` and the Stores page all come from it. Before,
+    `ordersync run` measured the processor's lag without contacts.import."""
+    from ordersync.processors.app import BY_CONTACT, ProcessorOptions, create_app
+    from ordersync.sinks.consumer import PostgresSink, SinkOptions
+
+    wiring = Wiring.with_prefix("p.")
+    opts = ProcessorOptions("127.0.0.1:1", "p.", 2, 1, wiring.processor_group, tmp_path, {})
+    app = create_app(opts)
+    read = {topic for agent in app.agents.values() for topic in agent.channel.topics}  # type: ignore[attr-defined]
+    assert read - {"p." + BY_CONTACT} == set(wiring.processor_reads)
+    sink = PostgresSink(SinkOptions("127.0.0.1:1", "postgresql://nobody@127.0.0.1:1/x", "p.", wiring.sink_group))
+    assert list(sink.topics) == wiring.sink_reads
+    assert wiring.groups() == {"p.processor": wiring.processor_reads, "p.sink": wiring.sink_reads}
+    assert "p.contacts.import" in wiring.processor_reads

@@ -34,7 +34,7 @@ from ordersync.runtime import store_health
 from ordersync.runtime.kafka_status import KafkaStatus, StoreDeadLetters
 from ordersync.runtime.settings import Settings
 from ordersync.schemas.statuses import STATUSES
-from ordersync.schemas.topics import TopicNames
+from ordersync.schemas.topics import Wiring
 from ordersync.web import insights as insights_data
 from ordersync.web import queries, segment_pages
 from ordersync.web.auth import Access, LoginThrottle, Sessions, check_csrf, login_gate, safe_next
@@ -150,15 +150,11 @@ async def stores(request: Request) -> Response:
     health = store_health.read(health_file) if health_file else {}
 
     def from_kafka() -> tuple[dict[str, int], dict[str, StoreDeadLetters]] | None:
-        topics = TopicNames.with_prefix(settings.topic_prefix)
+        wiring = Wiring.with_prefix(settings.topic_prefix)
         status = KafkaStatus(settings.kafka_bootstrap)
-        groups = {
-            "processor": [topics.raw_orders, topics.raw_customers, topics.contacts_import],
-            "sink": [topics.orders, topics.activity, topics.contacts],
-        }
         try:
-            lag = status.lag({f"{settings.topic_prefix}{name}": t for name, t in groups.items()})
-            return lag, status.dead_letters_since(topics.dlq, now - 3600)
+            lag = status.lag(wiring.groups())
+            return lag, status.dead_letters_since(wiring.outputs.dlq, now - 3600)
         except (KafkaException, TimeoutError, ValueError):
             return None
 
