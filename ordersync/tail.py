@@ -11,7 +11,7 @@ from typing import Any, TextIO
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 
 from ordersync.runtime.settings import Settings
-from ordersync.schemas import DecodeError, decode
+from ordersync.schemas import DecodeError, UnknownSchema, decode
 from ordersync.schemas.json_view import to_json
 from ordersync.schemas.topics import find
 
@@ -44,6 +44,9 @@ def render(msg: Message, subject: str | None) -> dict[str, Any]:
         line["value"] = decode(value)
     except DecodeError as exc:
         line["undecodable"] = exc.reason
+        line["value_hex"] = value.hex()
+    except UnknownSchema as exc:  # a viewer shows it; readers that write (processor, sink) stop on it
+        line["undecodable"] = str(exc)
         line["value_hex"] = value.hex()
     return line
 

@@ -146,13 +146,15 @@ def decide(previous: OrderMemory | None, order: Order) -> Decision:
 # With at-least-once delivery the per-order state (written through faust's changelog as soon as an event
 # is handled) can run ahead of the outputs (published only at the next commit). After a crash the same
 # raw events are handled again; comparing them against the state they already wrote would call them
-# duplicates and emit nothing, losing the outputs. So each stored state keeps, for the last few events
-# that changed it, their raw offset and the state before them. An event at or below the newest of those
-# offsets is a redelivery: it is decided again against the state as it was before it, which reproduces
-# the very same outputs (same ids), and the stored state is left as it is. Several events of one order
-# can be in one uncommitted window, hence more than one step of history.
+# duplicates and emit nothing, losing the outputs. So each stored state keeps, for the events that changed
+# it and whose outputs are not yet confirmed by Kafka, their position and the state before them. An event
+# at or below the newest of those positions is a redelivery: it is decided again against the state as it
+# was before it, which reproduces the very same outputs (same ids), and the stored state is left as it is.
+# Any number of events of one order can fall in one uncommitted window (the agents run on while a commit
+# waits for Kafka), so steps are dropped only once confirmed (``confirmed_below``), never by count; the
+# last HISTORY steps are kept in any case.
 
-HISTORY = 4  # steps kept; an uncommitted window rarely holds more than a couple of events per order
+HISTORY = 4  # confirmed steps kept anyway (cheap, and a state written before confirmations were known)
 
 
 def _history(entry: StoredEntry) -> list[tuple[int, OrderMemory | None]]:
@@ -180,10 +182,17 @@ def state_before(entry: StoredEntry | None, offset: int) -> OrderMemory | None:
 
 
 def to_store(
-    decision: Decision, previous: OrderMemory | None, offset: int, entry: StoredEntry | None = None
+    decision: Decision,
+    previous: OrderMemory | None,
+    offset: int,
+    entry: StoredEntry | None = None,
+    confirmed_below: int = 0,
 ) -> StoredEntry:
+    """The entry to store after ``decision``; steps at positions below ``confirmed_below`` (their outputs
+    are acknowledged: a redelivery of them needs no replay) are dropped beyond the last HISTORY."""
     assert decision.state is not None
-    history = [*(_history(entry) if entry is not None else []), (offset, previous)][-HISTORY:]
+    steps = [*(_history(entry) if entry is not None else []), (offset, previous)]
+    history = [step for i, step in enumerate(steps) if step[0] >= confirmed_below or i >= len(steps) - HISTORY]
     stored = cast(StoredEntry, dict(decision.state))
     stored["history"] = [[off, prior] for off, prior in history]
     return stored

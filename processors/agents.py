@@ -168,6 +168,9 @@ class Handlers:
         self.forward = Forwarder(outputs, topology.by_contact.get_topic_name(), partitions)
         self.emit = Emitter(outputs, topology)
         self.hinted = HintedContacts()
+        # (topic, partition) → the offset below which every event's outputs are acknowledged (set before
+        # each commit by processors/delivery.py): state history older than that is no longer needed.
+        self.confirmed: dict[tuple[str, int], int] = {}
 
     def _decoded(self, event: EventT[bytes], subjects: tuple[str, ...]) -> dict[str, Any] | None:
         """The event's record, or None once it went to the dead-letter topic."""
@@ -198,7 +201,8 @@ class Handlers:
         state = self.topology.order_state
         position = event.message.offset * SLOTS + index
         try:
-            step = step_order(raw, state.get(partition, key), position, self.overrides.get(raw["store_id"]))
+            confirmed = self.confirmed.get((event.message.topic, partition), 0) * SLOTS
+            step = step_order(raw, state.get(partition, key), position, self.overrides.get(raw["store_id"]), confirmed)
             orders = [encode("order", order) for order in step.emit.orders]
             activities = [encode("activity", activity) for activity in step.emit.activities]
             if step.forward is not None and step.forward[1]["kind"] == "order":
@@ -310,8 +314,8 @@ async def stop_without_commit(
 
 def register(
     app: faust.App, topology: Topology, outputs: OutputProducer, overrides: Mapping[str, Mapping[str, str]]
-) -> None:
-    """The agents: one per topic, each a loop over its messages."""
+) -> Handlers:
+    """The agents: one per topic, each a loop over its messages; their handlers."""
     handlers = Handlers(topology, outputs, overrides, app.conf.topic_partitions)
     watchdog = Watchdog()
 
@@ -343,3 +347,5 @@ def register(
             return
         outputs.poll()
         heartbeat.beat()  # for the supervisor: the event loop turns and no agent is stuck
+
+    return handlers

@@ -124,7 +124,7 @@ def create_app(opts: ProcessorOptions) -> faust.App:
         for state in tables:
             state.stored(offsets)
 
-    delivery.install(outputs, stored)
-    agents.register(app, topology, outputs, opts.status_overrides)
+    handlers = agents.register(app, topology, outputs, opts.status_overrides)
+    delivery.install(outputs, stored, handlers.confirmed.update)
 
     return app

@@ -25,6 +25,7 @@ from ordersync.processors.outputs import OutputFailed, OutputProducer
 class _Guard:
     outputs: OutputProducer | None = None
     on_stored: Callable[[dict[tuple[str, int], int]], None] | None = None
+    on_confirmed: Callable[[dict[tuple[str, int], int]], None] | None = None
 
 
 _guard = _Guard()
@@ -49,6 +50,8 @@ async def checked_handle_attached(self: Any, commit_offsets: Mapping[TP, int]) -
             await _guard.outputs.confirm(on_stored=_guard.on_stored)
         except OutputFailed as exc:
             raise ProducerSendError(f"not committing {dict(commit_offsets)}: {exc}") from exc
+        if _guard.on_confirmed is not None:  # events below these offsets have every output acknowledged
+            _guard.on_confirmed({(tp.topic, tp.partition): offset for tp, offset in commit_offsets.items()})
     for tp, offset in commit_offsets.items():
         pending = await self.app._attachments.publish_for_tp_offset(tp, offset)
         if not pending:
@@ -63,8 +66,10 @@ async def checked_handle_attached(self: Any, commit_offsets: Mapping[TP, int]) -
 
 
 def install(
-    outputs: OutputProducer | None = None, on_stored: Callable[[dict[tuple[str, int], int]], None] | None = None
+    outputs: OutputProducer | None = None,
+    on_stored: Callable[[dict[tuple[str, int], int]], None] | None = None,
+    on_confirmed: Callable[[dict[tuple[str, int], int]], None] | None = None,
 ) -> None:
     """Patch faust's consumer (process-wide; the processor is the only faust app in its process)."""
-    _guard.outputs, _guard.on_stored = outputs, on_stored
+    _guard.outputs, _guard.on_stored, _guard.on_confirmed = outputs, on_stored, on_confirmed
     Consumer._handle_attached = checked_handle_attached  # type: ignore[method-assign]

@@ -32,17 +32,26 @@ class OrderStep:
 
 
 def step_order(
-    raw: RawOrderEvent, entry_bytes: bytes | None, position: int, overrides: Mapping[str, str] | None
+    raw: RawOrderEvent,
+    entry_bytes: bytes | None,
+    position: int,
+    overrides: Mapping[str, str] | None,
+    confirmed_below: int = 0,
 ) -> OrderStep:
-    """``position`` orders the events of one partition (offset and place in its batch); raises what
-    normalisation and the contract raise (the caller dead-letters the event)."""
+    """``position`` orders the events of one partition (offset and place in its batch); every event below
+    ``confirmed_below`` has its outputs acknowledged. Raises what normalisation and the contract raise
+    (the caller dead-letters the event)."""
     entry = json.loads(entry_bytes) if entry_bytes is not None else None
     previous = state_before(entry, position)
     result = normalise_order(raw, overrides, previous["version"] if previous else None)
     decision = decide(previous, result.order)
     if not decision.apply:
         return OrderStep(Outputs(), None, None)  # an old version or a duplicate: nothing to do
-    state = None if is_redelivery(entry, position) else json.dumps(to_store(decision, previous, position, entry))
+    state = (
+        None
+        if is_redelivery(entry, position)
+        else json.dumps(to_store(decision, previous, position, entry, confirmed_below))
+    )
     order, hint = result.order, result.contact
     key = routing_key(order, hint)
     if order["contact_email"] and not order["deleted"]:

@@ -214,3 +214,30 @@ def test_states_stored_with_a_single_prior_are_still_understood() -> None:
     legacy = {**d1.state, "offset": 10, "prior": None}
     assert is_redelivery(legacy, 10) and state_before(legacy, 10) is None
     assert state_before(legacy, 11) == d1.state
+
+
+def test_every_unconfirmed_change_of_an_order_replays_however_many_there_are() -> None:
+    """Six changes of one order inside one uncommitted window (the agents run on while a commit waits for
+    Kafka): after a crash all six come again and each reproduces its outputs; with four steps of
+    history, the first lost its ORDER_CREATED. Steps whose outputs are confirmed are dropped."""
+    import json
+
+    from ordersync.processors.order_stage import step_order
+
+    statuses = ["pending", "processing", "on-hold", "processing", "completed", "refunded"]
+    raws = [woo_event(woo_doc(status=s, date_modified_gmt=f"2024-03-14T10:0{i}:00")) for i, s in enumerate(statuses)]
+    stored: bytes | None = None
+    first: list[list[str]] = []
+    for position, raw in enumerate(raws, start=100):
+        step = step_order(raw, stored, position, None)  # type: ignore[arg-type]
+        first.append([a["event_id"] for a in step.emit.activities])
+        stored = step.state or stored
+    again = [[a["event_id"] for a in step_order(raw, stored, p, None).emit.activities]  # type: ignore[arg-type]
+             for p, raw in enumerate(raws, start=100)]  # fmt: skip
+    assert again == first
+    assert [a["type"] for a in step_order(raws[0], stored, 100, None).emit.activities] == ["ORDER_CREATED"]  # type: ignore[arg-type]
+    # Once the first five are confirmed, only the last HISTORY steps stay (bounded, not grown forever).
+    late = woo_event(woo_doc(status="completed", date_modified_gmt="2024-03-14T11:00:00"))
+    step = step_order(late, stored, 200, None, confirmed_below=106)  # type: ignore[arg-type]
+    assert step.state is not None
+    assert [position for position, _ in json.loads(step.state)["history"]] == [103, 104, 105, 200]
