@@ -293,6 +293,14 @@ class Handlers:
             stored_contact = contacts.get(key)
             if stored_contact is not None and not out.contacts:
                 out.contacts.append(envelope.loads(stored_contact))
+            # The key's state goes to the changelogs again: the crash may have lost the first sends, and a
+            # restore from the changelogs (a new disk) must find it, or a hint would regenerate the contact.
+            for table in (contacts, pending):
+                stored = table.get(key)
+                if stored is not None:
+                    table[key] = stored
+            if last is not None:
+                self.topology.join_positions.put(partition, key, last)
         elif kind != "hint" or out.contacts:  # a hint that found its contact changed nothing
             self.topology.join_positions.put(partition, key, str(position).encode())
         return out

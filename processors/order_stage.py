@@ -47,11 +47,12 @@ def step_order(
     decision = decide(previous, result.order)
     if not decision.apply:
         return OrderStep(Outputs(), None, None)  # an old version or a duplicate: nothing to do
-    state = (
-        None
-        if is_redelivery(entry, position)
-        else json.dumps(to_store(decision, previous, position, entry, confirmed_below))
-    )
+    if is_redelivery(entry, position):
+        # The stored entry is sent to the changelog again: the crash may have lost its first send, and a
+        # restore from the changelog (a new disk) must find it.
+        state: str | None = entry_bytes.decode() if entry_bytes is not None else None
+    else:
+        state = json.dumps(to_store(decision, previous, position, entry, confirmed_below))
     order, hint = result.order, result.contact
     key = routing_key(order, hint)
     if order["contact_email"] and not order["deleted"]:

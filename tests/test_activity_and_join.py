@@ -241,3 +241,18 @@ def test_every_unconfirmed_change_of_an_order_replays_however_many_there_are() -
     step = step_order(late, stored, 200, None, confirmed_below=106)  # type: ignore[arg-type]
     assert step.state is not None
     assert [position for position, _ in json.loads(step.state)["history"]] == [103, 104, 105, 200]
+
+
+def test_a_redelivered_event_writes_its_state_again() -> None:
+    """The crash that makes an event come again may have lost the changelog send of the state it wrote:
+    the redelivery sends that state again (it used to store nothing), so a restore from the changelog on
+    a new disk finds it and a repeated version is not taken for a new order."""
+    from ordersync.processors.order_stage import step_order
+
+    raw = woo_event(woo_doc(status="processing"))
+    first = step_order(raw, None, 100, None)  # type: ignore[arg-type]
+    assert first.state is not None
+    again = step_order(raw, first.state, 100, None)  # type: ignore[arg-type]
+    assert [a["type"] for a in again.emit.activities] == ["ORDER_CREATED"]
+    assert again.state == first.state
+    assert step_order(raw, first.state, 101, None).state is None  # a later duplicate changes nothing  # type: ignore[arg-type]

@@ -355,3 +355,42 @@ def test_a_send_that_fails_for_good_stops_the_worker_and_nothing_is_lost(
             alive=proc.alive,
             deadline_s=120,
         )
+
+
+def test_a_restore_from_changelogs_on_a_new_disk_emits_no_second_creation(
+    env: dict[str, str], topic_prefix: str, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """The worker is killed, its data directory is lost (a new disk), and the shops send the same versions
+    again: the restored state knows them, so no order gets a second ORDER_CREATED and no contact is made
+    again."""
+    import shutil
+
+    create_topics(Settings.from_env(env))
+    produce(kafka_bootstrap, f"{topic_prefix}raw.orders", [order_event(n, "processing", 1) for n in range(1, 41)])
+    args = processor(env, tmp_path)
+    with running(args, env, tmp_path / "first.log") as proc:
+        consume_until(
+            kafka_bootstrap, f"{topic_prefix}orders", lambda ms: len(ms) >= 40, alive=proc.alive, deadline_s=120
+        )
+        group, raw = f"{topic_prefix}p", f"{topic_prefix}raw.orders"
+        wait_for(lambda: sum(max(0, o) for o in committed(kafka_bootstrap, group, raw, 2)) >= 40, 60, "a commit")
+        proc.kill()
+    shutil.rmtree(tmp_path / "state-p")
+    repeats = [order_event(n, "processing", 1) for n in range(1, 41)]
+    produce(kafka_bootstrap, f"{topic_prefix}raw.orders", [*repeats, order_event(41, "processing", 1)])
+    with running(args, env, tmp_path / "second.log") as proc:
+        consume_until(
+            kafka_bootstrap,
+            f"{topic_prefix}orders",
+            lambda ms: any(decode(m.value())["source_order_id"] == "41" for m in ms),
+            alive=proc.alive,
+            deadline_s=180,
+        )
+    created = Counter(
+        e["source_order_id"] for e in activities(kafka_bootstrap, topic_prefix) if e["type"] == "ORDER_CREATED"
+    )
+    assert set(created) == {str(n) for n in range(1, 42)}
+    ids = Counter(e["event_id"] for e in activities(kafka_bootstrap, topic_prefix) if e["type"] == "ORDER_CREATED")
+    assert len(ids) == 41, "an order got a second, different creation event"
+    contacts = {decode(m.value())["contact_id"] for m in drain(kafka_bootstrap, f"{topic_prefix}contacts")}
+    assert len(contacts) == 1
