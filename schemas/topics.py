@@ -52,6 +52,10 @@ class Topic:
 
     @property
     def configs(self) -> dict[str, str]:
+        """The spec's settings; replicated three times or more, a write also needs two replicas in sync
+        (with acks=all, an acknowledged record then survives the loss of any one broker)."""
+        if self.replication_factor >= 3:
+            return {**self.spec.configs, "min.insync.replicas": "2"}
         return self.spec.configs
 
 

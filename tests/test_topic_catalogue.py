@@ -50,3 +50,8 @@ def test_the_processor_and_the_sink_read_what_the_wiring_says(tmp_path: Path) ->
     assert list(sink.topics) == wiring.sink_reads
     assert wiring.groups() == {"p.processor": wiring.processor_reads, "p.sink": wiring.sink_reads}
     assert "p.contacts.import" in wiring.processor_reads
+
+
+def test_replicated_topics_need_two_replicas_in_sync() -> None:
+    assert all(t.configs.get("min.insync.replicas") == "2" for t in catalogue("x.", 12, 3))
+    assert all("min.insync.replicas" not in t.configs for t in catalogue("x.", 4, 1))  # the local one-broker stack
