@@ -139,6 +139,15 @@ FROM stage_orders s
 WHERE s.deleted AND o.store_id = s.store_id AND o.source_order_id = s.source_order_id AND o.version <= s.version
 """
 
+# A delete of an order not (yet) in PostgreSQL leaves a tombstone row: deleted, with its version, so a
+# live version that arrives later (another path through the processor, a replay) is older and does not
+# bring the order back. A restore in the shop is a newer version and does.
+INSERT_TOMBSTONES = f"""
+INSERT INTO orders ({_cols(ORDER_COLUMNS)})
+SELECT {_cols(ORDER_COLUMNS)} FROM stage_orders WHERE deleted
+ON CONFLICT (store_id, source_order_id) DO NOTHING
+"""
+
 # Only orders that existed before the batch can have items to replace (a backfill has none).
 REPLACE_ITEMS_DELETE = """
 DELETE FROM order_items i USING applied_orders a JOIN existing_orders e USING (store_id, source_order_id)

@@ -134,6 +134,7 @@ def write_staged(
             cur.execute(q.UPSERT_ORDERS)
             cur.execute(q.ANALYZE_APPLIED_ORDERS)
             cur.execute(q.MARK_DELETED)
+            cur.execute(q.INSERT_TOMBSTONES)
             cur.execute(q.REPLACE_ITEMS_DELETE)
             cur.execute(q.REPLACE_ITEMS_INSERT)
         if staged.purged_orders:

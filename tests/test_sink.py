@@ -352,3 +352,24 @@ def test_one_sink_per_consumer_name_and_offsets_only_move_forward(
         write_batch(newer, Batch(offsets={("t", 0): 10}, messages=1), "fenced", young)
         write_batch(newer, Batch(offsets={("t", 0): 4}, messages=1), "fenced", young)
         assert stored_offsets(newer, "fenced") == {("t", 0): 10}
+
+
+def test_a_delete_that_arrives_before_its_order_keeps_it_deleted(clean_db: str) -> None:
+    """The processor can emit an order's delete before its live version (they may leave through different
+    stages; a replay reads them in any order across topics): the delete leaves a tombstone row, so the
+    older live version arriving later does not bring the order back. A newer version (a restore) does."""
+    from ordersync.sinks.writer import Batch, prepare, write_batch
+
+    created = _dt.datetime(2024, 5, 1, tzinfo=UTC)
+    live = order(7, "a@example.com", created=created, version=3)
+    deleted = {**order(7, None, created=created, version=5, total="0", items=[]), "deleted": True}
+    with psycopg.connect(clean_db, autocommit=True) as conn:
+        prepare(conn)
+        write_batch(conn, Batch(orders=[deleted], messages=1), "test")
+        write_batch(conn, Batch(orders=[live], messages=1), "test")
+        row = conn.execute("SELECT deleted, version FROM orders WHERE source_order_id = '7'").fetchone()
+        assert row == (True, 5)
+        assert conn.execute("SELECT count(*) FROM contact_order_stats").fetchone() == (0,)
+        write_batch(conn, Batch(orders=[{**live, "version": 9}], messages=1), "test")
+        assert conn.execute("SELECT deleted, version FROM orders WHERE source_order_id = '7'").fetchone() == (False, 9)
+    summaries_match_recomputation(clean_db)
