@@ -23,8 +23,15 @@ def normalise_order(
     if not event.get("source_order_id"):
         raise NormaliseError("source_order_id: missing")
     if event["operation"] == "DELETE":
-        fetched = micros(event["fetched_at"])
-        version = max(fetched, previous_version + 1 if previous_version is not None else 0)
+        # Versioned by the store's time of the deletion when the event has it (a trashed order's
+        # modification time, a confirmed webhook delete): a delete delivered late is then older than a
+        # restore that followed it, and loses. Only without a store time does our clock decide, and then
+        # the delete is newer than anything seen (docs/contract.md "Ordering and versions").
+        modified = event.get("source_modified_at")
+        if modified is not None:
+            version = micros(modified)
+        else:
+            version = max(micros(event["fetched_at"]), previous_version + 1 if previous_version is not None else 0)
         return Normalised(deleted_order(event, event["source_order_id"], version), NO_CONTACT)
     normaliser = _NORMALISERS.get(event["platform"])
     if normaliser is None:

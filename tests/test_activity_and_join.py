@@ -256,3 +256,24 @@ def test_a_redelivered_event_writes_its_state_again() -> None:
     assert [a["type"] for a in again.emit.activities] == ["ORDER_CREATED"]
     assert again.state == first.state
     assert step_order(raw, first.state, 101, None).state is None  # a later duplicate changes nothing  # type: ignore[arg-type]
+
+
+def test_a_late_delete_loses_to_the_restore_that_followed_it() -> None:
+    """A trash at 10:00, restored at 10:05, and the trash's event arrives last: the delete carries the
+    store's time, so it is older than the restore and changes nothing (it used to be versioned by our
+    clock and deleted the restored order)."""
+    from ordersync.processors.order_stage import step_order
+
+    restored = woo_event(woo_doc(status="processing", date_modified_gmt="2024-03-14T10:05:00"))
+    first = step_order(restored, None, 100, None)  # type: ignore[arg-type]
+    late = woo_event(
+        woo_doc(status="trash", date_modified_gmt="2024-03-14T10:00:00"),
+        operation="DELETE",
+        source_modified_at=dt.datetime(2024, 3, 14, 10, 0, tzinfo=UTC),
+        fetched_at=dt.datetime(2024, 3, 14, 10, 30, tzinfo=UTC),
+    )
+    assert step_order(late, first.state, 101, None).emit.orders == []  # type: ignore[arg-type]
+    timely = {**late, "source_modified_at": dt.datetime(2024, 3, 14, 10, 10, tzinfo=UTC)}
+    deleted = step_order(timely, first.state, 102, None).emit.orders  # type: ignore[arg-type]
+    assert [o["deleted"] for o in deleted] == [True]
+    assert deleted[0]["version"] == int(dt.datetime(2024, 3, 14, 10, 10, tzinfo=UTC).timestamp() * 1_000_000)

@@ -124,7 +124,10 @@ def test_overrides_apply_per_store() -> None:
 
 
 def test_delete_event_marks_the_order_deleted_with_a_newer_version() -> None:
-    event = woo_event(woo_doc(), operation="DELETE", fetched_at=dt.datetime(2024, 3, 14, 9, 0, tzinfo=UTC))
+    # Without the store's time of the deletion, our clock decides and the delete is newer than anything seen.
+    event = woo_event(
+        woo_doc(), operation="DELETE", fetched_at=dt.datetime(2024, 3, 14, 9, 0, tzinfo=UTC), source_modified_at=None
+    )
     event["document"] = '{"id":1379}'
     order = normalise_order(event, previous_version=2_000_000_000_000_000).order
     assert order["deleted"] and order["version"] == 2_000_000_000_000_001
