@@ -6,8 +6,9 @@ destination partition.
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections import OrderedDict
+from array import array
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
@@ -104,21 +105,25 @@ class Forwarder:
 
 class HintedContacts:
     """Contact keys this worker already sent a hint for. A later hint for the same key would find the
-    contact created by the first (same partition, read in order), so it is not sent. Lost on restart,
-    which only means sending such hints again."""
+    contact created by the first (same partition, read in order), so it is not sent.
 
-    def __init__(self, size: int = 250_000) -> None:
-        self._keys: OrderedDict[str, None] = OrderedDict()
-        self._size = size
+    A fixed table of 64-bit key hashes, one slot per hash (16 MiB for the default two million slots):
+    memory is bounded whatever the number of contacts, and past its size it forgets gracefully (a key
+    whose slot was taken is hinted again), where a least-recently-used list of 250,000 keys forgot every
+    key once more contacts than that cycled through it. Forgetting, or a restart, only sends a hint again;
+    a repeated hint finds its contact and changes nothing."""
+
+    def __init__(self, slots: int = 1 << 21) -> None:
+        self._slots = array("Q", bytes(8 * slots))
+        self._size = slots
 
     def first(self, key: str) -> bool:
         """True the first time ``key`` is seen (as far as this memory goes)."""
-        if key in self._keys:
-            self._keys.move_to_end(key)
+        digest = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little") or 1
+        slot = digest % self._size
+        if self._slots[slot] == digest:
             return False
-        self._keys[key] = None
-        if len(self._keys) > self._size:
-            self._keys.popitem(last=False)
+        self._slots[slot] = digest
         return True
 
 

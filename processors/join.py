@@ -12,6 +12,7 @@ Everything here runs in the partition of one routing key, so table lookups are l
 
 from __future__ import annotations
 
+import logging
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
@@ -21,6 +22,8 @@ from ordersync.processors.contacts import customer_alias, merge, new_contact
 from ordersync.processors.model import ContactHint
 from ordersync.schemas.identity import contact_key
 from ordersync.schemas.records import Activity, Contact, Order
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -144,9 +147,32 @@ def on_order(
         if found is not None:
             return attach(order, activities, envelope.loads(found))
         waiting = envelope.loads(pending[key]) if key in pending else []
+        if isinstance(waiting, dict):  # matched before and the contact since lost (a purge): wait anew
+            waiting = []
         earlier = [w for w in waiting if w["order"]["order_key"] == order["order_key"]]
         waiting = [w for w in waiting if w["order"]["order_key"] != order["order_key"]]
         # Keep the latest order, and every activity so far: all are re-emitted matched later.
         waiting.append({"order": order, "activities": [a for w in earlier for a in w["activities"]] + activities})
-        pending[key] = envelope.dumps(waiting)
+        pending[key] = bounded(waiting, key)
     return attach(order, activities, None)
+
+
+MAX_PENDING_BYTES = 256 * 1024  # one table value, far below a Kafka record's limit (its changelog copy)
+
+
+def bounded(waiting: list[dict[str, Any]], key: str) -> bytes:
+    """The waiting orders of one store customer as one table value, at most MAX_PENDING_BYTES: past that
+    the oldest waiting orders are let go. They were emitted unmatched when they arrived and stay so; the
+    newest are matched when the customer arrives. A value that grew without bound would one day be over
+    the changelog's record limit, and the worker could not write it (a crash loop)."""
+    value = envelope.dumps(waiting)
+    dropped = 0
+    while len(value) > MAX_PENDING_BYTES and len(waiting) > 1:
+        share = max(1, len(waiting) * (len(value) - MAX_PENDING_BYTES) // len(value))
+        waiting, dropped = waiting[share:], dropped + share
+        value = envelope.dumps(waiting)
+    if dropped:
+        log.warning(
+            "%s: %d orders waiting for this store customer let go (kept the newest %d)", key, dropped, len(waiting)
+        )
+    return value

@@ -277,3 +277,24 @@ def test_a_late_delete_loses_to_the_restore_that_followed_it() -> None:
     deleted = step_order(timely, first.state, 102, None).emit.orders  # type: ignore[arg-type]
     assert [o["deleted"] for o in deleted] == [True]
     assert deleted[0]["version"] == int(dt.datetime(2024, 3, 14, 10, 10, tzinfo=UTC).timestamp() * 1_000_000)
+
+
+def test_orders_waiting_for_one_customer_stay_below_the_record_limit() -> None:
+    """Hundreds of e-mail-less orders of one store customer, none of them matched yet: the waiting list
+    is one table value (and one changelog record), so it is kept below MAX_PENDING_BYTES, the oldest let
+    go (they stay unmatched, as emitted). Unbounded, it grew past Kafka's record limit: a crash loop."""
+    from ordersync.processors.join import MAX_PENDING_BYTES
+
+    contacts: dict[str, Any] = {}
+    pending: dict[str, Any] = {}
+    h = hint(email=None, customer="55")
+    for n in range(1, 401):
+        o = normalise_order(woo_event(woo_doc(n, billing={"email": ""}, customer_id=55))).order
+        key = routing_key(o, h)
+        on_order(contacts, pending, key, o, decide(None, o).activities, h)
+    assert len(pending[key]) <= MAX_PENDING_BYTES
+    contact = new_contact("7", "late@example.com", ContactHint("late@example.com", None, None, None, "55"),
+                          "STORE_CUSTOMER", "woo-ch", dt.datetime(2025, 1, 1, tzinfo=UTC))  # fmt: skip
+    matched = [o["source_order_id"] for o in on_alias(contacts, pending, key, contact, offset=1).orders]
+    assert matched[-1] == "400" and 50 < len(matched) < 400  # the newest, in order
+    assert matched == [str(n) for n in range(401 - len(matched), 401)]
