@@ -53,6 +53,7 @@ class StoredEntry(OrderMemory, total=False):
     """An order's entry in the ``order-state`` table (JSON)."""
 
     history: list[list[Any]]  # [position, OrderMemory | None] pairs, oldest first (see below)
+    route: str  # the contact stage's key the order went through (processors/order_stage.py), if it did
     offset: int  # entries written before the history existed: one step
     prior: OrderMemory | None
 
@@ -178,7 +179,7 @@ def state_before(entry: StoredEntry | None, offset: int) -> OrderMemory | None:
     if history and offset <= history[-1][0]:  # a redelivery
         # The state before the first change at or after this offset was the state this event saw.
         return next(prior for off, prior in history if off >= offset)
-    return cast(OrderMemory, {k: v for k, v in entry.items() if k not in ("offset", "prior", "history")})
+    return cast(OrderMemory, {k: v for k, v in entry.items() if k not in ("offset", "prior", "history", "route")})
 
 
 def to_store(

@@ -127,8 +127,14 @@ def on_order(
     hint: ContactHint,
 ) -> Outputs:
     if order["deleted"]:
-        # A delete carries no contact details: route it but do not create anyone.
+        # A delete carries no contact details: route it but do not create anyone. A deleted order waiting
+        # for its store customer waits no more (a later match must not bring it back).
         found = contacts.get(key)
+        waiting = envelope.loads(pending[key]) if ":customer:" in key and key in pending else None
+        if isinstance(waiting, list):
+            rest = [w for w in waiting if w["order"]["order_key"] != order["order_key"]]
+            if len(rest) != len(waiting):
+                pending[key] = bounded(rest, key)
         return attach(order, activities, envelope.loads(found) if found else None)
     if order["contact_email"]:
         found = contacts.get(key)

@@ -3,9 +3,11 @@ to emit now and what to hand to the contact stage.
 
 Most orders need no contact lookup to be emitted: a contact's id is a function of its list and e-mail
 (schemas/identity.py), so an order with an e-mail is emitted matched right here and the contact stage
-only receives a small hint to create that contact if it does not exist yet. Deletes and orders with
-neither e-mail nor store customer are emitted unmatched here. Only an order without e-mail but with a
-store customer id goes to the contact stage whole: it waits there for that customer (processors/join.py).
+only receives a small hint to create that contact if it does not exist yet. Orders with neither e-mail
+nor store customer, and deletes of orders that went no other way, are emitted unmatched here. Only an
+order without e-mail but with a store customer id goes to the contact stage whole: it waits there for
+that customer (processors/join.py). Its delete goes the same way (the state remembers the route):
+leaving directly, it could overtake the order's live version.
 """
 
 from __future__ import annotations
@@ -47,14 +49,20 @@ def step_order(
     decision = decide(previous, result.order)
     if not decision.apply:
         return OrderStep(Outputs(), None, None)  # an old version or a duplicate: nothing to do
+    order, hint = result.order, result.contact
+    key = routing_key(order, hint)
+    route = entry.get("route") if entry is not None else None
+    if order["deleted"] and isinstance(route, str) and ":customer:" in route:
+        key = route  # one path per order: the delete follows its order through the contact stage
     if is_redelivery(entry, position):
         # The stored entry is sent to the changelog again: the crash may have lost its first send, and a
         # restore from the changelog (a new disk) must find it.
         state: str | None = entry_bytes.decode() if entry_bytes is not None else None
     else:
-        state = json.dumps(to_store(decision, previous, position, entry, confirmed_below))
-    order, hint = result.order, result.contact
-    key = routing_key(order, hint)
+        stored = to_store(decision, previous, position, entry, confirmed_below)
+        if ":customer:" in key:
+            stored["route"] = key  # where its delete must go too
+        state = json.dumps(stored)
     if order["contact_email"] and not order["deleted"]:
         email = order["contact_email"]
         contact = ContactIdentity(contact_id=contact_id(order["list_id"], email), email=email)
@@ -67,7 +75,7 @@ def step_order(
             "at": order["created_at"],
         }
         return OrderStep(attach(order, decision.activities, contact), (key, item), _bytes(state))
-    if ":customer:" in key and not order["deleted"]:
+    if ":customer:" in key:
         item = {"kind": "order", "order": order, "activities": decision.activities, "hint": dict(vars(hint))}
         return OrderStep(Outputs(), (key, item), _bytes(state))
     return OrderStep(attach(order, decision.activities, None), None, _bytes(state))

@@ -298,3 +298,30 @@ def test_orders_waiting_for_one_customer_stay_below_the_record_limit() -> None:
     matched = [o["source_order_id"] for o in on_alias(contacts, pending, key, contact, offset=1).orders]
     assert matched[-1] == "400" and 50 < len(matched) < 400  # the newest, in order
     assert matched == [str(n) for n in range(401 - len(matched), 401)]
+
+
+def test_the_delete_of_an_order_waiting_for_its_customer_takes_the_same_path() -> None:
+    """An order without e-mail but with a store customer goes through the contact stage; its delete used
+    to leave directly and could overtake it (and a later match re-emitted the order live). Now the delete
+    follows it and takes it out of the waiting list."""
+    from ordersync.processors.order_stage import step_order
+
+    live = woo_event(woo_doc(77, billing={"email": ""}, customer_id=55))
+    first = step_order(live, None, 100, None)  # type: ignore[arg-type]
+    assert first.emit.orders == [] and first.forward is not None
+    route, item = first.forward
+    assert ":customer:" in route
+    gone = woo_event(woo_doc(77), operation="DELETE", source_modified_at=dt.datetime(2025, 1, 1, tzinfo=UTC))
+    delete = step_order(gone, first.state, 101, None)  # type: ignore[arg-type]
+    assert delete.emit.orders == [] and delete.forward is not None
+    assert delete.forward[0] == route and delete.forward[1]["order"]["deleted"]
+    contacts: dict[str, Any] = {}
+    pending: dict[str, Any] = {}
+    h = ContactHint(**item["hint"])
+    on_order(contacts, pending, route, item["order"], item["activities"], h)
+    deleted_item = delete.forward[1]
+    out = on_order(contacts, pending, route, deleted_item["order"], deleted_item["activities"], h)
+    assert [o["deleted"] for o in out.orders] == [True]
+    contact = new_contact("7", "late@example.com", ContactHint("late@example.com", None, None, None, "55"),
+                          "STORE_CUSTOMER", "woo-ch", dt.datetime(2025, 2, 1, tzinfo=UTC))  # fmt: skip
+    assert on_alias(contacts, pending, route, contact, offset=5).orders == []  # not brought back live
