@@ -34,7 +34,7 @@ def test_differences_name_each_mismatch() -> None:
     assert diffs == ["partitions 2 (catalogue: 4)", "cleanup.policy=delete (catalogue: compact)"]
 
 
-def test_the_processor_and_the_sink_read_what_the_wiring_says(tmp_path: Path) -> None:
+def test_the_processor_and_the_sink_read_what_the_wiring_says(tmp_path: Path, kafka_bootstrap: str) -> None:
     """One home for who reads what (schemas/topics.py Wiring): the processor's agents, the sink's
     subscription and the consumer lag of `ordersync run` and the Stores page all come from it. Before,
     `ordersync run` measured the processor's lag without contacts.import."""
@@ -42,12 +42,13 @@ def test_the_processor_and_the_sink_read_what_the_wiring_says(tmp_path: Path) ->
     from ordersync.sinks.consumer import PostgresSink, SinkOptions
 
     wiring = Wiring.with_prefix("p.")
-    opts = ProcessorOptions("127.0.0.1:1", "p.", 2, 1, wiring.processor_group, tmp_path, {})
+    opts = ProcessorOptions(kafka_bootstrap, "p.", 2, 1, wiring.processor_group, tmp_path, {})
     app = create_app(opts)
     read = {topic for agent in app.agents.values() for topic in agent.channel.topics}  # type: ignore[attr-defined]
     assert read - {"p." + BY_CONTACT} == set(wiring.processor_reads)
-    sink = PostgresSink(SinkOptions("127.0.0.1:1", "postgresql://nobody@127.0.0.1:1/x", "p.", wiring.sink_group))
+    sink = PostgresSink(SinkOptions(kafka_bootstrap, "postgresql://nobody@127.0.0.1:1/x", "p.", wiring.sink_group))
     assert list(sink.topics) == wiring.sink_reads
+    sink.consumer.close()
     assert wiring.groups() == {"p.processor": wiring.processor_reads, "p.sink": wiring.sink_reads}
     assert "p.contacts.import" in wiring.processor_reads
 
