@@ -391,6 +391,7 @@ def process_command(
         status_overrides={s.id: s.status_overrides for s in stores},
         web_port=web_port,
         standby_replicas=standby_replicas,
+        delivery_timeout_ms=settings.delivery_timeout_ms,
         output_prefix=output_prefix,
     )
     opts.data_dir.mkdir(parents=True, exist_ok=True)

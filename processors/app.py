@@ -54,6 +54,7 @@ class ProcessorOptions:
     commit_interval_s: float = 0.1  # outputs are confirmed at each commit: a floor on latency
     output_prefix: str | None = None  # where outputs and internal topics go (a replay writes elsewhere)
     stream_buffer: int = 1024  # messages buffered per partition ahead of the agents (a batch holds many orders)
+    delivery_timeout_ms: int = 60_000  # a record not acknowledged by then fails (and stops the worker)
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ def create_app(opts: ProcessorOptions) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
     )
-    outputs = OutputProducer(opts.bootstrap)
+    outputs = OutputProducer(opts.bootstrap, **{"delivery.timeout.ms": opts.delivery_timeout_ms})
 
     def topic(name: str, internal: bool = False) -> faust.TopicT:
         return app.topic(name, key_type=bytes, value_type=bytes, partitions=opts.partitions, internal=internal)

@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     store_refused_retry_s: Seconds = 300.0  # ORDERSYNC_STORE_REFUSED_RETRY_S
     # /health of `ordersync run` turns 503 once a store has been failing for this long.
     store_failing_after_s: Seconds = 300.0  # ORDERSYNC_STORE_FAILING_AFTER_S
+    # The processor gives up on a record Kafka has not acknowledged after this long (the worker then stops
+    # and its events are handled again after the restart: docs/processor.md).
+    delivery_timeout_ms: int = Field(60_000, ge=1_000)  # ORDERSYNC_DELIVERY_TIMEOUT_MS
     # A webhook whose body has not fully arrived after this long gets a 408 (slow senders hold no socket).
     webhook_body_timeout_s: Seconds = 10.0  # ORDERSYNC_WEBHOOK_BODY_TIMEOUT_S
     # The web app's account (docs/web.md). With it set, every page needs a login; without it, the app

@@ -1,12 +1,16 @@
 """Reliability: a 20,000-order backfill with live changes while the processor and the sink are
-SIGKILLed at random moments (five times each), the Kafka broker is restarted once and PostgreSQL once.
-At the end PostgreSQL must equal the simulators' own state: no order lost, none duplicated, every order's
-timeline consistent. Parts are supervised (restarted when they die), as `ordersync run` does."""
+SIGKILLed at random moments (five times each), the Kafka broker is restarted once and later stays down
+longer than the processor's delivery timeout, PostgreSQL is restarted once, the processor's data
+directory is wiped once (a new disk: its tables come back from the changelogs), and a second sink keeps
+trying to start beside the first. At the end PostgreSQL must equal the simulators' own state: no order
+lost, none duplicated, every order's timeline consistent, nothing dead-lettered. Parts are supervised
+(restarted when they die), as `ordersync run` does."""
 
 from __future__ import annotations
 
 import ast
 import random
+import shutil
 import signal
 import threading
 import time
@@ -64,6 +68,7 @@ def test_pipeline_survives_kills_and_restarts(
         "ORDERSYNC_TOPIC_PREFIX": topic_prefix,
         "ORDERSYNC_PARTITIONS": "4",
         "ORDERSYNC_DATABASE_URL": database_url,
+        "ORDERSYNC_DELIVERY_TIMEOUT_MS": "8000",
     }
     create_topics(Settings.from_env(env))
     rng = random.Random(20261127)
@@ -77,6 +82,8 @@ def test_pipeline_survives_kills_and_restarts(
                 env,
             ),
             Child("sink", ["sink", "--batch-size", "2000"], env),
+            # One sink per database: this one is refused while the first runs, and may take over after a kill.
+            Child("second-sink", ["sink", "--batch-size", "2000"], env),
             Child("connectors", ["connect", "--config", str(config), "--follow"], env),
         ]
         supervisor = Supervisor(children, tmp_path / "logs")
@@ -84,7 +91,7 @@ def test_pipeline_survives_kills_and_restarts(
         watcher.start()
         by_name = {c.name: c for c in children}
         try:
-            wait_for(lambda: all(c.up for c in children), 60, "all parts started")
+            wait_for(lambda: all(by_name[n].up for n in ("processor", "sink", "connectors")), 60, "all parts started")
             kills: Counter[str] = Counter()
             plan = ["processor", "sink"] * 5
             rng.shuffle(plan)
@@ -95,12 +102,19 @@ def test_pipeline_survives_kills_and_restarts(
                 assert child.proc is not None
                 child.proc.send_signal(signal.SIGKILL)
                 kills[victim] += 1
+                if victim == "processor" and kills[victim] == 2:
+                    # A new disk; the supervisor waits at least a second before the restart.
+                    shutil.rmtree(tmp_path / "state", ignore_errors=True)
                 if step == 3:
                     kafka.down()
                     kafka.up()
                 if step == 6:
                     pg.down()
                     pg.up()
+                if step == 8:
+                    kafka.down()
+                    time.sleep(12)  # the outage itself: longer than the processor's 8 s delivery timeout
+                    kafka.up()
             assert kills == {"processor": 5, "sink": 5}
             woo.faults(live_paused=True)
             ps.faults(live_paused=True)
@@ -124,6 +138,9 @@ def test_pipeline_survives_kills_and_restarts(
             watcher.join(10)
         assert not last, last[:10]
         assert by_name["processor"].restarts >= 5 and by_name["sink"].restarts >= 5
+    dead = drain(env["ORDERSYNC_KAFKA_BOOTSTRAP"], f"{topic_prefix}dlq")
+    sink_dead = [m for m in dead if dict(m.headers() or []).get("dlq.stage") == b"sink"]
+    assert not sink_dead, [dict(m.headers() or []).get("dlq.reason") for m in sink_dead[:3]]
     with psycopg.connect(database_url) as conn:
         created = conn.execute(
             "SELECT count(*), count(DISTINCT order_key) FROM activity WHERE type = 'ORDER_CREATED'"
