@@ -54,6 +54,7 @@ class StoredEntry(OrderMemory, total=False):
 
     history: list[list[Any]]  # [position, OrderMemory | None] pairs, oldest first (see below)
     route: str  # the contact stage's key the order went through (processors/order_stage.py), if it did
+    observed: int  # when the stored version was fetched from the store (µs): breaks ties within a second
     offset: int  # entries written before the history existed: one step
     prior: OrderMemory | None
 
@@ -179,7 +180,9 @@ def state_before(entry: StoredEntry | None, offset: int) -> OrderMemory | None:
     if history and offset <= history[-1][0]:  # a redelivery
         # The state before the first change at or after this offset was the state this event saw.
         return next(prior for off, prior in history if off >= offset)
-    return cast(OrderMemory, {k: v for k, v in entry.items() if k not in ("offset", "prior", "history", "route")})
+    return cast(
+        OrderMemory, {k: v for k, v in entry.items() if k not in ("offset", "prior", "history", "route", "observed")}
+    )
 
 
 def to_store(

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from ordersync.processors import prestashop, woocommerce
 from ordersync.processors.model import ContactHint, Normalised, deleted_order, load_document
-from ordersync.processors.values import NormaliseError, micros
+from ordersync.processors.values import NormaliseError, micros, second_reading
 from ordersync.schemas.identity import normalise_email
 from ordersync.schemas.records import RawOrderEvent
 
@@ -50,6 +50,16 @@ def normalise_order(
     for item in result.order["items"]:
         if item["quantity"] < 0:
             raise NormaliseError(f"items: negative quantity {item['quantity']} on line {item['item_id']}")
+    if (
+        previous_version is not None
+        and result.order["version"] < previous_version
+        and event["platform"] == "PRESTASHOP"
+    ):
+        # PrestaShop's dates have no zone: in the hour repeated when clocks go back, a later change can read
+        # as earlier than the one before it. Of the two readings, take the one that is not older.
+        later = second_reading(result.order["modified_at"], event["context"]["store_timezone"])
+        if later is not None and micros(later) >= previous_version:
+            result = Normalised({**result.order, "modified_at": later, "version": micros(later)}, result.contact)
     email = normalise_email(result.contact.email)
     contact = ContactHint(
         email,

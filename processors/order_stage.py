@@ -17,9 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ordersync.processors.activity import decide, is_redelivery, state_before, to_store
+from ordersync.processors.activity import StoredEntry, decide, is_redelivery, state_before, to_store
 from ordersync.processors.join import ContactIdentity, Outputs, attach, routing_key
 from ordersync.processors.normalise import normalise_order
+from ordersync.processors.values import micros
 from ordersync.schemas.identity import contact_id
 from ordersync.schemas.records import RawOrderEvent
 
@@ -47,7 +48,8 @@ def step_order(
     previous = state_before(entry, position)
     result = normalise_order(raw, overrides, previous["version"] if previous else None)
     decision = decide(previous, result.order)
-    if not decision.apply:
+    observed = micros(raw["fetched_at"])
+    if not decision.apply or _earlier_look(entry, position, result.order["version"], observed):
         return OrderStep(Outputs(), None, None)  # an old version or a duplicate: nothing to do
     order, hint = result.order, result.contact
     key = routing_key(order, hint)
@@ -60,6 +62,7 @@ def step_order(
         state: str | None = entry_bytes.decode() if entry_bytes is not None else None
     else:
         stored = to_store(decision, previous, position, entry, confirmed_below)
+        stored["observed"] = observed
         if ":customer:" in key:
             stored["route"] = key  # where its delete must go too
         state = json.dumps(stored)
@@ -79,6 +82,14 @@ def step_order(
         item = {"kind": "order", "order": order, "activities": decision.activities, "hint": dict(vars(hint))}
         return OrderStep(Outputs(), (key, item), _bytes(state))
     return OrderStep(attach(order, decision.activities, None), None, _bytes(state))
+
+
+def _earlier_look(entry: StoredEntry | None, position: int, version: int, observed: int) -> bool:
+    """A version equal to the stored one (stores give whole seconds) but fetched from the store before the
+    stored one was: an earlier look at that second (a poll published after a webhook), so not newer."""
+    if entry is None or is_redelivery(entry, position) or entry.get("version") != version:
+        return False
+    return observed < int(entry.get("observed", observed))
 
 
 def _bytes(state: str | None) -> bytes | None:

@@ -89,6 +89,17 @@ def timestamp(value: Any, tz: str, field: str, *, required: bool = False) -> dt.
     return parsed.astimezone(dt.UTC)
 
 
+def second_reading(moment: dt.datetime, tz: str) -> dt.datetime | None:
+    """When ``moment`` was read from a zone-less local time that the zone ``tz`` shows twice (the hour
+    repeated when clocks go back), the later of the two readings, as UTC; None otherwise."""
+    zone = zoneinfo.ZoneInfo(tz)
+    wall = moment.astimezone(zone).replace(tzinfo=None)
+    first, second = wall.replace(tzinfo=zone, fold=0), wall.replace(tzinfo=zone, fold=1)
+    if first.utcoffset() == second.utcoffset() or first.astimezone(dt.UTC) != moment.astimezone(dt.UTC):
+        return None
+    return second.astimezone(dt.UTC)
+
+
 def gmt_timestamp(value: Any, field: str) -> dt.datetime | None:
     """WooCommerce ``*_gmt`` fields: zone-less but UTC."""
     return timestamp(value, "UTC", field)

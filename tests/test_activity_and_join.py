@@ -325,3 +325,21 @@ def test_the_delete_of_an_order_waiting_for_its_customer_takes_the_same_path() -
     contact = new_contact("7", "late@example.com", ContactHint("late@example.com", None, None, None, "55"),
                           "STORE_CUSTOMER", "woo-ch", dt.datetime(2025, 2, 1, tzinfo=UTC))  # fmt: skip
     assert on_alias(contacts, pending, route, contact, offset=5).orders == []  # not brought back live
+
+
+def test_two_changes_in_one_second_are_ordered_by_when_the_store_was_read() -> None:
+    """Stores give whole seconds. A webhook for the later change (read at :05) is handled before a poll
+    that read the earlier one at :02: the poll's copy is an earlier look at the same second and loses
+    (it used to win, being handled last). In the usual order both apply."""
+    from ordersync.processors.order_stage import step_order
+
+    def at(status: str, second: int) -> Any:
+        doc = woo_doc(status=status, date_modified_gmt="2024-03-14T10:00:00")
+        return woo_event(doc, fetched_at=dt.datetime(2024, 3, 14, 10, 0, second, tzinfo=UTC))
+
+    earlier, later = at("processing", 2), at("completed", 5)
+    webhook_first = step_order(later, None, 1, None)  # type: ignore[arg-type]
+    assert step_order(earlier, webhook_first.state, 2, None).emit.orders == []  # type: ignore[arg-type]
+    poll_first = step_order(earlier, None, 1, None)  # type: ignore[arg-type]
+    then = step_order(later, poll_first.state, 2, None)  # type: ignore[arg-type]
+    assert [o["status"] for o in then.emit.orders] == ["COMPLETED"]

@@ -190,3 +190,24 @@ def test_money_refuses_floats() -> None:
 
 def test_prestashop_zero_dates_are_none() -> None:
     assert timestamp("0000-00-00 00:00:00", "Europe/Lisbon", "invoice_date") is None
+
+
+def test_a_prestashop_change_in_the_repeated_dst_hour_is_not_older_than_the_one_before() -> None:
+    """Lisbon, 2024-10-27: 01:00-02:00 happens twice. A change at 01:40 (first pass, 00:40 UTC), then one
+    at 01:10 on the second pass (01:10 UTC): read without a zone, the second looked 30 minutes older and
+    was dropped as a late version. Of the two readings, the processor takes the one that is not older."""
+    from ordersync.processors.values import micros
+
+    first = ps_event(ps_doc(date_upd="2024-10-27 01:40:00"))
+    first["context"]["store_timezone"] = "Europe/Lisbon"
+    before = normalise_order(first).order
+    assert before["modified_at"] == dt.datetime(2024, 10, 27, 0, 40, tzinfo=UTC)
+    second = ps_event(ps_doc(date_upd="2024-10-27 01:10:00"))
+    second["context"]["store_timezone"] = "Europe/Lisbon"
+    after = normalise_order(second, previous_version=before["version"]).order
+    assert after["modified_at"] == dt.datetime(2024, 10, 27, 1, 10, tzinfo=UTC)
+    assert after["version"] == micros(after["modified_at"]) > before["version"]
+    # Outside the repeated hour an older reading stays older (a late version, dropped downstream).
+    late = ps_event(ps_doc(date_upd="2024-10-27 00:30:00"))
+    late["context"]["store_timezone"] = "Europe/Lisbon"
+    assert normalise_order(late, previous_version=before["version"]).order["version"] < before["version"]
