@@ -352,13 +352,18 @@ def contacts_import(csv_file: str, list_id: str) -> None:
 @click.option("--app-id", default=None, help="Processor identity (consumer group, state); default {prefix}processor.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="RocksDB state directory.")
 @click.option("--web-port", type=int, default=None, help="Serve faust's web/metrics endpoints on this port.")
-@click.option("--standby-replicas", type=int, default=0, show_default=True)
+@click.option(
+    "--standby-replicas",
+    type=int,
+    default=None,
+    help="Warm copies of each table on other workers; default 1 on a cluster of three brokers or more, else 0.",
+)
 @click.option(
     "--output-prefix", default=None, help="Write outputs under this topic prefix (replays); default: the topic prefix."
 )
 @click.option("--loglevel", default="info", type=click.Choice(["crit", "error", "warn", "info", "debug"]))
 def process_command(
-    config_path: str | None, app_id: str | None, data_dir: str | None, web_port: int | None, standby_replicas: int,
+    config_path: str | None, app_id: str | None, data_dir: str | None, web_port: int | None, standby_replicas: int | None,
     output_prefix: str | None, loglevel: str,
 ) -> None:  # fmt: skip
     """Run the processor (a faust worker): normalise orders, join contacts, derive activity."""
@@ -368,7 +373,7 @@ def process_command(
 
     from ordersync.processors.app import ProcessorOptions, create_app
     from ordersync.runtime.stores import load_stores
-    from ordersync.topics_admin import create_topics, wait_until_ready
+    from ordersync.topics_admin import create_topics, replication, wait_until_ready
 
     settings = Settings.from_env()
     report = create_topics(settings)
@@ -381,16 +386,17 @@ def process_command(
         click.echo(f"warning: {name} differs from the catalogue: {'; '.join(diffs)}", err=True)
     stores = load_stores(config_path) if config_path else []
     app_id = app_id or Wiring.with_prefix(settings.topic_prefix).processor_group
+    copies = replication(settings)  # faust creates its changelog and internal topics with as many
     opts = ProcessorOptions(
         bootstrap=settings.kafka_bootstrap,
         topic_prefix=settings.topic_prefix,
         partitions=settings.partitions,
-        replication_factor=settings.replication_factor,
+        replication_factor=copies,
         app_id=app_id,
         data_dir=Path(data_dir) if data_dir else settings.stack_dir / "processor" / app_id,
         status_overrides={s.id: s.status_overrides for s in stores},
         web_port=web_port,
-        standby_replicas=standby_replicas,
+        standby_replicas=standby_replicas if standby_replicas is not None else (1 if copies >= 3 else 0),
         delivery_timeout_ms=settings.delivery_timeout_ms,
         output_prefix=output_prefix,
     )

@@ -29,6 +29,23 @@ def admin_client(settings: Settings) -> AdminClient:
     return AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
 
 
+def replication_for(configured: int | None, brokers: int) -> int:
+    """How many copies of each topic: the configured number, else three where the cluster has three
+    brokers or more (with ``min.insync.replicas=2`` an acknowledged record survives losing one broker),
+    else one per broker there is."""
+    if configured is not None:
+        return configured
+    return max(1, min(3, brokers))
+
+
+def replication(settings: Settings, admin: AdminClient | None = None) -> int:
+    """``replication_for`` the settings and the cluster they point at."""
+    if settings.replication_factor is not None:
+        return settings.replication_factor
+    metadata = (admin or admin_client(settings)).list_topics(timeout=30)
+    return replication_for(None, len(metadata.brokers))
+
+
 def describe(admin: AdminClient, names: list[str]) -> dict[str, ExistingTopic]:
     metadata = admin.list_topics(timeout=30)
     present = [n for n in names if n in metadata.topics and metadata.topics[n].error is None]
@@ -51,7 +68,7 @@ def create_topics(settings: Settings, only: set[str] | None = None) -> CreateRep
     """Create missing catalogue topics (or only those short names); report existing ones whose settings
     differ. Idempotent."""
     admin = admin_client(settings)
-    topics = catalogue(settings.topic_prefix, settings.partitions, settings.replication_factor)
+    topics = catalogue(settings.topic_prefix, settings.partitions, replication(settings, admin))
     if only is not None:
         topics = [t for t in topics if t.spec.short_name in only]
     existing = describe(admin, [t.name for t in topics])
@@ -85,7 +102,7 @@ def create_topics(settings: Settings, only: set[str] | None = None) -> CreateRep
 
 def list_topics(settings: Settings) -> list[tuple[Topic, ExistingTopic | None]]:
     admin = admin_client(settings)
-    topics = catalogue(settings.topic_prefix, settings.partitions, settings.replication_factor)
+    topics = catalogue(settings.topic_prefix, settings.partitions, replication(settings, admin))
     existing = describe(admin, [t.name for t in topics])
     return [(t, existing.get(t.name)) for t in topics]
 

@@ -87,7 +87,9 @@ class Settings(BaseSettings):
     database_url_env: ConnectionString | None = Field(None, validation_alias="ORDERSYNC_DATABASE_URL")
     topic_prefix: str = "ordersync."  # ORDERSYNC_TOPIC_PREFIX
     partitions: int = 4  # ORDERSYNC_PARTITIONS
-    replication_factor: int = 1  # ORDERSYNC_REPLICATION_FACTOR
+    # Unset: three copies of every topic on a cluster of three brokers or more, one on a smaller one (the
+    # local stack and compose run one broker); see ordersync/topics_admin.py replication_for.
+    replication_factor: int | None = Field(None, ge=1)  # ORDERSYNC_REPLICATION_FACTOR
     stack_dir: Path = Field(default_factory=_default_stack_dir, validation_alias="ORDERSYNC_STACK_DIR")
     jar_cache_dir: Path = Field(
         default_factory=lambda: Path.home() / ".cache" / "ordersync", validation_alias="ORDERSYNC_CACHE_DIR"

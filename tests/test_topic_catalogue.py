@@ -56,3 +56,12 @@ def test_the_processor_and_the_sink_read_what_the_wiring_says(tmp_path: Path, ka
 def test_replicated_topics_need_two_replicas_in_sync() -> None:
     assert all(t.configs.get("min.insync.replicas") == "2" for t in catalogue("x.", 12, 3))
     assert all("min.insync.replicas" not in t.configs for t in catalogue("x.", 4, 1))  # the local one-broker stack
+
+
+def test_three_copies_on_a_real_cluster_one_on_the_local_broker() -> None:
+    from ordersync.topics_admin import replication_for
+
+    assert replication_for(None, 1) == 1  # the local stack, compose
+    assert replication_for(None, 2) == 2
+    assert replication_for(None, 5) == 3  # a real cluster: and min.insync.replicas=2 (catalogue)
+    assert replication_for(2, 5) == 2  # ORDERSYNC_REPLICATION_FACTOR wins
