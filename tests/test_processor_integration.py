@@ -274,6 +274,18 @@ def committed(bootstrap: str, group: str, topic: str, partitions: int) -> list[i
         consumer.close()
 
 
+def wait_for_orders(bootstrap: str, prefix: str, ids: range, proc: Proc) -> None:
+    """Until ``orders`` holds a record of each order id (or ``proc`` dies)."""
+    wanted = {str(n) for n in ids}
+    consume_until(
+        bootstrap,
+        f"{prefix}orders",
+        lambda ms: {decode(m.value())["source_order_id"] for m in ms} >= wanted,
+        alive=proc.alive,
+        deadline_s=120,
+    )
+
+
 def test_an_exception_in_an_agent_stops_the_worker_before_the_commit(
     env: dict[str, str], topic_prefix: str, kafka_bootstrap: str, tmp_path: Path
 ) -> None:
@@ -291,13 +303,7 @@ def test_an_exception_in_an_agent_stops_the_worker_before_the_commit(
     (offset,) = committed(kafka_bootstrap, f"{topic_prefix}p", f"{topic_prefix}raw.orders", 1)
     assert offset <= 12, f"committed past the failed event (offset 12): {offset}"
     with running(args, env, tmp_path / "second.log", module="tests.apps.processor_with_a_bug") as proc:
-        consume_until(
-            kafka_bootstrap,
-            f"{topic_prefix}orders",
-            lambda ms: {decode(m.value())["source_order_id"] for m in ms} >= {str(n) for n in range(1, 21)},
-            alive=proc.alive,
-            deadline_s=120,
-        )
+        wait_for_orders(kafka_bootstrap, topic_prefix, range(1, 21), proc)
     created = Counter(
         e["source_order_id"] for e in activities(kafka_bootstrap, topic_prefix) if e["type"] == "ORDER_CREATED"
     )
@@ -348,13 +354,7 @@ def test_a_send_that_fails_for_good_stops_the_worker_and_nothing_is_lost(
     assert offset <= 4, f"committed past the order whose output was refused (offset 4): {offset}"
     set_topic_config(kafka_bootstrap, f"{topic_prefix}orders", {"max.message.bytes": "1048588"})
     with running(processor(env, tmp_path), env, tmp_path / "second.log") as proc:
-        consume_until(
-            kafka_bootstrap,
-            f"{topic_prefix}orders",
-            lambda ms: {decode(m.value())["source_order_id"] for m in ms} >= {str(n) for n in range(1, 11)},
-            alive=proc.alive,
-            deadline_s=120,
-        )
+        wait_for_orders(kafka_bootstrap, topic_prefix, range(1, 11), proc)
 
 
 def test_a_restore_from_changelogs_on_a_new_disk_emits_no_second_creation(
@@ -379,13 +379,7 @@ def test_a_restore_from_changelogs_on_a_new_disk_emits_no_second_creation(
     repeats = [order_event(n, "processing", 1) for n in range(1, 41)]
     produce(kafka_bootstrap, f"{topic_prefix}raw.orders", [*repeats, order_event(41, "processing", 1)])
     with running(args, env, tmp_path / "second.log") as proc:
-        consume_until(
-            kafka_bootstrap,
-            f"{topic_prefix}orders",
-            lambda ms: any(decode(m.value())["source_order_id"] == "41" for m in ms),
-            alive=proc.alive,
-            deadline_s=180,
-        )
+        wait_for_orders(kafka_bootstrap, topic_prefix, range(41, 42), proc)
     created = Counter(
         e["source_order_id"] for e in activities(kafka_bootstrap, topic_prefix) if e["type"] == "ORDER_CREATED"
     )
