@@ -62,3 +62,27 @@ def test_cancelled_and_unfinished_sends_count_as_unacknowledged() -> None:
         assert unacknowledged([cancelled, pending]) == ["cancelled", "still in flight"]
 
     asyncio.run(run())
+
+
+def test_a_failed_send_is_never_forgotten() -> None:
+    """Once a record was not acknowledged, every later confirmation fails, also the one faust makes while
+    it shuts down after the crash (the failure used to be cleared once reported, and that commit passed)."""
+    from confluent_kafka import KafkaError
+
+    from ordersync.processors.outputs import OutputFailed, OutputProducer
+
+    class Refused:
+        def topic(self) -> str:
+            return "orders"
+
+        def partition(self) -> int:
+            return 0
+
+    outputs = OutputProducer("127.0.0.1:1", log_level=0)  # never connects: deliveries are reported by hand
+    outputs._next = 2  # two records sent; the broker refuses the first, acknowledges the second
+    outputs._delivered(0, KafkaError(KafkaError.MSG_SIZE_TOO_LARGE), Refused())  # type: ignore[arg-type]
+    outputs._delivered(1, None, Refused())  # type: ignore[arg-type]
+    for _ in range(3):
+        with pytest.raises(OutputFailed, match="no commit until the worker restarts"):
+            asyncio.run(outputs.confirm(timeout_s=1))
+    assert outputs.failed and outputs.in_flight == 0
