@@ -300,10 +300,11 @@ class Handlers:
                 out.contacts.append(envelope.loads(stored_contact))
             # The key's state goes to the changelogs again: the crash may have lost the first sends, and a
             # restore from the changelogs (a new disk) must find it, or a hint would regenerate the contact.
-            for table in (contacts, pending):
-                stored = table.get(key)
-                if stored is not None:
-                    table[key] = stored
+            if stored_contact is not None:
+                contacts[key] = stored_contact
+            stored_pending = pending.get(key)
+            if stored_pending is not None:
+                pending[key] = stored_pending
             if last is not None:
                 self.topology.join_positions.put(partition, key, last)
         elif kind != "hint" or out.contacts:  # a hint that found its contact changed nothing

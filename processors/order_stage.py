@@ -49,14 +49,15 @@ def step_order(
     result = normalise_order(raw, overrides, previous["version"] if previous else None)
     decision = decide(previous, result.order)
     observed = micros(raw["fetched_at"])
-    if not decision.apply or _earlier_look(entry, position, result.order["version"], observed):
+    redelivered = is_redelivery(entry, position)
+    if not decision.apply or (not redelivered and _earlier_look(entry, result.order["version"], observed)):
         return OrderStep(Outputs(), None, None)  # an old version or a duplicate: nothing to do
     order, hint = result.order, result.contact
     key = routing_key(order, hint)
     route = entry.get("route") if entry is not None else None
     if order["deleted"] and isinstance(route, str) and ":customer:" in route:
         key = route  # one path per order: the delete follows its order through the contact stage
-    if is_redelivery(entry, position):
+    if redelivered:
         # The stored entry is sent to the changelog again: the crash may have lost its first send, and a
         # restore from the changelog (a new disk) must find it.
         state: str | None = entry_bytes.decode() if entry_bytes is not None else None
@@ -84,10 +85,10 @@ def step_order(
     return OrderStep(attach(order, decision.activities, None), None, _bytes(state))
 
 
-def _earlier_look(entry: StoredEntry | None, position: int, version: int, observed: int) -> bool:
+def _earlier_look(entry: StoredEntry | None, version: int, observed: int) -> bool:
     """A version equal to the stored one (stores give whole seconds) but fetched from the store before the
     stored one was: an earlier look at that second (a poll published after a webhook), so not newer."""
-    if entry is None or is_redelivery(entry, position) or entry.get("version") != version:
+    if entry is None or entry.get("version") != version:
         return False
     return observed < int(entry.get("observed", observed))
 
