@@ -372,6 +372,7 @@ def process_command(
     import faust
 
     from ordersync.processors.app import ProcessorOptions, create_app
+    from ordersync.runtime.automations import load_automations
     from ordersync.runtime.stores import load_stores
     from ordersync.topics_admin import create_topics, replication, wait_until_ready
 
@@ -380,7 +381,7 @@ def process_command(
     if output_prefix:
         create_topics(
             settings.with_prefix(output_prefix),
-            {"orders", "activity", "contacts", "dlq"},
+            {"orders", "activity", "contacts", "triggers", "dlq"},
         )
     for name, diffs in report.differing.items():
         click.echo(f"warning: {name} differs from the catalogue: {'; '.join(diffs)}", err=True)
@@ -399,6 +400,8 @@ def process_command(
         standby_replicas=standby_replicas if standby_replicas is not None else (1 if copies >= 3 else 0),
         delivery_timeout_ms=settings.delivery_timeout_ms,
         output_prefix=output_prefix,
+        automations=load_automations(config_path),
+        replay=output_prefix is not None,  # outputs beside the live ones: a replay of history
     )
     opts.data_dir.mkdir(parents=True, exist_ok=True)
     inputs = [settings.topic_prefix + name for name in ("raw.orders", "raw.customers", "contacts.import")]

@@ -135,7 +135,7 @@ def run_replay(
     raw = [settings.topic_prefix + t for t in RAW_TOPICS]
     create_topics(settings)
     out_settings = settings.with_prefix(the_plan.output_prefix)
-    create_topics(out_settings, set(OUTPUT_TOPICS) | {"dlq"})
+    create_topics(out_settings, set(OUTPUT_TOPICS) | {"triggers", "dlq"})
     if since is not None:
         start_from(settings, the_plan.processor_id, raw, since)
     raw_ends = end_offsets(settings, raw)

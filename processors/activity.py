@@ -108,6 +108,8 @@ def decide(previous: OrderMemory | None, order: Order) -> Decision:
             "total": order["total"],
             "changed_fields": [],
             "version": order["version"],
+            "source": order.get("source", "OTHER"),
+            "historical": order.get("historical", False),
             **extra,
         }
         return cast(Activity, record)

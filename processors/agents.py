@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from array import array
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
@@ -22,15 +23,18 @@ from ordersync.processors.join import Outputs, on_alias, on_contact, on_hint, on
 from ordersync.processors.model import ContactHint
 from ordersync.processors.order_stage import step_order
 from ordersync.processors.outputs import OutputProducer
+from ordersync.processors.provenance import HistoryPolicy
+from ordersync.processors.triggers import Timer, on_purchase, on_timer, purchase_of
 from ordersync.processors.values import NormaliseError
 from ordersync.processors.watchdog import Watchdog
 from ordersync.runtime import heartbeat
+from ordersync.runtime.automations import Automations
 from ordersync.schemas import DecodeError, EncodeError, decode, encode
 from ordersync.schemas.dead_letters import dead_letter_headers
 from ordersync.schemas.headers import order_headers
 from ordersync.schemas.identity import contact_id, contact_key, normalise_email
 from ordersync.schemas.partitioning import murmur2_partition
-from ordersync.schemas.records import Activity, Order, RawOrderBatch, RawOrderEvent
+from ordersync.schemas.records import Activity, Order, RawOrderBatch, RawOrderEvent, Trigger
 
 if TYPE_CHECKING:
     from ordersync.processors.app import Topology
@@ -135,6 +139,7 @@ class Emitter:
         self._orders = topology.outputs.orders
         self._activity = topology.outputs.activity
         self._contacts = topology.outputs.contacts
+        self._triggers = topology.outputs.triggers
 
     def order(self, order: Order, value: bytes) -> None:
         """Send an order already encoded (``value``), with its version headers."""
@@ -143,6 +148,11 @@ class Emitter:
     def activity(self, activity: Activity, value: bytes) -> None:
         """Send an activity event already encoded."""
         self._outputs.send(self._activity, activity["order_key"].encode(), value)
+
+    def trigger(self, trigger: Trigger) -> None:
+        """Send a trigger, keyed by its contact so one contact's triggers stay in order."""
+        key = f"{trigger['list_id']}:{trigger['contact_id']}".encode()
+        self._outputs.send(self._triggers, key, encode("trigger", trigger))
 
     def all(self, out: Outputs) -> None:
         """Encode and send everything the contact stage returned."""
@@ -165,8 +175,12 @@ class Handlers:
         outputs: OutputProducer,
         overrides: Mapping[str, Mapping[str, str]],
         partitions: int,
+        automations: Automations | None = None,
+        policy: HistoryPolicy | None = None,
     ) -> None:
         self.topology = topology
+        self.automations = automations or Automations()
+        self.policy = policy or HistoryPolicy(horizons=self.automations.horizons())
         self.outputs = outputs
         self.overrides = overrides
         self.dead = DeadLetters(outputs, topology.outputs.dlq)
@@ -207,7 +221,9 @@ class Handlers:
         position = event.message.offset * SLOTS + index
         try:
             confirmed = self.confirmed.get((event.message.topic, partition), 0) * SLOTS
-            step = step_order(raw, state.get(partition, key), position, self.overrides.get(raw["store_id"]), confirmed)
+            step = step_order(
+                raw, state.get(partition, key), position, self.overrides.get(raw["store_id"]), confirmed, self.policy
+            )
             orders = [encode("order", order) for order in step.emit.orders]
             activities = [encode("activity", activity) for activity in step.emit.activities]
             if step.forward is not None and step.forward[1]["kind"] == "order":
@@ -224,6 +240,7 @@ class Handlers:
             state.put(partition, key, step.state)
         for order, value in zip(step.emit.orders, orders, strict=True):
             self.emit.order(order, value)
+            self._purchased(order)
         for activity, value in zip(step.emit.activities, activities, strict=True):
             self.emit.activity(activity, value)
         if step.forward is not None:
@@ -277,9 +294,51 @@ class Handlers:
         items = body if isinstance(body, list) else [(cast(bytes, event.key).decode(), body)]
         out = Outputs()
         for index, (key, item) in enumerate(items):
-            out.extend(self._join(event.message.partition, event.message.offset * SLOTS + index, key, item))
+            position = event.message.offset * SLOTS + index
+            if item["kind"] == "purchase":
+                self._purchase(event.message.partition, position, key, item)
+            else:
+                out.extend(self._join(event.message.partition, position, key, item))
         self.emit.all(out)
-        self.outputs.poll()
+        for order in out.orders:  # matched here (an order that waited for its store customer)
+            self._purchased(order)
+        self._sent()
+
+    # -- triggers: each emitted order with a contact, folded into that contact's summary ----------------
+    def _purchased(self, order: Order) -> None:
+        purchase = purchase_of(order)
+        if purchase is not None:
+            self.forward.add(contact_key(purchase["list_id"], purchase["email"]), {"kind": "purchase", **purchase})
+
+    def _purchase(self, partition: int, position: int, key: str, item: dict[str, Any]) -> None:
+        stored = self.topology.trigger_state.get(partition, key)
+        confirmed = self.confirmed.get((self.topology.by_contact.get_topic_name(), partition), 0) * SLOTS
+        purchase = cast(Any, {k: v for k, v in item.items() if k != "kind"})
+        rules = self.automations.for_list(purchase["list_id"])
+        step = on_purchase(envelope.loads(stored) if stored else None, purchase, key, rules, position, confirmed)
+        # Written even on a redelivery: the crash may have lost its first send to the changelog.
+        self.topology.trigger_state.put(partition, key, envelope.dumps(step.state))
+        for timer in step.timers:
+            self.topology.trigger_timers.put(partition, timer.key, envelope.dumps(timer.to_json()))
+        for trigger in step.triggers:
+            self.emit.trigger(trigger)
+
+    def due_timers(self, partitions: list[int], now: float) -> list[tuple[int, str]]:
+        """Check every timer due by ``now`` (epoch seconds) in the active ``partitions``: send the triggers
+        that still hold. Returns the timers checked; the caller removes them once the sends are confirmed
+        (a crash before that checks them again: same trigger ids)."""
+        bound = f"{int(now * 1_000_000) + 1:020d}"
+        checked = []
+        for partition in partitions:
+            for key, value in self.topology.trigger_timers.items_before(partition, bound):
+                timer = Timer.from_json(envelope.loads(value))
+                stored = self.topology.trigger_state.get(partition, timer.contact)
+                state = envelope.loads(stored) if stored else None
+                trigger = on_timer(state, timer, self.automations.for_list(timer.purchase["list_id"]))
+                if trigger is not None:
+                    self.emit.trigger(trigger)
+                checked.append((partition, key))
+        return checked
 
     def _join(self, partition: int, position: int, key: str, item: dict[str, Any]) -> Outputs:
         contacts, pending = self.topology.contacts.view(partition), self.topology.pending.view(partition)
@@ -327,10 +386,15 @@ async def stop_without_commit(
 
 
 def register(
-    app: faust.App, topology: Topology, outputs: OutputProducer, overrides: Mapping[str, Mapping[str, str]]
+    app: faust.App,
+    topology: Topology,
+    outputs: OutputProducer,
+    overrides: Mapping[str, Mapping[str, str]],
+    automations: Automations | None = None,
+    policy: HistoryPolicy | None = None,
 ) -> Handlers:
     """The agents: one per topic, each a loop over its messages; their handlers."""
-    handlers = Handlers(topology, outputs, overrides, app.conf.topic_partitions)
+    handlers = Handlers(topology, outputs, overrides, app.conf.topic_partitions, automations, policy)
     watchdog = Watchdog()
 
     def agent(topic: faust.TopicT, name: str, handle: Callable[[EventT[bytes]], None]) -> None:
@@ -361,5 +425,19 @@ def register(
             return
         outputs.poll()
         heartbeat.beat()  # for the supervisor: the event loop turns and no agent is stuck
+
+    @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
+    async def timers() -> None:
+        # Only partitions this worker owns, and never while they are being restored: a standby's or a
+        # half-restored table could fire what a later changelog record cancels.
+        if app.rebalancing or app.in_recovery or outputs.failed:
+            return
+        by_contact = topology.by_contact.get_topic_name()
+        partitions = sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == by_contact)
+        checked = handlers.due_timers(partitions, time.time())
+        if checked:
+            await outputs.confirm()
+            for partition, key in checked:
+                topology.trigger_timers.delete(partition, key)
 
     return handlers

@@ -21,14 +21,16 @@ state is exactly-once. faust's ``exactly_once`` mode is deliberately not used (d
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import faust
 
 from ordersync.processors import agents, delivery
 from ordersync.processors.outputs import OutputProducer
+from ordersync.processors.provenance import HistoryPolicy
 from ordersync.processors.tables import StateTable
+from ordersync.runtime.automations import Automations
 from ordersync.schemas.topics import TopicNames, Wiring
 
 # The internal repartition topic is not in the catalogue: only the processor reads it.
@@ -55,6 +57,8 @@ class ProcessorOptions:
     output_prefix: str | None = None  # where outputs and internal topics go (a replay writes elsewhere)
     stream_buffer: int = 1024  # messages buffered per partition ahead of the agents (a batch holds many orders)
     delivery_timeout_ms: int = 60_000  # a record not acknowledged by then fails (and stops the worker)
+    automations: Automations = field(default_factory=Automations)  # trigger rules per list
+    replay: bool = False  # every output is history: no trigger fires
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,8 @@ class Topology:
     contacts: StateTable
     pending: StateTable
     join_positions: StateTable
+    trigger_state: StateTable
+    trigger_timers: StateTable
 
 
 def create_app(opts: ProcessorOptions) -> faust.App:
@@ -118,14 +124,26 @@ def create_app(opts: ProcessorOptions) -> faust.App:
         # The last by-contact position handled per routing key: a redelivery after a crash (see
         # processors/activity.py) re-emits the key's contact, whose table entry may be ahead of its output.
         join_positions=table("join-offsets"),
+        # Per contact, a summary of its orders; and the timers of triggers that need time to pass, by due
+        # time (processors/triggers.py). Both co-partitioned with processor.by-contact.
+        trigger_state=table("trigger-state"),
+        trigger_timers=table("trigger-timers"),
     )
-    tables = (topology.order_state, topology.contacts, topology.pending, topology.join_positions)
+    tables = (
+        topology.order_state,
+        topology.contacts,
+        topology.pending,
+        topology.join_positions,
+        topology.trigger_state,
+        topology.trigger_timers,
+    )
 
     def stored(offsets: dict[tuple[str, int], int]) -> None:
         for state in tables:
             state.stored(offsets)
 
-    handlers = agents.register(app, topology, outputs, opts.status_overrides)
+    policy = HistoryPolicy(replay=opts.replay, horizons=opts.automations.horizons())
+    handlers = agents.register(app, topology, outputs, opts.status_overrides, opts.automations, policy)
     delivery.install(outputs, stored, handlers.confirmed.update)
 
     return app

@@ -20,6 +20,7 @@ from typing import Any
 from ordersync.processors.activity import StoredEntry, decide, is_redelivery, state_before, to_store
 from ordersync.processors.join import ContactIdentity, Outputs, attach, routing_key
 from ordersync.processors.normalise import normalise_order
+from ordersync.processors.provenance import LIVE, HistoryPolicy
 from ordersync.processors.values import micros
 from ordersync.schemas.identity import contact_id
 from ordersync.schemas.records import RawOrderEvent
@@ -40,6 +41,7 @@ def step_order(
     position: int,
     overrides: Mapping[str, str] | None,
     confirmed_below: int = 0,
+    policy: HistoryPolicy = LIVE,
 ) -> OrderStep:
     """``position`` orders the events of one partition (offset and place in its batch); every event below
     ``confirmed_below`` has its outputs acknowledged. Raises what normalisation and the contract raise
@@ -47,12 +49,13 @@ def step_order(
     entry = json.loads(entry_bytes) if entry_bytes is not None else None
     previous = state_before(entry, position)
     result = normalise_order(raw, overrides, previous["version"] if previous else None)
-    decision = decide(previous, result.order)
+    order = policy.mark(raw, result.order)
+    decision = decide(previous, order)
     observed = micros(raw["fetched_at"])
     redelivered = is_redelivery(entry, position)
-    if not decision.apply or (not redelivered and _earlier_look(entry, result.order["version"], observed)):
+    if not decision.apply or (not redelivered and _earlier_look(entry, order["version"], observed)):
         return OrderStep(Outputs(), None, None)  # an old version or a duplicate: nothing to do
-    order, hint = result.order, result.contact
+    hint = result.contact
     key = routing_key(order, hint)
     route = entry.get("route") if entry is not None else None
     if order["deleted"] and isinstance(route, str) and ":customer:" in route:

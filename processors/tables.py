@@ -55,6 +55,21 @@ class StateTable:
         self._db(partition).put(raw_key, value)
         self.outputs.send(self.changelog, raw_key, value, partition=partition)
 
+    def delete(self, partition: int, key: str) -> None:
+        """Remove ``key`` locally and from the changelog (a tombstone, which a restore applies as a delete)."""
+        raw_key = table_key(key)
+        self._db(partition).delete(raw_key)
+        self.outputs.send(self.changelog, raw_key, None, partition=partition)
+
+    def items_before(self, partition: int, bound: str) -> Iterator[tuple[str, bytes]]:
+        """The partition's entries in key order, while their key sorts below ``bound``."""
+        limit = table_key(bound)
+        for raw_key, value in self._db(partition).items():
+            if raw_key >= limit:
+                return
+            if raw_key.startswith(b'"'):  # skip faust's own bookkeeping key (its persisted offset)
+                yield json.loads(raw_key), value
+
     def stored(self, offsets: dict[tuple[str, int], int]) -> None:
         """Record how far the local store holds its changelog, so a restart reads only what follows."""
         for (topic, partition), offset in offsets.items():

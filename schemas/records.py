@@ -18,6 +18,7 @@ OrderStatus = Literal["CREATED", "PENDING", "COMPLETED", "CANCELED", "UNKNOWN"]
 ActivityType = Literal["ORDER_CREATED", "ORDER_STATUS_CHANGED", "ORDER_UPDATED", "ORDER_DELETED"]
 ContactOrigin = Literal["STORE_CUSTOMER", "IMPORT", "ORDER_BILLING", "OTHER"]
 CursorStream = Literal["ORDERS", "CUSTOMERS"]
+ChangeSource = Literal["BACKFILL", "POLL", "WEBHOOK", "REPLAY", "IMPORT", "OTHER"]
 
 
 # -- raw_order_event / raw_order_batch ---------------------------------------------------------------
@@ -146,6 +147,8 @@ class Order(TypedDict):
     completed_at: dt.datetime | None
     deleted: bool
     version: int
+    source: ChangeSource  # v2
+    historical: bool  # v2
 
 
 # -- activity ----------------------------------------------------------------------------------------
@@ -166,6 +169,8 @@ class Activity(TypedDict):
     total: Decimal
     changed_fields: list[str]
     version: int
+    source: ChangeSource  # v2
+    historical: bool  # v2
 
 
 # -- contact (v2) ------------------------------------------------------------------------------------
@@ -200,6 +205,43 @@ class ConnectorCursor(TypedDict):
     updated_at: dt.datetime
 
 
+# -- trigger -----------------------------------------------------------------------------------------
+TriggerKind = Literal["ORDER_THANK_YOU", "FIRST_ORDER", "UPSELL", "CHECKOUT_ABANDONED", "WIN_BACK", "VIP_REACHED"]
+
+
+class TriggerItem(TypedDict):
+    product_id: str
+    name: str
+    quantity: int
+    total: Decimal
+    categories: list[str]
+
+
+class Trigger(TypedDict):
+    trigger_id: str
+    kind: TriggerKind
+    list_id: str
+    contact_id: str
+    contact_email: str
+    order_key: str | None
+    store_id: str | None
+    source_order_id: str | None
+    order_number: str | None
+    status: OrderStatus | None
+    currency: str | None
+    total: Decimal | None
+    net_total: Decimal | None
+    items: list[TriggerItem]
+    spent: Decimal | None
+    threshold: Decimal | None
+    rule: str | None
+    suggested_categories: list[str]
+    suggested_products: list[str]
+    order_count: int
+    last_order_at: dt.datetime | None
+    fired_at: dt.datetime
+
+
 BY_SUBJECT: dict[str, type] = {
     "raw_order_event": RawOrderEvent,
     "raw_order_batch": RawOrderBatch,
@@ -208,4 +250,5 @@ BY_SUBJECT: dict[str, type] = {
     "activity": Activity,
     "contact": Contact,
     "connector_cursor": ConnectorCursor,
+    "trigger": Trigger,
 }

@@ -38,6 +38,8 @@ CATALOGUE: tuple[TopicSpec, ...] = (
               "Latest state of every contact."),
     TopicSpec("contacts.import", "{list_id}:{email}", "contact", FOREVER,
               "Contacts imported from CSV files, consumed by the processor."),
+    TopicSpec("triggers", "{list_id}:{contact_id}", "trigger", FOREVER,
+              "Automation triggers on live purchases (thank-you, first order, upsell, abandoned, win-back, VIP)."),
     TopicSpec("dlq", "the key of the original message", None, FOREVER,
               "Dead letters: original key, value and headers, plus headers saying why and where from."),
 )  # fmt: skip
@@ -75,6 +77,7 @@ class TopicNames:
     activity: str
     contacts: str
     contacts_import: str
+    triggers: str
     dlq: str
 
     @classmethod

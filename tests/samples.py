@@ -132,6 +132,8 @@ def order() -> dict[str, Any]:
         "completed_at": T0,
         "deleted": False,
         "version": 1710408413589000,
+        "source": "WEBHOOK",
+        "historical": False,
     }
 
 
@@ -153,6 +155,8 @@ def activity() -> dict[str, Any]:
         "total": Decimal("-0.01"),
         "changed_fields": [],
         "version": 1710408413589000,
+        "source": "BACKFILL",
+        "historical": True,
     }
 
 
@@ -175,6 +179,41 @@ def raw_order_batch() -> dict[str, Any]:
     }
 
 
+def trigger() -> dict[str, Any]:
+    return {
+        "trigger_id": "5b7c0f0e-1d2a-5e3b-8c4d-6e7f8a9b0c1d",
+        "kind": "VIP_REACHED",
+        "list_id": "7",
+        "contact_id": "0d5c3a5e-8f1e-5b8e-9a37-1f2d3c4b5a69",
+        "contact_email": "zoe@example.ch",
+        "order_key": "woo-ch:1379",
+        "store_id": "woo-ch",
+        "source_order_id": "1379",
+        "order_number": "1379",
+        "status": "COMPLETED",
+        "currency": "CHF",
+        "total": Decimal("1200.00"),
+        "net_total": Decimal("1150.00"),
+        "items": [
+            {
+                "product_id": "31",
+                "name": "Escarpins",
+                "quantity": 1,
+                "total": Decimal("1200.00"),
+                "categories": ["Chaussures"],
+            }
+        ],
+        "spent": Decimal("2150.00"),
+        "threshold": Decimal("2000"),
+        "rule": None,
+        "suggested_categories": [],
+        "suggested_products": [],
+        "order_count": 3,
+        "last_order_at": T0,
+        "fired_at": T0,
+    }
+
+
 SAMPLES = {
     "raw_order_event": [raw_order_event(), prestashop_raw_order_event()],
     "raw_order_batch": [raw_order_batch()],
@@ -183,4 +222,5 @@ SAMPLES = {
     "order": [order()],
     "activity": [activity()],
     "connector_cursor": [connector_cursor()],
+    "trigger": [trigger()],
 }

@@ -1,0 +1,313 @@
+"""Automation triggers (pure): what a contact's orders mean for the tools that send messages.
+
+The contact stage keeps, per contact, a small summary of every order (status, currency, net total,
+creation and completion times) and folds each emitted order into it (``on_purchase``). Triggers that
+an order change causes fire at once; those that need time to pass (an abandoned checkout, an upsell's
+delay, a win-back) become timers, kept in a table by due time and checked when they fall due
+(``on_timer``): the state then says whether they still hold (a completion cancels an abandoned checkout,
+a newer order a win-back). History (``historical`` orders: backfills, replays, old changes) updates the
+summary but never fires and never arms a timer. docs/contract.md "Triggers" has the rules.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, TypedDict
+
+from ordersync.processors.values import micros
+from ordersync.runtime.automations import AutomationRules, UpsellRule
+from ordersync.schemas.records import Order, Trigger, TriggerItem, TriggerKind
+
+NAMESPACE = uuid.UUID("6a1d3c52-2f4e-4d7b-9a0c-5b8e1f3d2c71")
+WAITING = ("CREATED", "PENDING")
+KEEP_STEPS = 4  # confirmed steps kept anyway, as the order stage does (processors/activity.py)
+
+
+class Purchase(TypedDict):
+    """What the contact stage needs of an emitted order (the order topic's record, cut down)."""
+
+    order_key: str
+    store_id: str
+    source_order_id: str
+    order_number: str | None
+    list_id: str
+    contact_id: str
+    email: str
+    status: str
+    currency: str
+    total: Decimal
+    net_total: Decimal
+    items: list[TriggerItem]
+    created_at: dt.datetime
+    modified_at: dt.datetime
+    deleted: bool
+    historical: bool
+    version: int
+
+
+def purchase_of(order: Order) -> Purchase | None:
+    """The order's summary for the contact stage; None for an order without a contact (nobody to tell)."""
+    if not order.get("contact_id") or not order.get("contact_email"):
+        return None
+    historical = order.get("historical", False)
+    return {
+        "order_key": order["order_key"],
+        "store_id": order["store_id"],
+        "source_order_id": order["source_order_id"],
+        "order_number": order["order_number"],
+        "list_id": order["list_id"],
+        "contact_id": order["contact_id"] or "",
+        "email": order["contact_email"] or "",
+        "status": order["status"],
+        "currency": order["currency"],
+        "total": order["total"],
+        "net_total": order["net_total"],
+        # History fires nothing, so it does not carry what only a message needs.
+        "items": [] if historical else [_item(i) for i in order["items"]],
+        "created_at": order["created_at"],
+        "modified_at": order["modified_at"],
+        "deleted": order["deleted"],
+        "historical": historical,
+        "version": order["version"],
+    }
+
+
+def _item(item: Any) -> TriggerItem:
+    return {
+        "product_id": item["product_id"],
+        "name": item["name"],
+        "quantity": item["quantity"],
+        "total": item["total"],
+        "categories": list(item["categories"]),
+    }
+
+
+def trigger_id(kind: str, list_id: str, contact_id: str, subject: str) -> str:
+    return str(uuid.uuid5(NAMESPACE, f"{kind}|{list_id}|{contact_id}|{subject}"))
+
+
+@dataclass(frozen=True)
+class Timer:
+    """A check that falls due: ``key`` sorts by due time in the timers table."""
+
+    due: dt.datetime
+    kind: TriggerKind
+    subject: str
+    contact: str  # the contact stage's key ({list}:{email})
+    purchase: Purchase
+    rule: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{micros(self.due):020d}|{self.contact}|{self.kind}|{self.subject}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "due": self.due,
+            "kind": self.kind,
+            "subject": self.subject,
+            "contact": self.contact,
+            "purchase": self.purchase,
+            "rule": self.rule,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Timer:
+        return cls(data["due"], data["kind"], data["subject"], data["contact"], data["purchase"], data.get("rule"))
+
+
+@dataclass
+class Step:
+    """The answer for one purchase: the contact's new summary, triggers to send, timers to arm."""
+
+    state: dict[str, Any]
+    triggers: list[Trigger] = field(default_factory=list)
+    timers: list[Timer] = field(default_factory=list)
+
+
+def _live_orders(state: dict[str, Any]) -> list[dict[str, Any]]:
+    return [o for o in state["orders"].values() if not o["deleted"]]
+
+
+def spent(state: dict[str, Any], currency: str) -> Decimal:
+    """Completed orders' totals net of refunds, in one currency."""
+    return sum((o["net"] for o in _live_orders(state) if o["s"] == "COMPLETED" and o["cur"] == currency), Decimal(0))
+
+
+def _last_order_at(state: dict[str, Any]) -> dt.datetime | None:
+    return max((o["c"] for o in _live_orders(state)), default=None)
+
+
+def build(
+    kind: TriggerKind,
+    p: Purchase,
+    state: dict[str, Any],
+    subject: str,
+    at: dt.datetime,
+    **extra: Any,
+) -> Trigger:
+    trigger: Trigger = {
+        "trigger_id": trigger_id(kind, p["list_id"], p["contact_id"], subject),
+        "kind": kind,
+        "list_id": p["list_id"],
+        "contact_id": p["contact_id"],
+        "contact_email": p["email"],
+        "order_key": p["order_key"],
+        "store_id": p["store_id"],
+        "source_order_id": p["source_order_id"],
+        "order_number": p["order_number"],
+        "status": p["status"],  # type: ignore[typeddict-item]  # one of the five statuses
+        "currency": p["currency"],
+        "total": p["total"],
+        "net_total": p["net_total"],
+        "items": p["items"],
+        "spent": None,
+        "threshold": None,
+        "rule": None,
+        "suggested_categories": [],
+        "suggested_products": [],
+        "order_count": len(_live_orders(state)),
+        "last_order_at": _last_order_at(state),
+        "fired_at": at,
+    }
+    trigger.update(extra)  # type: ignore[typeddict-item]
+    return trigger
+
+
+def _matches(rule: UpsellRule, items: list[TriggerItem]) -> bool:
+    return any(
+        item["product_id"] in rule.when_products or set(item["categories"]) & set(rule.when_categories)
+        for item in items
+    )
+
+
+def empty_state() -> dict[str, Any]:
+    return {"orders": {}, "vip": [], "pos": -1, "recent": []}
+
+
+def on_purchase(
+    state: dict[str, Any] | None,
+    p: Purchase,
+    contact: str,
+    rules: AutomationRules,
+    position: int,
+    confirmed_below: int = 0,
+) -> Step:
+    """Fold one emitted order into the contact's summary. ``position`` orders the contact stage's items;
+    one at or below the last applied is a redelivery after a crash: its triggers and timers are given
+    again (same ids) and the summary is left as it is."""
+    state = state if state is not None else empty_state()
+    if position <= state["pos"]:
+        for pos, triggers, timers in state["recent"]:
+            if pos == position:
+                return Step(state, triggers, [Timer.from_json(t) for t in timers])
+        return Step(state)
+    state = {**state, "orders": dict(state["orders"]), "pos": position}
+    previous = state["orders"].get(p["order_key"])
+    if previous is not None and p["version"] < previous["v"]:
+        return Step(state)  # an older version overtaken by a newer one (a late alias match): nothing new
+    first = not state["orders"]
+    reached = previous is not None and previous["thanked"]
+    entry = {
+        "v": p["version"],
+        "s": p["status"],
+        "c": p["created_at"],
+        "cur": p["currency"],
+        "net": p["net_total"],
+        "done": previous["done"] if previous is not None else None,
+        "thanked": reached or p["status"] == rules.thank_you_status,
+        "deleted": p["deleted"],
+    }
+    if p["status"] == "COMPLETED" and entry["done"] is None:
+        entry["done"] = p["modified_at"]
+    before = {currency: spent(state, currency) for currency in rules.vip_spent}
+    state["orders"][p["order_key"]] = entry
+    step = Step(state)
+    live = not p["historical"] and not p["deleted"]
+    at = p["modified_at"]
+    new = previous is None
+    if live and new and first and rules.first_order:
+        step.triggers.append(build("FIRST_ORDER", p, state, "", at))
+    if live and entry["thanked"] and not reached:
+        step.triggers.append(build("ORDER_THANK_YOU", p, state, p["order_key"], at))
+    step.triggers += _vip(state, p, rules, before, live)
+    if live:
+        step.timers += _timers(state, p, previous, contact, rules)
+    if step.triggers or step.timers:
+        keep = [r for r in state["recent"] if r[0] >= confirmed_below]
+        recent = keep if len(keep) >= KEEP_STEPS else state["recent"][-KEEP_STEPS:]
+        state["recent"] = [*recent, [position, step.triggers, [t.to_json() for t in step.timers]]]
+    return step
+
+
+def _vip(
+    state: dict[str, Any], p: Purchase, rules: AutomationRules, before: dict[str, Decimal], live: bool
+) -> list[Trigger]:
+    """VIP_REACHED for a live change that takes the contact's spend across a threshold. A threshold
+    crossed in history is remembered too, so it never fires later."""
+    fired = []
+    for currency, threshold in rules.vip_spent.items():
+        now = spent(state, currency)
+        if now >= threshold and currency not in state["vip"]:
+            state["vip"] = [*state["vip"], currency]
+            if live and before[currency] < threshold and currency == p["currency"]:
+                at = p["modified_at"]
+                fired.append(build("VIP_REACHED", p, state, currency, at, spent=now, threshold=threshold))
+    return fired
+
+
+def _timers(
+    state: dict[str, Any], p: Purchase, previous: dict[str, Any] | None, contact: str, rules: AutomationRules
+) -> list[Timer]:
+    """What a live change arms: an abandoned-checkout check for a new waiting order, a win-back check for
+    a new order after the first, an upsell per matching rule for an order that just completed."""
+    timers = []
+    if previous is None and p["status"] in WAITING and rules.abandoned_after:
+        timers.append(Timer(p["created_at"] + rules.abandoned_after, "CHECKOUT_ABANDONED", p["order_key"], contact, p))
+    if previous is None and rules.win_back_after and len(_live_orders(state)) >= 2:
+        timers.append(Timer(p["created_at"] + rules.win_back_after, "WIN_BACK", p["order_key"], contact, p))
+    if p["status"] == "COMPLETED" and (previous is None or previous["s"] != "COMPLETED"):
+        for rule in rules.upsell:
+            if _matches(rule, p["items"]):
+                subject = f"{p['order_key']}|{rule.name}"
+                timers.append(Timer(p["modified_at"] + rule.delay, "UPSELL", subject, contact, p, rule.name))
+    return timers
+
+
+def on_timer(state: dict[str, Any] | None, timer: Timer, rules: AutomationRules) -> Trigger | None:
+    """The trigger a timer fires now, or None when what armed it no longer holds."""
+    if state is None:
+        return None
+    p = timer.purchase
+    entry = state["orders"].get(p["order_key"])
+    if entry is None or entry["deleted"]:
+        return None
+    current: Purchase = {**p, "status": entry["s"], "net_total": entry["net"]}
+    if timer.kind == "CHECKOUT_ABANDONED":
+        completed_since = any(o["done"] is not None and o["done"] >= p["created_at"] for o in _live_orders(state))
+        if entry["s"] not in WAITING or completed_since:
+            return None
+        return build("CHECKOUT_ABANDONED", current, state, timer.subject, timer.due)
+    if timer.kind == "WIN_BACK":
+        newer = any(o["c"] > p["created_at"] for o in _live_orders(state))
+        if newer or len(_live_orders(state)) < 2:
+            return None
+        return build("WIN_BACK", current, state, timer.subject, timer.due)
+    if timer.kind == "UPSELL":
+        rule = next((r for r in rules.upsell if r.name == timer.rule), None)
+        if rule is None or entry["s"] != "COMPLETED":
+            return None
+        return build(
+            "UPSELL",
+            current,
+            state,
+            timer.subject,
+            timer.due,
+            rule=rule.name,
+            suggested_categories=list(rule.suggest_categories),
+            suggested_products=list(rule.suggest_products),
+        )
+    return None

@@ -1,0 +1,217 @@
+"""Automation triggers (pure): which changes fire what, and never for history."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from decimal import Decimal
+from typing import Any
+
+from ordersync.processors.triggers import Purchase, Step, Timer, on_purchase, on_timer, trigger_id
+from ordersync.runtime.automations import AutomationRules, UpsellRule
+
+T0 = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
+RULES = AutomationRules(
+    vip_spent={"EUR": Decimal("500"), "CHF": Decimal("400")},
+    abandoned_after_h=4,
+    win_back_after_days=30,
+    upsell=(UpsellRule(name="boots-care", when_categories=("Boots",), suggest_categories=("Shoe care",), delay_h=72),),
+)
+
+
+def purchase(
+    n: int, status: str = "COMPLETED", *, historical: bool = False, version: int = 1, **extra: Any
+) -> Purchase:
+    p: dict[str, Any] = {
+        "order_key": f"s:{n}",
+        "store_id": "s",
+        "source_order_id": str(n),
+        "order_number": str(n),
+        "list_id": "1",
+        "contact_id": "c1",
+        "email": "a@example.com",
+        "status": status,
+        "currency": "EUR",
+        "total": Decimal("100.00"),
+        "net_total": Decimal("100.00"),
+        "items": [
+            {"product_id": "9", "name": "Boot", "quantity": 1, "total": Decimal("100.00"), "categories": ["Boots"]}
+        ],
+        "created_at": T0 + dt.timedelta(days=n),
+        "modified_at": T0 + dt.timedelta(days=n, minutes=version),
+        "deleted": False,
+        "historical": historical,
+        "version": version,
+    }
+    p.update(extra)
+    return p  # type: ignore[return-value]
+
+
+class Contact:
+    """One contact's stage, as the agent drives it: positions go up, timers are collected."""
+
+    def __init__(self, rules: AutomationRules = RULES) -> None:
+        self.state: dict[str, Any] | None = None
+        self.position = 0
+        self.rules = rules
+        self.timers: list[Timer] = []
+        self.fired: list[dict[str, Any]] = []
+
+    def send(self, p: Purchase) -> Step:
+        self.position += 1
+        step = on_purchase(self.state, p, "1:a@example.com", self.rules, self.position)
+        self.state = step.state
+        self.timers += step.timers
+        self.fired += step.triggers
+        return step
+
+    def run_timers(self) -> None:
+        for timer in sorted(self.timers, key=lambda t: t.key):
+            trigger = on_timer(self.state, timer, self.rules)
+            if trigger is not None:
+                self.fired.append(trigger)  # type: ignore[arg-type]
+        self.timers = []
+
+    def kinds(self) -> list[str]:
+        return [t["kind"] for t in self.fired]
+
+
+def test_history_fires_nothing_and_arms_nothing() -> None:
+    contact = Contact()
+    for n in range(1, 8):
+        contact.send(purchase(n, "PENDING", historical=True))
+        contact.send(purchase(n, "COMPLETED", historical=True, version=2))
+    contact.run_timers()
+    assert contact.fired == []
+    assert contact.state is not None and contact.state["vip"] == ["EUR"]  # crossed in history: silently
+
+
+def test_a_live_completed_first_order_fires_first_order_and_thank_you_once() -> None:
+    contact = Contact()
+    contact.send(purchase(1, "PENDING"))
+    contact.send(purchase(1, "COMPLETED", version=2))
+    contact.send(purchase(1, "PENDING", version=3))
+    contact.send(purchase(1, "COMPLETED", version=4))  # reaches COMPLETED again: no second thank-you
+    assert contact.kinds() == ["FIRST_ORDER", "ORDER_THANK_YOU"]
+    ids = {t["trigger_id"] for t in contact.fired}
+    assert trigger_id("ORDER_THANK_YOU", "1", "c1", "s:1") in ids
+
+
+def test_the_thank_you_status_is_configurable() -> None:
+    contact = Contact(AutomationRules(thank_you_status="PENDING", first_order=False))
+    contact.send(purchase(1, "PENDING"))
+    assert contact.kinds() == ["ORDER_THANK_YOU"]
+
+
+def test_an_order_completed_in_history_gets_no_thank_you_later() -> None:
+    contact = Contact()
+    contact.send(purchase(1, "COMPLETED", historical=True))
+    contact.send(purchase(1, "COMPLETED", version=2, total=Decimal("90")))
+    assert contact.fired == []
+
+
+def test_a_redelivery_gives_the_same_triggers_and_timers_and_keeps_the_state() -> None:
+    contact = Contact()
+    step = contact.send(purchase(1, "PENDING"))
+    again = on_purchase(step.state, purchase(1, "PENDING"), "1:a@example.com", RULES, contact.position)
+    assert again.triggers == step.triggers and again.timers == step.timers and again.state == step.state
+    later = contact.send(purchase(1, "PENDING", version=2))
+    assert later.triggers == [] and later.timers == []
+
+
+def test_checkout_abandoned_fires_unless_the_order_or_a_later_one_completes() -> None:
+    waiting = Contact()
+    waiting.send(purchase(1, "PENDING"))
+    waiting.run_timers()
+    assert waiting.kinds() == ["FIRST_ORDER", "CHECKOUT_ABANDONED"]
+
+    completed = Contact()
+    completed.send(purchase(1, "PENDING"))
+    completed.send(purchase(1, "COMPLETED", version=2))
+    completed.run_timers()
+    assert "CHECKOUT_ABANDONED" not in completed.kinds()
+
+    bought_another = Contact()
+    bought_another.send(purchase(1, "PENDING"))
+    bought_another.send(purchase(2, "COMPLETED"))
+    bought_another.run_timers()
+    assert "CHECKOUT_ABANDONED" not in bought_another.kinds()
+
+
+def test_a_deleted_order_cancels_its_timers() -> None:
+    contact = Contact()
+    contact.send(purchase(1, "PENDING"))
+    contact.send(purchase(1, "UNKNOWN", version=2, deleted=True))
+    contact.run_timers()
+    assert contact.kinds() == ["FIRST_ORDER"]
+
+
+# -- checked against an independent computation on a generated history --------------------------------
+def _history(seed: int) -> list[tuple[Purchase, bool]]:
+    """Orders of one contact in arrival order: (purchase, live); creation times increase."""
+    rng = random.Random(seed)
+    out = []
+    cut = rng.randint(0, 6)  # the first `cut` orders are history
+    for n in range(1, rng.randint(2, 10)):
+        live = n > cut
+        currency = rng.choice(["EUR", "CHF"])
+        total = Decimal(rng.randint(20, 300))
+        categories = [rng.choice(["Boots", "Hats", "Socks"])]
+        items = [{"product_id": str(n), "name": "x", "quantity": 1, "total": total, "categories": categories}]
+        statuses = rng.choice([["PENDING", "COMPLETED"], ["COMPLETED"], ["PENDING"], ["PENDING", "CANCELED"],
+                               ["COMPLETED", "CANCELED"]])  # fmt: skip
+        for version, status in enumerate(statuses, 1):
+            refund = Decimal(rng.choice([0, 0, 10])) if status == "COMPLETED" else Decimal(0)
+            p = purchase(n, status, historical=not live, version=version, currency=currency, total=total,
+                         net_total=total - refund, items=items if live else [])  # fmt: skip
+            out.append((p, live))
+    return out
+
+
+def _expected(history: list[tuple[Purchase, bool]]) -> set[tuple[str, str]]:
+    """VIP_REACHED, WIN_BACK and UPSELL, computed from the definitions (docs/contract.md "Triggers")."""
+    expected: set[tuple[str, str]] = set()
+    latest: dict[str, Purchase] = {}
+    crossed: set[str] = set()
+    went_live_completed: set[str] = set()
+    first_seen_live: dict[str, bool] = {}
+    for p, live in history:
+        was = latest.get(p["order_key"])
+        first_seen_live.setdefault(p["order_key"], live)
+        latest[p["order_key"]] = p
+        if live and p["status"] == "COMPLETED" and (was is None or was["status"] != "COMPLETED"):
+            went_live_completed.add(p["order_key"])
+        for currency, threshold in RULES.vip_spent.items():
+            total = sum((q["net_total"] for q in latest.values() if q["status"] == "COMPLETED" and q["currency"] == currency), Decimal(0))  # fmt: skip
+            if total >= threshold and currency not in crossed:
+                crossed.add(currency)
+                if live and p["currency"] == currency:
+                    expected.add(("VIP_REACHED", currency))
+    newest = max(latest.values(), key=lambda q: q["created_at"])
+    if len(latest) >= 2 and first_seen_live[newest["order_key"]]:
+        expected.add(("WIN_BACK", newest["order_key"]))
+    for key in went_live_completed:
+        if latest[key]["status"] == "COMPLETED" and "Boots" in latest[key]["items"][0]["categories"]:
+            expected.add(("UPSELL", f"{key}|boots-care"))
+    return expected
+
+
+def test_vip_win_back_and_upsell_equal_an_independent_computation() -> None:
+    fired_any = set()
+    for seed in range(300):
+        history = _history(seed)
+        contact = Contact()
+        for p, _ in history:
+            contact.send(p)
+        contact.run_timers()
+        got = set()
+        for t in contact.fired:
+            if t["kind"] == "VIP_REACHED":
+                got.add(("VIP_REACHED", t["currency"]))
+            elif t["kind"] == "WIN_BACK":
+                got.add(("WIN_BACK", t["order_key"]))
+            elif t["kind"] == "UPSELL":
+                got.add(("UPSELL", f"{t['order_key']}|{t['rule']}"))
+        assert got == _expected(history), f"seed {seed}"
+        fired_any |= {kind for kind, _ in got}
+    assert fired_any == {"VIP_REACHED", "WIN_BACK", "UPSELL"}  # the generator reaches every case

@@ -1,0 +1,153 @@
+"""Automation triggers from a real processor worker on the real broker: none for history, exactly one of
+each for a live order across a SIGKILL, and durable abandoned-checkout timers across a lost disk."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ordersync.runtime.settings import Settings
+from ordersync.schemas import decode, encode
+from ordersync.topics_admin import create_topics
+from tests.kafka_helpers import consume_until, drain, produce
+from tests.processes import Proc, running, wait_for
+from tests.raw_events import woo_doc, woo_event
+
+pytestmark = pytest.mark.broker
+
+
+@pytest.fixture
+def env(subprocess_env: dict[str, str], topic_prefix: str) -> dict[str, str]:
+    return {**subprocess_env, "ORDERSYNC_TOPIC_PREFIX": topic_prefix, "ORDERSYNC_PARTITIONS": "2"}
+
+
+def gmt(at: dt.datetime) -> str:
+    return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def raw(order_id: int, email: str, status: str, at: dt.datetime, obtained_by: str, created: dt.datetime | None = None, fetched: dt.datetime | None = None) -> tuple[bytes, bytes]:  # fmt: skip
+    billing = {"first_name": "A", "last_name": "B", "email": email, "phone": ""}
+    doc = woo_doc(order_id, status=status, billing=billing, customer_id=0, date_modified_gmt=gmt(at),
+                  date_created_gmt=gmt(created or at))  # fmt: skip
+    event = woo_event(
+        doc, obtained_by=obtained_by, fetched_at=fetched or at + dt.timedelta(seconds=1), source_modified_at=at
+    )
+    return f"woo-ch:{order_id}".encode(), encode("raw_order_event", event)
+
+
+def process_args(env: dict[str, str], data_dir: Path, config: Path | None = None) -> list[str]:
+    args = ["process", "--app-id", f"{env['ORDERSYNC_TOPIC_PREFIX']}p", "--data-dir", str(data_dir), "--loglevel", "warn"]  # fmt: skip
+    return [*args, "--config", str(config)] if config else args
+
+
+def triggers(bootstrap: str, prefix: str) -> list[dict[str, Any]]:
+    return [decode(m.value(), "trigger") for m in drain(bootstrap, f"{prefix}triggers")]
+
+
+def test_history_fires_nothing_and_a_live_order_fires_one_thank_you_and_one_first_order_across_a_sigkill(
+    env: dict[str, str], topic_prefix: str, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    create_topics(Settings.from_env(env))
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    past = now - dt.timedelta(days=400)
+    history = []
+    for i in range(300):  # a backfill: completed orders of 100 contacts
+        history.append(
+            raw(10_000 + i, f"old{i % 100}@example.com", "completed", past + dt.timedelta(hours=i), "BACKFILL")
+        )
+    # A late poll of a week-old change is history too (older than the 24 h horizon).
+    history.append(raw(19_999, "stale@example.com", "completed", now - dt.timedelta(days=7), "POLL", fetched=now))
+    n = 400
+    live = []
+    for i in range(n):
+        live.append(raw(20_000 + i, f"new{i}@example.com", "pending", now, "WEBHOOK"))
+        live.append(raw(20_000 + i, f"new{i}@example.com", "completed", now + dt.timedelta(seconds=5), "WEBHOOK"))
+    # An old customer's live order: thanked, but not a first order.
+    live.append(raw(30_000, "old1@example.com", "completed", now, "WEBHOOK"))
+    produce(kafka_bootstrap, f"{topic_prefix}raw.orders", history + live)
+
+    data_dir = tmp_path / "state"
+    proc = Proc(process_args(env, data_dir), env, tmp_path / "p1.log")
+    try:
+        wait_for(
+            lambda: not proc.alive() or len(drain(kafka_bootstrap, f"{topic_prefix}triggers")) > 50,
+            180,
+            "some triggers",
+        )
+        assert proc.alive(), proc.output()[-3000:]
+        proc.kill()  # mid-stream: some outputs sent, offsets not committed
+    finally:
+        proc.close()
+
+    expected = 2 * n + 1
+    ids: set[str] = set()
+
+    def all_fired(ms: list[Any]) -> bool:
+        ids.update(decode(m.value(), "trigger")["trigger_id"] for m in ms)
+        return len(ids) >= expected
+
+    with running(process_args(env, data_dir), env, tmp_path / "p2.log") as proc:
+        consume_until(kafka_bootstrap, f"{topic_prefix}triggers", all_fired, alive=proc.alive, deadline_s=240)
+        # Every order has been through the contact stage once its contact is out: nothing more to come.
+        consume_until(kafka_bootstrap, f"{topic_prefix}contacts", lambda ms: len({m.key() for m in ms}) >= n + 101,
+                      alive=proc.alive, deadline_s=120)  # fmt: skip
+    fired = triggers(kafka_bootstrap, topic_prefix)
+    by_id: dict[str, list[dict[str, Any]]] = {}
+    for t in fired:
+        by_id.setdefault(t["trigger_id"], []).append(t)
+    assert all(copy == copies[0] for copies in by_id.values() for copy in copies)  # redeliveries identical
+    distinct = [copies[0] for copies in by_id.values()]
+    kinds = Counter((t["kind"], t["contact_email"].startswith("new")) for t in distinct)
+    assert kinds == {("ORDER_THANK_YOU", True): n, ("FIRST_ORDER", True): n, ("ORDER_THANK_YOU", False): 1}
+    assert not [t for t in distinct if t["order_key"] and int(t["order_key"].split(":")[1]) < 20_000]
+    thanked = next(t for t in distinct if t["order_key"] == "woo-ch:30000")
+    assert thanked["order_count"] == 4 and thanked["items"] and thanked["currency"] == "EUR"
+
+
+def test_checkout_abandoned_fires_after_the_delay_unless_completed_and_survives_a_lost_disk(
+    env: dict[str, str], topic_prefix: str, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    env = {**env, "ORDERSYNC_PARTITIONS": "1"}  # one timers partition: checked in due order
+    create_topics(Settings.from_env(env))
+    config = tmp_path / "stores.toml"
+    config.write_text('[automations."7"]\nabandoned_after_h = 0.008\nwin_back_after_days = 0\n')  # 28.8 s
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    produce(
+        kafka_bootstrap,
+        f"{topic_prefix}raw.orders",
+        [
+            raw(1, "completes@example.com", "pending", now - dt.timedelta(seconds=2), "WEBHOOK"),
+            raw(1, "completes@example.com", "completed", now, "WEBHOOK", created=now - dt.timedelta(seconds=2)),
+            raw(2, "waits@example.com", "pending", now, "WEBHOOK"),
+        ],
+    )
+    data_dir = tmp_path / "state"
+    with running(process_args(env, data_dir, config), env, tmp_path / "p1.log") as proc:
+        consume_until(
+            kafka_bootstrap,
+            f"{topic_prefix}triggers",
+            lambda ms: sum(decode(m.value())["kind"] == "FIRST_ORDER" for m in ms) >= 2,
+            alive=proc.alive,
+            deadline_s=120,
+        )
+        assert proc.stop() == 0
+    # The timers are in the changelog only: a new disk restores them.
+    shutil.rmtree(data_dir)
+    with running(process_args(env, data_dir, config), env, tmp_path / "p2.log") as proc:
+        consume_until(
+            kafka_bootstrap,
+            f"{topic_prefix}triggers",
+            lambda ms: any(decode(m.value())["kind"] == "CHECKOUT_ABANDONED" for m in ms),
+            alive=proc.alive,
+            deadline_s=180,
+        )
+    abandoned = [t for t in triggers(kafka_bootstrap, topic_prefix) if t["kind"] == "CHECKOUT_ABANDONED"]
+    # Order 1's timer fell due first (same partition, due order) and found the order completed.
+    assert {t["order_key"] for t in abandoned} == {"woo-ch:2"}
+    assert abandoned[0]["fired_at"] == now + dt.timedelta(seconds=28.8)
+    assert dt.datetime.now(dt.UTC) >= abandoned[0]["fired_at"]
