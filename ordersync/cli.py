@@ -463,6 +463,74 @@ def sink_command(consumer_name: str | None, batch_size: int, idle_exit: float | 
     click.echo(" ".join(f"{k}={v}" for k, v in totals.items()))
 
 
+@main.group()
+def triggers() -> None:
+    """Automation triggers: deliver them to the tool that sends the messages."""
+
+
+@triggers.command("forward")
+@click.option("--url", default=None, help="Where to POST each trigger; default ORDERSYNC_TRIGGERS_URL.")
+@click.option("--name", default="default", show_default=True, help="The destination's name (consumer group, health).")
+@click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds to wait for each answer.")
+@click.option("--idle-exit", type=float, default=None, help="Exit after this many seconds without triggers.")
+def triggers_forward(url: str | None, name: str, timeout: float, idle_exit: float | None) -> None:
+    """POST every trigger as signed JSON, in order, retrying; dead-letter it after the last attempt."""
+    import signal
+    import time
+
+    import psycopg
+
+    from ordersync.sinks.forward import SAVE_HEALTH, Destination, ForwardHealth, TriggerForwarder
+
+    configure_logging()
+    settings = Settings.from_env()
+    url = url or settings.triggers_url
+    if not url or not url.startswith(("http://", "https://")):
+        click.echo("error: give --url or ORDERSYNC_TRIGGERS_URL, an http(s) URL", err=True)
+        sys.exit(2)
+    if settings.triggers_secret is None:
+        click.echo("error: ORDERSYNC_TRIGGERS_SECRET is not set: triggers are always signed", err=True)
+        sys.exit(2)
+    destination = Destination(
+        name, url, settings.triggers_secret.get_secret_value().encode(), settings.triggers_attempts, timeout
+    )
+    wiring = Wiring.with_prefix(settings.topic_prefix)
+    last_saved = 0.0
+
+    def save(health: ForwardHealth, force: bool = False) -> None:
+        nonlocal last_saved
+        if not force and time.monotonic() - last_saved < 1.0:
+            return
+        last_saved = time.monotonic()
+        try:
+            with psycopg.connect(settings.database_url, connect_timeout=5) as conn:
+                conn.execute(SAVE_HEALTH, (name, health.delivered, health.dead_lettered, health.last_success,
+                                           health.failing_since, health.last_error))  # fmt: skip
+        except psycopg.Error as exc:  # health is for the page: forwarding goes on without it
+            logging.getLogger(__name__).warning("could not save the destination's health: %s", type(exc).__name__)
+
+    forwarder = TriggerForwarder(
+        settings.kafka_bootstrap,
+        wiring.outputs.triggers,
+        wiring.outputs.dlq,
+        f"{settings.topic_prefix}triggers-{name}",
+        destination,
+        on_health=save,
+    )
+
+    def stop(*_: object) -> None:
+        forwarder.stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        health = forwarder.run(idle_exit_s=idle_exit)
+    except InterruptedError:
+        health = forwarder.health
+    save(health, force=True)
+    click.echo(f"delivered={health.delivered} dead_lettered={health.dead_lettered}")
+
+
 @main.command("run")
 @click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--webhook-port", type=int, default=8085, show_default=True, help="0: no webhook receiver.")
@@ -490,6 +558,8 @@ def run_command(config_path: str, webhook_port: int, metrics_port: int, log_dir:
         Child("sink", ["sink"]),
         Child("connectors", ["connect", "--config", config_path, "--follow"]),
     ]
+    if settings.triggers_url:
+        children.append(Child("triggers", ["triggers", "forward"]))
     if webhook_port and any(s.platform == "woocommerce" and s.webhook_secret_env for s in stores):
         children.append(Child("webhooks", ["webhook", "serve", "--config", config_path, "--port", str(webhook_port)]))
     supervisor = Supervisor(
@@ -544,7 +614,10 @@ def demo_command(orders: int, rate: float, live_seconds: float, serve: bool | No
     default=lambda: os.environ.get("ORDERSYNC_STORE_HEALTH_FILE"),
     help="The connectors' store health file (ordersync run writes <log dir>/stores.health.json).",
 )
-def web_command(host: str, port: int, health_file: str | None) -> None:
+@click.option(
+    "--config", "config_path", type=click.Path(exists=True, dir_okay=False), help="stores.toml: its automation rules."
+)
+def web_command(host: str, port: int, health_file: str | None, config_path: str | None) -> None:
     """Serve the marketers' web app: contacts, segments, insights, store health (docs/web.md)."""
     import uvicorn
 
@@ -561,7 +634,9 @@ def web_command(host: str, port: int, health_file: str | None) -> None:
     configure_logging()
     migrate(settings.database_url)  # saved segments live in the same database
     click.echo(f"ordersync web app on http://{host}:{port}/ (Ctrl-C stops it)")
-    app = create_app(settings, Path(health_file) if health_file else None, host)
+    from ordersync.runtime.automations import load_automations
+
+    app = create_app(settings, Path(health_file) if health_file else None, host, load_automations(config_path))
     uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False)
 
 

@@ -126,6 +126,11 @@ class Settings(BaseSettings):
     web_pool_size: int = Field(10, ge=1, le=200)  # ORDERSYNC_WEB_POOL_SIZE
     web_statement_timeout_ms: int = Field(15_000, ge=1)  # ORDERSYNC_WEB_STATEMENT_TIMEOUT_MS
     web_max_exports: int = Field(4, ge=1, le=100)  # ORDERSYNC_WEB_MAX_EXPORTS
+    # Where `ordersync triggers forward` (and `ordersync run`, when set) POSTs automation triggers, the key
+    # that signs them, and how many attempts a trigger gets before it goes to the dead-letter topic.
+    triggers_url: str | None = None  # ORDERSYNC_TRIGGERS_URL
+    triggers_secret: SecretStr | None = None  # ORDERSYNC_TRIGGERS_SECRET
+    triggers_attempts: int = Field(8, ge=1, le=100)  # ORDERSYNC_TRIGGERS_ATTEMPTS
 
     @classmethod
     def settings_customise_sources(

@@ -140,7 +140,7 @@ class Wiring:
 
     @property
     def sink_reads(self) -> list[str]:
-        return [self.outputs.orders, self.outputs.activity, self.outputs.contacts]
+        return [self.outputs.orders, self.outputs.activity, self.outputs.contacts, self.outputs.triggers]
 
     def groups(self) -> dict[str, list[str]]:
         """Each consumer group and the topics it reads (consumer lag is measured over these)."""

@@ -23,7 +23,7 @@ from ordersync.runtime import heartbeat
 from ordersync.schemas import DecodeError, decode
 from ordersync.schemas.dead_letters import dead_letter_headers
 from ordersync.schemas.headers import read_order_headers
-from ordersync.schemas.records import Activity, Contact, Order
+from ordersync.schemas.records import Activity, Contact, Order, Trigger
 from ordersync.schemas.topics import Wiring
 from ordersync.sinks.handoff import Handoff
 from ordersync.sinks.migrate import migrate
@@ -73,6 +73,7 @@ class PostgresSink:
             wiring.outputs.orders: "order",
             wiring.outputs.activity: "activity",
             wiring.outputs.contacts: "contact",
+            wiring.outputs.triggers: "trigger",
         }
         self.topics = {topic: subjects[topic] for topic in wiring.sink_reads}
         self.dlq_topic = wiring.outputs.dlq
@@ -236,6 +237,8 @@ class PostgresSink:
             batch.orders.append(cast(Order, record))
         elif subject == "activity":
             batch.activities.append(cast(Activity, record))
+        elif subject == "trigger":
+            batch.triggers.append(cast(Trigger, record))
         else:
             batch.contacts.append(cast(Contact, record))
 

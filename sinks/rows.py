@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from psycopg.types.json import Jsonb
 
-from ordersync.schemas.records import Activity, Contact, Order
+from ordersync.schemas.records import Activity, Contact, Order, Trigger
 
 R = TypeVar("R", bound=Mapping[str, Any])
 
@@ -26,6 +26,10 @@ ACTIVITY_COLUMNS = (
     "event_id", "type", "order_key", "store_id", "source_order_id", "list_id", "contact_id", "occurred_at",
     "from_status", "to_status", "from_store_status", "to_store_status", "currency", "total", "changed_fields",
     "version",
+)  # fmt: skip
+TRIGGER_COLUMNS = (
+    "trigger_id", "kind", "list_id", "contact_id", "order_key", "store_id", "source_order_id", "currency", "total",
+    "rule", "fired_at", "record",
 )  # fmt: skip
 CONTACT_COLUMNS = (
     "contact_id", "list_id", "email", "first_name", "last_name", "phone", "marketing_consent", "origin",
@@ -68,6 +72,11 @@ def item_rows(order: Order) -> Iterable[tuple[Any, ...]]:
 def activity_row(activity: Activity) -> tuple[Any, ...]:
     values: Mapping[str, Any] = activity
     return tuple(values[c] for c in ACTIVITY_COLUMNS)
+
+
+def trigger_row(trigger: Trigger) -> tuple[Any, ...]:
+    values: dict[str, Any] = {**trigger, "record": _json(trigger)}
+    return tuple(values[c] for c in TRIGGER_COLUMNS)
 
 
 def contact_row(contact: Contact) -> tuple[Any, ...]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ordersync.sinks.rows import ACTIVITY_COLUMNS, CONTACT_COLUMNS, ITEM_COLUMNS, ORDER_COLUMNS
+from ordersync.sinks.rows import ACTIVITY_COLUMNS, CONTACT_COLUMNS, ITEM_COLUMNS, ORDER_COLUMNS, TRIGGER_COLUMNS
 
 
 def _cols(columns: tuple[str, ...], prefix: str = "") -> str:
@@ -18,6 +18,7 @@ CREATE TEMP TABLE IF NOT EXISTS stage_orders (LIKE orders INCLUDING DEFAULTS) ON
 CREATE TEMP TABLE IF NOT EXISTS stage_items (LIKE order_items) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS stage_activity (LIKE activity) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS stage_contacts (LIKE contacts) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_triggers (LIKE triggers) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS applied_orders (store_id text, source_order_id text) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS existing_orders
     (store_id text, source_order_id text, contact_id uuid, created_at timestamptz) ON COMMIT DELETE ROWS;
@@ -41,6 +42,13 @@ COPY_ORDERS = f"COPY stage_orders ({_cols(ORDER_COLUMNS)}) FROM STDIN"
 COPY_ITEMS = f"COPY stage_items ({_cols(ITEM_COLUMNS)}) FROM STDIN"
 COPY_ACTIVITY = f"COPY stage_activity ({_cols(ACTIVITY_COLUMNS)}) FROM STDIN"
 COPY_CONTACTS = f"COPY stage_contacts ({_cols(CONTACT_COLUMNS)}) FROM STDIN"
+COPY_TRIGGERS = f"COPY stage_triggers ({_cols(TRIGGER_COLUMNS)}) FROM STDIN"
+# A trigger never changes: a redelivered one (same id) is the same trigger.
+INSERT_TRIGGERS = f"""
+INSERT INTO triggers ({_cols(TRIGGER_COLUMNS)})
+SELECT {_cols(TRIGGER_COLUMNS)} FROM stage_triggers
+ON CONFLICT (trigger_id) DO NOTHING
+"""
 
 # Before the upsert, the staged orders the database already holds, with their current owners and days.
 FIND_EXISTING_ORDERS = """

@@ -14,9 +14,9 @@ from typing import Any
 import psycopg
 from psycopg.copy import Copy, FileWriter
 
-from ordersync.schemas.records import Activity, Contact, Order
+from ordersync.schemas.records import Activity, Contact, Order, Trigger
 from ordersync.sinks import statements as q
-from ordersync.sinks.rows import activity_row, contact_row, item_rows, latest_by, order_row, without_nul
+from ordersync.sinks.rows import activity_row, contact_row, item_rows, latest_by, order_row, trigger_row, without_nul
 
 
 @dataclass
@@ -24,6 +24,7 @@ class Batch:
     orders: list[Order] = field(default_factory=list)
     activities: list[Activity] = field(default_factory=list)
     contacts: list[Contact] = field(default_factory=list)
+    triggers: list[Trigger] = field(default_factory=list)
     purged_orders: list[tuple[str, str]] = field(default_factory=list)  # (store_id, source_order_id)
     purged_contacts: list[tuple[str, str]] = field(default_factory=list)  # (list_id, email)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)  # (topic, partition) → next offset
@@ -53,6 +54,7 @@ class Staged:
     orders: bytes
     items: bytes
     activity: bytes
+    triggers: bytes
     purged_orders: list[tuple[str, str]]
     purged_contacts: list[tuple[str, str]]
     offsets: dict[tuple[str, int], int]
@@ -92,6 +94,7 @@ def _stage(batch: Batch, adapters: psycopg.Cursor[Any]) -> Staged:
         orders=_copy_data(adapters, (order_row(o) for o in orders)),
         items=_copy_data(adapters, (row for o in orders if not o["deleted"] for row in item_rows(o))),
         activity=_copy_data(adapters, (activity_row(a) for a in activities)),
+        triggers=_copy_data(adapters, (trigger_row(t) for t in {t["trigger_id"]: t for t in batch.triggers}.values())),
         purged_orders=batch.purged_orders,
         purged_contacts=batch.purged_contacts,
         offsets=batch.offsets,
@@ -150,6 +153,9 @@ def write_staged(
         if staged.activity:
             _copy(cur, q.COPY_ACTIVITY, staged.activity)
             cur.execute(q.UPSERT_ACTIVITY)
+        if staged.triggers:
+            _copy(cur, q.COPY_TRIGGERS, staged.triggers)
+            cur.execute(q.INSERT_TRIGGERS)
         if staged.offsets:
             cur.executemany(q.SAVE_OFFSET, [(consumer, t, p, o) for (t, p), o in staged.offsets.items()])
     return staged.counts

@@ -31,6 +31,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ordersync.runtime import store_health
+from ordersync.runtime.automations import DEFAULT_RULES, Automations
 from ordersync.runtime.kafka_status import KafkaStatus, StoreDeadLetters
 from ordersync.runtime.settings import Settings
 from ordersync.schemas.statuses import STATUSES
@@ -174,9 +175,39 @@ async def stores(request: Request) -> Response:
         state = "failing" if failing_for > failing_after else ("retrying" if h and h.consecutive_failures else "ok")
         rows.append({"store": name, "health": h, "state": state, "failing_for": failing_for,
                      "dead": dead.get(name, StoreDeadLetters())})  # fmt: skip
+    destinations = await db(request, queries.destinations)
     return render(request, "stores.html", {
         "rows": rows, "lag": lag, "kafka_reachable": kafka is not None, "health_file": health_file,
-        "failing_after": failing_after, "now": now,
+        "failing_after": failing_after, "now": now, "destinations": destinations,
+    })  # fmt: skip
+
+
+TRIGGER_KINDS = ("ORDER_THANK_YOU", "FIRST_ORDER", "UPSELL", "CHECKOUT_ABANDONED", "WIN_BACK", "VIP_REACHED")
+
+
+async def automations(request: Request) -> Response:
+    """Triggers fired per kind and day (last 30 days), the latest ones with their contact and order, the
+    rules in force, and how delivery to each destination goes."""
+    scope = access(request).lists
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
+
+    def load(conn: psycopg.Connection[Any]) -> dict[str, Any]:
+        return {
+            "per_day": queries.triggers_per_day(conn, since, scope),
+            "latest": queries.latest_triggers(conn, scope),
+            "destinations": queries.destinations(conn),
+        }
+
+    view = await db(request, load)
+    days: dict[dt.date, dict[str, int]] = {}
+    for row in view["per_day"]:
+        days.setdefault(row["day"], {})[row["kind"]] = row["fired"]
+    rules: Automations = request.app.state.automations
+    shown = {k: v for k, v in rules.by_list.items() if scope is None or k in scope}
+    return render(request, "automations.html", {
+        "kinds": TRIGGER_KINDS, "days": sorted(days.items(), reverse=True), "latest": view["latest"],
+        "destinations": view["destinations"], "rules": shown, "defaults": DEFAULT_RULES,
+        "totals": {k: sum(d.get(k, 0) for d in days.values()) for k in TRIGGER_KINDS},
     })  # fmt: skip
 
 
@@ -252,9 +283,15 @@ async def refreshing_insights(app: Starlette) -> AsyncIterator[None]:
         pool.close()
 
 
-def create_app(settings: Settings, health_file: Path | None = None, host: str = "127.0.0.1") -> Starlette:
-    """The app over the settings' database; ``health_file``: the connectors' store health (Stores page);
-    ``host``: the address it is bound to (the Host names it answers to follow from it)."""
+def create_app(
+    settings: Settings,
+    health_file: Path | None = None,
+    host: str = "127.0.0.1",
+    automation_rules: Automations | None = None,
+) -> Starlette:
+    """The app over the settings' database; ``health_file``: the connectors' store health (Sync health
+    page); ``host``: the address it is bound to (the Host names it answers to follow from it);
+    ``automation_rules``: the processor's trigger rules, shown on the Automations page."""
     access = Access.from_settings(settings)
     sessions = Sessions(settings.web_session_idle_s)
     hosts = allowed_hosts(host, settings.web_allowed_hosts, access.login_required)
@@ -270,6 +307,7 @@ def create_app(settings: Settings, health_file: Path | None = None, host: str = 
             Route("/orders/{store_id}/{source_order_id}", order),
             Route("/insights", insights),
             Route("/stores", stores),
+            Route("/automations", automations),
             Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
         ],
         exception_handlers={HTTPException: error, 500: error},
@@ -289,6 +327,7 @@ def create_app(settings: Settings, health_file: Path | None = None, host: str = 
     app.state.database_url = settings.database_url
     app.state.settings = settings
     app.state.health_file = health_file
+    app.state.automations = automation_rules or Automations()
     app.state.access = access
     app.state.login_throttle = LoginThrottle()
     app.state.sessions = sessions

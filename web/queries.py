@@ -32,11 +32,34 @@ FROM orders WHERE contact_id = %s
 ORDER BY created_at DESC, store_id, source_order_id
 LIMIT %s OFFSET %s
 """
+# The contact's timeline: what happened to its orders, and the automations they triggered.
 CONTACT_ACTIVITY = """
-SELECT * FROM activity WHERE contact_id = %s
+SELECT type, order_key, store_id, source_order_id, occurred_at, from_status, to_status, from_store_status,
+       to_store_status, currency, total, changed_fields, version, NULL AS rule, false AS is_trigger
+FROM activity WHERE contact_id = %(contact)s
+UNION ALL
+SELECT kind, order_key, store_id, source_order_id, fired_at, NULL, NULL, NULL, NULL, currency, total, '{}', 0, rule,
+       true
+FROM triggers WHERE contact_id = %(contact)s
 ORDER BY occurred_at DESC, version DESC, type
-LIMIT %s OFFSET %s
+LIMIT %(limit)s OFFSET %(offset)s
 """
+# The Automations page: triggers per day and kind, the latest ones, each destination's delivery health.
+TRIGGERS_PER_DAY = """
+SELECT (fired_at AT TIME ZONE 'UTC')::date AS day, kind, count(*) AS fired
+FROM triggers
+WHERE fired_at >= %(since)s AND (%(lists)s::text[] IS NULL OR list_id = ANY(%(lists)s))
+GROUP BY 1, 2 ORDER BY 1 DESC, 2
+"""
+LATEST_TRIGGERS = """
+SELECT t.trigger_id, t.kind, t.list_id, t.contact_id, c.email, t.order_key, t.store_id, t.source_order_id,
+       t.currency, t.total, t.rule, t.fired_at
+FROM triggers t LEFT JOIN contacts c USING (contact_id)
+WHERE (%(lists)s::text[] IS NULL OR t.list_id = ANY(%(lists)s))
+ORDER BY t.fired_at DESC, t.trigger_id
+LIMIT %(limit)s
+"""
+DESTINATIONS = "SELECT * FROM trigger_destinations ORDER BY name"
 ORDER = "SELECT * FROM orders WHERE store_id = %s AND source_order_id = %s"
 ORDER_ITEMS = "SELECT * FROM order_items WHERE store_id = %s AND source_order_id = %s ORDER BY item_id"
 ORDER_ACTIVITY = """
@@ -86,7 +109,21 @@ def contact_orders(conn: psycopg.Connection[Any], contact_id: str, page: int) ->
 
 
 def contact_activity(conn: psycopg.Connection[Any], contact_id: str, page: int) -> list[Row]:
-    return _rows(conn, CONTACT_ACTIVITY, (contact_id, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE))
+    return _rows(
+        conn, CONTACT_ACTIVITY, {"contact": contact_id, "limit": PAGE_SIZE + 1, "offset": (page - 1) * PAGE_SIZE}
+    )
+
+
+def triggers_per_day(conn: psycopg.Connection[Any], since: Any, scope: Lists) -> list[Row]:
+    return _rows(conn, TRIGGERS_PER_DAY, {"since": since, "lists": _array(scope)})
+
+
+def latest_triggers(conn: psycopg.Connection[Any], scope: Lists, limit: int = 50) -> list[Row]:
+    return _rows(conn, LATEST_TRIGGERS, {"lists": _array(scope), "limit": limit})
+
+
+def destinations(conn: psycopg.Connection[Any]) -> list[Row]:
+    return _rows(conn, DESTINATIONS, ())
 
 
 def order(conn: psycopg.Connection[Any], store_id: str, source_order_id: str) -> Row | None:
