@@ -13,12 +13,17 @@ from tests.processes import free_port, port_open, running, wait_for
 
 @contextlib.contextmanager
 def serve_web(
-    db: str, endpoints: Endpoints, log: Path, env: dict[str, str] | None = None, host: str = "127.0.0.1"
+    db: str,
+    endpoints: Endpoints,
+    log: Path,
+    env: dict[str, str] | None = None,
+    host: str = "127.0.0.1",
+    args: tuple[str, ...] = (),
 ) -> Iterator[str]:
-    """``ordersync web`` over ``db``; yields its URL."""
+    """``ordersync web`` over ``db`` (with extra ``args``); yields its URL."""
     port = free_port()
     full_env = {**os.environ, "ORDERSYNC_DATABASE_URL": db, "ORDERSYNC_KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap}
-    with running(["web", "--host", host, "--port", str(port)], {**full_env, **(env or {})}, log) as proc:
+    with running(["web", "--host", host, "--port", str(port), *args], {**full_env, **(env or {})}, log) as proc:
         wait_for(lambda: port_open(port) or not proc.alive(), 60, "the web app")
         assert proc.alive(), proc.output()
         yield f"http://127.0.0.1:{port}"
