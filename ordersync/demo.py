@@ -118,7 +118,11 @@ def prepare(settings: Settings, orders: int, rate: float, database: str = DEMO_D
         'timezone = "Europe/Zurich"\npoll_interval_s = 5\nconsumer_key_env = "DEMO_WOO_KEY"\n'
         'consumer_secret_env = "DEMO_WOO_SECRET"\nwebhook_secret_env = "DEMO_HOOK"\n\n'
         f'[[store]]\nid = "ps"\nplatform = "prestashop"\nbase_url = "http://127.0.0.1:{ps_port}"\nlist_id = "1"\n'
-        'timezone = "Europe/Lisbon"\npoll_interval_s = 0.5\napi_key_env = "DEMO_PS_KEY"\n'
+        'timezone = "Europe/Lisbon"\npoll_interval_s = 0.5\napi_key_env = "DEMO_PS_KEY"\n\n'
+        # Timers shortened so that they fall due while the demo watches (real ones: hours and days).
+        '[automations."1"]\nabandoned_after_h = 0.005\nwin_back_after_days = 0\nvip_spent = { EUR = "2500" }\n'
+        '[[automations."1".upsell]]\nname = "shoe-care"\nwhen_categories = ["Shoes"]\n'
+        'suggest_categories = ["Accessories"]\ndelay_h = 0.003\n'
     )
     sims = [
         Child("sim-woocommerce", ["simulate", "woocommerce", "--port", str(woo_port), "--orders", str(woo_orders), "--seed", "1",
@@ -153,6 +157,7 @@ def run_demo(settings: Settings, orders: int, rate: float, live_seconds: float, 
     prefix, db_url, env, config, work = setup.prefix, setup.db_url, setup.env, setup.config, setup.work
     woo_port, ps_port, woo_orders, ps_orders = setup.woo_port, setup.ps_port, setup.woo_orders, setup.ps_orders
     sims, pipeline = setup.sims, setup.pipeline
+    began = dt.datetime.now(dt.UTC)
     supervisor = Supervisor(sims + pipeline, work / "logs" / prefix.rstrip("."))
     click.echo(
         f"ordersync demo: {woo_orders} WooCommerce + {ps_orders} PrestaShop orders of history, {rate}/s live changes per shop"
@@ -181,7 +186,7 @@ def run_demo(settings: Settings, orders: int, rate: float, live_seconds: float, 
         )
         live_from = dt.datetime.now(dt.UTC)
         time.sleep(live_seconds)
-        summary(db_url, live_from, prefix, config, env)
+        summary(db_url, live_from, prefix, config, env, began)
     except KeyboardInterrupt:
         click.echo("\ninterrupted: stopping")
         return 130
@@ -190,22 +195,40 @@ def run_demo(settings: Settings, orders: int, rate: float, live_seconds: float, 
         supervisor.shutdown(grace_s=30)
     if serve_port is not None:
         serve(settings.model_copy(update={"database_url_env": db_url, "topic_prefix": prefix}),
-              supervisor.store_health_file, serve_port)  # fmt: skip
+              supervisor.store_health_file, serve_port, config)  # fmt: skip
     return 0
 
 
-def serve(settings: Settings, health_file: Path, port: int) -> None:
+def triggers_summary(conn: psycopg.Connection[Any], began: dt.datetime) -> None:
+    """Automation triggers by kind: only live changes fire (docs/contract.md "Triggers"). A trigger
+    dated before the demo began would have come from a store change of the history: there must be none."""
+    click.echo("\nAutomation triggers fired (live changes only; timers shortened to seconds for the demo)")
+    fired = conn.execute("SELECT kind, count(*) FROM triggers GROUP BY 1 ORDER BY 1").fetchall()
+    for kind, n in fired:
+        click.echo(f"  {n:>6}  {kind}")
+    if not fired:
+        click.echo("       0  (no live change fired one yet)")
+    from_history = conn.execute("SELECT count(*) FROM triggers WHERE fired_at < %s", (began,)).fetchone()
+    click.echo(f"  {from_history[0] if from_history else 0:>6}  fired by the history import (must be 0)")
+
+
+def serve(settings: Settings, health_file: Path, port: int, config: Path) -> None:
     """The web app on the demo's data until Ctrl-C."""
     import uvicorn
 
+    from ordersync.runtime.automations import load_automations
     from ordersync.web.app import create_app
 
     click.echo(f"\nThe web app on the demo's data: http://127.0.0.1:{port}/  (Ctrl-C stops it)")
-    uvicorn.run(create_app(settings, health_file), host="127.0.0.1", port=port, log_level="warning")
+    app = create_app(settings, health_file, automation_rules=load_automations(config))
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
-def summary(db_url: str, live_from: dt.datetime, prefix: str, config: Path, env: dict[str, str]) -> None:
+def summary(
+    db_url: str, live_from: dt.datetime, prefix: str, config: Path, env: dict[str, str], began: dt.datetime
+) -> None:
     with psycopg.connect(db_url) as conn:
+        triggers_summary(conn, began)
         click.echo("\nOrders per normalised status per store")
         rows = conn.execute(
             "SELECT store_id, status, count(*), sum(net_total) FILTER (WHERE currency = 'EUR') FROM orders WHERE NOT deleted"

@@ -215,3 +215,21 @@ def test_vip_win_back_and_upsell_equal_an_independent_computation() -> None:
         assert got == _expected(history), f"seed {seed}"
         fired_any |= {kind for kind, _ in got}
     assert fired_any == {"VIP_REACHED", "WIN_BACK", "UPSELL"}  # the generator reaches every case
+
+
+# -- rules in the stores file ----------------------------------------------------------------------------
+def test_the_example_stores_file_has_valid_rules_and_a_bad_rule_names_its_list_and_key() -> None:
+    from pathlib import Path
+
+    import pytest
+
+    from ordersync.runtime.automations import load_automations, parse_automations
+    from ordersync.runtime.stores import ConfigError
+
+    example = load_automations(Path(__file__).resolve().parents[1] / "stores.example.toml")
+    assert example.for_list("1").vip_spent == {"EUR": Decimal("1000")}
+    assert example.for_list("other").abandoned_after_h == 4  # defaults elsewhere
+    with pytest.raises(ConfigError, match=r"list '2'.*vip_spent.*positive"):
+        parse_automations({"automations": {"2": {"vip_spent": {"EUR": "-5"}}}})
+    with pytest.raises(ConfigError, match=r"list '2'.*thank_you_sttus"):
+        parse_automations({"automations": {"2": {"thank_you_sttus": "COMPLETED"}}})
