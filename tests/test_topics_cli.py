@@ -9,6 +9,7 @@ import sys
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from ordersync.schemas import encode
+from ordersync.schemas.topics import CATALOGUE
 from tests.kafka_helpers import produce
 from tests.samples import SAMPLES
 
@@ -25,11 +26,11 @@ def test_topics_create_is_idempotent_and_matches_the_catalogue(
     env = {**subprocess_env, "ORDERSYNC_TOPIC_PREFIX": topic_prefix, "ORDERSYNC_PARTITIONS": "3"}
     first = cli(env, "topics", "create")
     assert first.returncode == 0, first.stderr
-    assert first.stdout.count("created") == 8
+    assert first.stdout.count("created") == len(CATALOGUE)
 
     second = cli(env, "topics", "create")
     assert second.returncode == 0, second.stderr
-    assert "created" not in second.stdout and second.stdout.count("ok ") == 8
+    assert "created" not in second.stdout and second.stdout.count("ok ") == len(CATALOGUE)
 
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     metadata = admin.list_topics(timeout=30)
