@@ -6,7 +6,7 @@ the end offsets of what the program writes; the worker's CPU seconds and RSS are
 The raw topic is filled the way the connector fills it: pages of 100 orders, each page's orders that
 share a partition in one raw_order_batch message (``--singles``: one message per order, as webhooks).
 
-    python bench/processor.py [--orders 100000] [--singles] [--no-quix]
+    python bench/processor.py [--orders 100000] [--singles] [--no-quix] [--scale] [--automations]
 """
 
 from __future__ import annotations
@@ -164,6 +164,7 @@ def main() -> None:
     ap.add_argument("--singles", action="store_true", help="one message per order instead of page batches")
     ap.add_argument("--no-quix", action="store_true", help="skip the Quix Streams baseline")
     ap.add_argument("--scale", action="store_true", help="then two workers of one app against the one")
+    ap.add_argument("--automations", action="store_true", help="then one worker with automations on for the list")
     args = ap.parse_args()
     base = settings_with_stack()
     bootstrap = base.kafka_bootstrap
@@ -198,12 +199,13 @@ def main() -> None:
             work / "quix.log",
         ).follow(offsets(prefix + "quix"), args.orders)  # fmt: skip
 
-    def workers(n: int) -> Run:
+    def workers(n: int, tag: str = "", config: Path | None = None) -> Run:
         """``n`` workers of one app (they share the partitions), writing under their own prefix."""
-        out = f"{prefix}w{n}."
+        out = f"{prefix}w{n}{tag}."
+        extra = ["--config", str(config)] if config else []
         procs = [
-            spawn(["process", "--app-id", out + "app", "--output-prefix", out, "--data-dir", str(work / f"state-{n}-{i}"),
-                   "--loglevel", "warn"], env, work / f"worker-{n}-{i}.log")
+            spawn(["process", "--app-id", out + "app", "--output-prefix", out, "--data-dir", str(work / f"state-{n}{tag}-{i}"),
+                   "--loglevel", "warn", *extra], env, work / f"worker-{n}{tag}-{i}.log")
             for i in range(n)
         ]  # fmt: skip
         run = Run(procs[0], work / f"worker-{n}-0.log", procs[1:])
@@ -213,6 +215,11 @@ def main() -> None:
 
     worker = workers(1)
     scaled = workers(2) if args.scale else None
+    automated = None
+    if args.automations:  # every order also folded into its contact's purchase summary (processors/triggers.py)
+        rules = work / "stores.toml"
+        rules.write_text('[automations."1"]\n')
+        automated = workers(1, "a", rules)
 
     shape = "one message per order" if args.singles else f"page batches, {per_message:.1f} orders per message"
     rows = [
@@ -221,6 +228,9 @@ def main() -> None:
         ("baseline: librdkafka consume", f"{messages / consume_s:,.0f} msg/s = {args.orders / consume_s:,.0f} orders/s"),
         ("baseline: faust pass-through agent", f"{passthrough.steady:,.0f} msg/s = {passthrough.steady * per_message:,.0f} orders/s; CPU {passthrough.cpu:.1f} s"),
     ]  # fmt: skip
+    if automated is not None:
+        rows.append(("worker with automations on", f"{automated.steady:,.0f} orders/s = {automated.steady / worker.steady:.2f}x; "
+                     f"CPU {automated.cpu / args.orders * 1e6:.0f} µs per order"))  # fmt: skip
     if scaled is not None:
         rows.append(
             (

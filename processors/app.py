@@ -144,6 +144,6 @@ def create_app(opts: ProcessorOptions) -> faust.App:
 
     policy = HistoryPolicy(replay=opts.replay, horizons=opts.automations.horizons())
     handlers = agents.register(app, topology, outputs, opts.status_overrides, opts.automations, policy)
-    delivery.install(outputs, stored, handlers.confirmed.update)
+    delivery.install(outputs, stored, handlers.confirmed.update, handlers.forward.flush)
 
     return app

@@ -26,6 +26,7 @@ class _Guard:
     outputs: OutputProducer | None = None
     on_stored: Callable[[dict[tuple[str, int], int]], None] | None = None
     on_confirmed: Callable[[dict[tuple[str, int], int]], None] | None = None
+    before_confirm: Callable[[], None] | None = None
 
 
 _guard = _Guard()
@@ -45,6 +46,8 @@ def unacknowledged(pending: list[asyncio.Future[Any]]) -> list[str]:
 
 
 async def checked_handle_attached(self: Any, commit_offsets: Mapping[TP, int]) -> None:
+    if _guard.before_confirm is not None:  # sends what the handlers of the acked events still hold
+        _guard.before_confirm()
     if _guard.outputs is not None:
         try:
             await _guard.outputs.confirm(on_stored=_guard.on_stored)
@@ -69,7 +72,10 @@ def install(
     outputs: OutputProducer | None = None,
     on_stored: Callable[[dict[tuple[str, int], int]], None] | None = None,
     on_confirmed: Callable[[dict[tuple[str, int], int]], None] | None = None,
+    before_confirm: Callable[[], None] | None = None,
 ) -> None:
-    """Patch faust's consumer (process-wide; the processor is the only faust app in its process)."""
+    """Patch faust's consumer (process-wide; the processor is the only faust app in its process).
+    ``before_confirm`` runs first at each commit: the place to send records held back for batching."""
     _guard.outputs, _guard.on_stored, _guard.on_confirmed = outputs, on_stored, on_confirmed
+    _guard.before_confirm = before_confirm
     Consumer._handle_attached = checked_handle_attached  # type: ignore[method-assign]

@@ -12,11 +12,13 @@ summary but never fires and never arms a timer. docs/contract.md "Triggers" has 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TypedDict
 
+from ordersync.processors import envelope
 from ordersync.processors.values import micros
 from ordersync.runtime.automations import AutomationRules, UpsellRule
 from ordersync.schemas.records import Order, Trigger, TriggerItem, TriggerKind
@@ -27,7 +29,9 @@ KEEP_STEPS = 4  # confirmed steps kept anyway, as the order stage does (processo
 
 
 class Purchase(TypedDict):
-    """What the contact stage needs of an emitted order (the order topic's record, cut down)."""
+    """What the contact stage needs of an emitted order (the order topic's record, cut down). Amounts as
+    decimal strings and times as µs since the epoch: plain JSON, which costs a backfill next to nothing to
+    write and read (Decimal and datetime objects cost a Python call each way)."""
 
     order_key: str
     store_id: str
@@ -38,11 +42,11 @@ class Purchase(TypedDict):
     email: str
     status: str
     currency: str
-    total: Decimal
-    net_total: Decimal
+    total: str
+    net_total: str
     items: list[TriggerItem]
-    created_at: dt.datetime
-    modified_at: dt.datetime
+    created_us: int
+    modified_us: int
     deleted: bool
     historical: bool
     version: int
@@ -63,12 +67,12 @@ def purchase_of(order: Order) -> Purchase | None:
         "email": order["contact_email"] or "",
         "status": order["status"],
         "currency": order["currency"],
-        "total": order["total"],
-        "net_total": order["net_total"],
+        "total": str(order["total"]),
+        "net_total": str(order["net_total"]),
         # History fires nothing, so it does not carry what only a message needs.
         "items": [] if historical else [_item(i) for i in order["items"]],
-        "created_at": order["created_at"],
-        "modified_at": order["modified_at"],
+        "created_us": micros(order["created_at"]),
+        "modified_us": micros(order["modified_at"]),
         "deleted": order["deleted"],
         "historical": historical,
         "version": order["version"],
@@ -83,6 +87,22 @@ def _item(item: Any) -> TriggerItem:
         "total": item["total"],
         "categories": list(item["categories"]),
     }
+
+
+def _at(us: int) -> dt.datetime:
+    return EPOCH + dt.timedelta(microseconds=us)
+
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def load_state(data: bytes | None) -> dict[str, Any] | None:
+    """A contact's summary as stored (plain JSON: read without per-object hooks)."""
+    return json.loads(data) if data is not None else None
+
+
+def dump_state(state: dict[str, Any]) -> bytes:
+    return json.dumps(state, separators=(",", ":")).encode()
 
 
 def trigger_id(kind: str, list_id: str, contact_id: str, subject: str) -> str:
@@ -134,11 +154,14 @@ def _live_orders(state: dict[str, Any]) -> list[dict[str, Any]]:
 
 def spent(state: dict[str, Any], currency: str) -> Decimal:
     """Completed orders' totals net of refunds, in one currency."""
-    return sum((o["net"] for o in _live_orders(state) if o["s"] == "COMPLETED" and o["cur"] == currency), Decimal(0))
+    return sum(
+        (Decimal(o["net"]) for o in _live_orders(state) if o["s"] == "COMPLETED" and o["cur"] == currency), Decimal(0)
+    )
 
 
 def _last_order_at(state: dict[str, Any]) -> dt.datetime | None:
-    return max((o["c"] for o in _live_orders(state)), default=None)
+    latest = max((o["c"] for o in _live_orders(state)), default=None)
+    return _at(latest) if latest is not None else None
 
 
 def build(
@@ -161,8 +184,8 @@ def build(
         "order_number": p["order_number"],
         "status": p["status"],  # type: ignore[typeddict-item]  # one of the five statuses
         "currency": p["currency"],
-        "total": p["total"],
-        "net_total": p["net_total"],
+        "total": Decimal(p["total"]),
+        "net_total": Decimal(p["net_total"]),
         "items": p["items"],
         "spent": None,
         "threshold": None,
@@ -201,8 +224,9 @@ def on_purchase(
     again (same ids) and the summary is left as it is."""
     state = state if state is not None else empty_state()
     if position <= state["pos"]:
-        for pos, triggers, timers in state["recent"]:
+        for pos, recorded in state["recent"]:
             if pos == position:
+                triggers, timers = envelope.loads(recorded)
                 return Step(state, triggers, [Timer.from_json(t) for t in timers])
         return Step(state)
     state = {**state, "orders": dict(state["orders"]), "pos": position}
@@ -214,7 +238,7 @@ def on_purchase(
     entry = {
         "v": p["version"],
         "s": p["status"],
-        "c": p["created_at"],
+        "c": p["created_us"],
         "cur": p["currency"],
         "net": p["net_total"],
         "done": previous["done"] if previous is not None else None,
@@ -222,12 +246,12 @@ def on_purchase(
         "deleted": p["deleted"],
     }
     if p["status"] == "COMPLETED" and entry["done"] is None:
-        entry["done"] = p["modified_at"]
+        entry["done"] = p["modified_us"]
     before = {currency: spent(state, currency) for currency in rules.vip_spent}
     state["orders"][p["order_key"]] = entry
     step = Step(state)
     live = not p["historical"] and not p["deleted"]
-    at = p["modified_at"]
+    at = _at(p["modified_us"])
     new = previous is None
     if live and new and first and rules.first_order:
         step.triggers.append(build("FIRST_ORDER", p, state, "", at))
@@ -239,7 +263,8 @@ def on_purchase(
     if step.triggers or step.timers:
         keep = [r for r in state["recent"] if r[0] >= confirmed_below]
         recent = keep if len(keep) >= KEEP_STEPS else state["recent"][-KEEP_STEPS:]
-        state["recent"] = [*recent, [position, step.triggers, [t.to_json() for t in step.timers]]]
+        recorded = envelope.dumps([step.triggers, [t.to_json() for t in step.timers]]).decode()
+        state["recent"] = [*recent, [position, recorded]]
     return step
 
 
@@ -254,7 +279,7 @@ def _vip(
         if now >= threshold and currency not in state["vip"]:
             state["vip"] = [*state["vip"], currency]
             if live and before[currency] < threshold and currency == p["currency"]:
-                at = p["modified_at"]
+                at = _at(p["modified_us"])
                 fired.append(build("VIP_REACHED", p, state, currency, at, spent=now, threshold=threshold))
     return fired
 
@@ -265,15 +290,16 @@ def _timers(
     """What a live change arms: an abandoned-checkout check for a new waiting order, a win-back check for
     a new order after the first, an upsell per matching rule for an order that just completed."""
     timers = []
+    created = _at(p["created_us"])
     if previous is None and p["status"] in WAITING and rules.abandoned_after:
-        timers.append(Timer(p["created_at"] + rules.abandoned_after, "CHECKOUT_ABANDONED", p["order_key"], contact, p))
+        timers.append(Timer(created + rules.abandoned_after, "CHECKOUT_ABANDONED", p["order_key"], contact, p))
     if previous is None and rules.win_back_after and len(_live_orders(state)) >= 2:
-        timers.append(Timer(p["created_at"] + rules.win_back_after, "WIN_BACK", p["order_key"], contact, p))
+        timers.append(Timer(created + rules.win_back_after, "WIN_BACK", p["order_key"], contact, p))
     if p["status"] == "COMPLETED" and (previous is None or previous["s"] != "COMPLETED"):
         for rule in rules.upsell:
             if _matches(rule, p["items"]):
                 subject = f"{p['order_key']}|{rule.name}"
-                timers.append(Timer(p["modified_at"] + rule.delay, "UPSELL", subject, contact, p, rule.name))
+                timers.append(Timer(_at(p["modified_us"]) + rule.delay, "UPSELL", subject, contact, p, rule.name))
     return timers
 
 
@@ -287,12 +313,12 @@ def on_timer(state: dict[str, Any] | None, timer: Timer, rules: AutomationRules)
         return None
     current: Purchase = {**p, "status": entry["s"], "net_total": entry["net"]}
     if timer.kind == "CHECKOUT_ABANDONED":
-        completed_since = any(o["done"] is not None and o["done"] >= p["created_at"] for o in _live_orders(state))
+        completed_since = any(o["done"] is not None and o["done"] >= p["created_us"] for o in _live_orders(state))
         if entry["s"] not in WAITING or completed_since:
             return None
         return build("CHECKOUT_ABANDONED", current, state, timer.subject, timer.due)
     if timer.kind == "WIN_BACK":
-        newer = any(o["c"] > p["created_at"] for o in _live_orders(state))
+        newer = any(o["c"] > p["created_us"] for o in _live_orders(state))
         if newer or len(_live_orders(state)) < 2:
             return None
         return build("WIN_BACK", current, state, timer.subject, timer.due)

@@ -1,5 +1,7 @@
 """Automation rules per contact list (``[automations."<list id>"]`` in stores.toml): when the processor
-fires each trigger kind (docs/contract.md "Triggers"). Lists without a section get the defaults.
+fires each trigger kind (docs/contract.md "Triggers"). A list has automations only with a section (an
+empty one takes every default): without, the processor keeps no purchase summary for its contacts, which
+costs a backfill nothing.
 
 ```toml
 [automations."1"]
@@ -88,10 +90,13 @@ DEFAULT_RULES = AutomationRules()
 
 
 class Automations:
-    """Every list's rules; ``for_list`` gives the defaults to lists without a section."""
+    """Every list's rules; only lists with rules have automations."""
 
     def __init__(self, by_list: dict[str, AutomationRules] | None = None) -> None:
         self.by_list = by_list or {}
+
+    def enabled(self, list_id: str) -> bool:
+        return list_id in self.by_list
 
     def for_list(self, list_id: str) -> AutomationRules:
         return self.by_list.get(list_id, DEFAULT_RULES)

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from ordersync.processors.triggers import Purchase, Step, Timer, on_purchase, on_timer, trigger_id
+from ordersync.processors.values import micros
 from ordersync.runtime.automations import AutomationRules, UpsellRule
 
 T0 = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
@@ -32,18 +33,18 @@ def purchase(
         "email": "a@example.com",
         "status": status,
         "currency": "EUR",
-        "total": Decimal("100.00"),
-        "net_total": Decimal("100.00"),
+        "total": "100.00",
+        "net_total": "100.00",
         "items": [
             {"product_id": "9", "name": "Boot", "quantity": 1, "total": Decimal("100.00"), "categories": ["Boots"]}
         ],
-        "created_at": T0 + dt.timedelta(days=n),
-        "modified_at": T0 + dt.timedelta(days=n, minutes=version),
+        "created_us": micros(T0 + dt.timedelta(days=n)),
+        "modified_us": micros(T0 + dt.timedelta(days=n, minutes=version)),
         "deleted": False,
         "historical": historical,
         "version": version,
     }
-    p.update(extra)
+    p.update({k: str(v) if isinstance(v, Decimal) and k != "items" else v for k, v in extra.items()})
     return p  # type: ignore[return-value]
 
 
@@ -182,12 +183,12 @@ def _expected(history: list[tuple[Purchase, bool]]) -> set[tuple[str, str]]:
         if live and p["status"] == "COMPLETED" and (was is None or was["status"] != "COMPLETED"):
             went_live_completed.add(p["order_key"])
         for currency, threshold in RULES.vip_spent.items():
-            total = sum((q["net_total"] for q in latest.values() if q["status"] == "COMPLETED" and q["currency"] == currency), Decimal(0))  # fmt: skip
+            total = sum((Decimal(q["net_total"]) for q in latest.values() if q["status"] == "COMPLETED" and q["currency"] == currency), Decimal(0))  # fmt: skip
             if total >= threshold and currency not in crossed:
                 crossed.add(currency)
                 if live and p["currency"] == currency:
                     expected.add(("VIP_REACHED", currency))
-    newest = max(latest.values(), key=lambda q: q["created_at"])
+    newest = max(latest.values(), key=lambda q: q["created_us"])
     if len(latest) >= 2 and first_seen_live[newest["order_key"]]:
         expected.add(("WIN_BACK", newest["order_key"]))
     for key in went_live_completed:

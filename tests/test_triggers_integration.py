@@ -30,12 +30,16 @@ def gmt(at: dt.datetime) -> str:
     return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def raw(order_id: int, email: str, status: str, at: dt.datetime, obtained_by: str, created: dt.datetime | None = None, fetched: dt.datetime | None = None) -> tuple[bytes, bytes]:  # fmt: skip
+def raw(order_id: int, email: str, status: str, at: dt.datetime, obtained_by: str, created: dt.datetime | None = None, fetched: dt.datetime | None = None, list_id: str = "7") -> tuple[bytes, bytes]:  # fmt: skip
     billing = {"first_name": "A", "last_name": "B", "email": email, "phone": ""}
     doc = woo_doc(order_id, status=status, billing=billing, customer_id=0, date_modified_gmt=gmt(at),
                   date_created_gmt=gmt(created or at))  # fmt: skip
     event = woo_event(
-        doc, obtained_by=obtained_by, fetched_at=fetched or at + dt.timedelta(seconds=1), source_modified_at=at
+        doc,
+        list_id=list_id,
+        obtained_by=obtained_by,
+        fetched_at=fetched or at + dt.timedelta(seconds=1),
+        source_modified_at=at,
     )
     return f"woo-ch:{order_id}".encode(), encode("raw_order_event", event)
 
@@ -67,12 +71,16 @@ def test_history_fires_nothing_and_a_live_order_fires_one_thank_you_and_one_firs
     for i in range(n):
         live.append(raw(20_000 + i, f"new{i}@example.com", "pending", now, "WEBHOOK"))
         live.append(raw(20_000 + i, f"new{i}@example.com", "completed", now + dt.timedelta(seconds=5), "WEBHOOK"))
+    # A list without automations: its live orders fire nothing.
+    live += [raw(40_000 + i, f"other{i}@example.com", "completed", now, "WEBHOOK", list_id="8") for i in range(5)]
     # An old customer's live order: thanked, but not a first order.
     live.append(raw(30_000, "old1@example.com", "completed", now, "WEBHOOK"))
     produce(kafka_bootstrap, f"{topic_prefix}raw.orders", history + live)
 
+    config = tmp_path / "stores.toml"
+    config.write_text('[automations."7"]\n')  # the defaults
     data_dir = tmp_path / "state"
-    proc = Proc(process_args(env, data_dir), env, tmp_path / "p1.log")
+    proc = Proc(process_args(env, data_dir, config), env, tmp_path / "p1.log")
     try:
         wait_for(
             lambda: not proc.alive() or len(drain(kafka_bootstrap, f"{topic_prefix}triggers")) > 50,
@@ -91,10 +99,10 @@ def test_history_fires_nothing_and_a_live_order_fires_one_thank_you_and_one_firs
         ids.update(decode(m.value(), "trigger")["trigger_id"] for m in ms)
         return len(ids) >= expected
 
-    with running(process_args(env, data_dir), env, tmp_path / "p2.log") as proc:
+    with running(process_args(env, data_dir, config), env, tmp_path / "p2.log") as proc:
         consume_until(kafka_bootstrap, f"{topic_prefix}triggers", all_fired, alive=proc.alive, deadline_s=240)
         # Every order has been through the contact stage once its contact is out: nothing more to come.
-        consume_until(kafka_bootstrap, f"{topic_prefix}contacts", lambda ms: len({m.key() for m in ms}) >= n + 101,
+        consume_until(kafka_bootstrap, f"{topic_prefix}contacts", lambda ms: len({m.key() for m in ms}) >= n + 106,
                       alive=proc.alive, deadline_s=120)  # fmt: skip
     fired = triggers(kafka_bootstrap, topic_prefix)
     by_id: dict[str, list[dict[str, Any]]] = {}
