@@ -239,6 +239,7 @@ def webhook_serve(config_path: str, host: str, port: int) -> None:
             names.dlq,
             board=WebhookBoard.from_env(),
             body_timeout_s=settings.webhook_body_timeout_s,
+            linger_s=settings.webhook_linger_ms / 1000,
         )
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)

@@ -18,6 +18,8 @@
 - ``customer.created`` / ``customer.updated`` → a raw customer event: WooCommerce's customers API has no
   "modified after" filter, so webhooks are how customer changes arrive after the backfill.
   ``customer.deleted`` is acknowledged and ignored: a marketing contact outlives the shop account.
+- Order events of concurrent webhooks leave in raw order batches, a few milliseconds' worth per
+  partition (producers/webhook_batches.py); each request is answered after its batch is acknowledged.
 - 2xx only after Kafka acknowledged the event. Signed but unreadable bodies go to the dead-letter topic
   and get a 400. WooCommerce does not retry failed deliveries, so polling stays on as the safety net.
 """
@@ -41,6 +43,7 @@ from aiohttp import web
 from ordersync.producers.http_client import StoreError
 from ordersync.producers.publisher import Deliveries, Publisher, PublishError
 from ordersync.producers.source import base_context, parse_time, raw_customer_event, raw_order_event
+from ordersync.producers.webhook_batches import OrderBatcher
 from ordersync.producers.woocommerce import WooCommerceSource
 from ordersync.runtime.store_health import WebhookBoard
 from ordersync.runtime.stores import StoreConfig
@@ -97,11 +100,13 @@ class WebhookReceiver:
         sources: dict[str, WooCommerceSource] | None = None,
         board: WebhookBoard | None = None,
         body_timeout_s: float = 10.0,
+        linger_s: float = 0.02,
     ) -> None:
         self.stores = {s.id: s for s in stores if s.platform == "woocommerce"}
         self.secrets = {s.id: s.secret("webhook_secret_env") for s in self.stores.values() if s.webhook_secret_env}
         self.publisher = publisher
         self.raw_orders_topic = raw_orders_topic
+        self.batcher = OrderBatcher(publisher, raw_orders_topic, linger_s)
         self.raw_customers_topic = raw_customers_topic
         self.dlq_topic = dlq_topic
         self.sources = sources or {}  # for product categories; without one, events carry none
@@ -192,7 +197,13 @@ class WebhookReceiver:
         else:
             self.stats.ignored += 1
             return web.json_response({"ignored": topic})
-        return await self._publish(store_id, self.raw_orders_topic, str(order_id), encode("raw_order_event", event))
+        value = encode("raw_order_event", event)
+        try:
+            await self.batcher.publish(f"{store_id}:{order_id}", value)
+        except PublishError as exc:
+            log.error("store %s: webhook event not acknowledged by Kafka: %s", store_id, exc)
+            return web.json_response({"error": "not stored, try again"}, status=503)
+        return self._accepted(store_id, str(order_id))
 
     async def _confirm_delete(self, store_id: str, text: str, order_id: str) -> dt.datetime | web.Response:
         """The store's time of the deletion, after asking the store: the signature does not cover the topic
@@ -219,6 +230,9 @@ class WebhookReceiver:
         except PublishError as exc:
             log.error("store %s: webhook event not acknowledged by Kafka: %s", store_id, exc)
             return web.json_response({"error": "not stored, try again"}, status=503)
+        return self._accepted(store_id, doc_id)
+
+    def _accepted(self, store_id: str, doc_id: str) -> web.Response:
         self.stats.accepted += 1
         self.board.accepted(store_id)
         return web.json_response({"accepted": doc_id}, status=202)

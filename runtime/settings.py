@@ -107,6 +107,8 @@ class Settings(BaseSettings):
     delivery_timeout_ms: int = Field(60_000, ge=1_000)  # ORDERSYNC_DELIVERY_TIMEOUT_MS
     # A webhook whose body has not fully arrived after this long gets a 408 (slow senders hold no socket).
     webhook_body_timeout_s: Seconds = 10.0  # ORDERSYNC_WEBHOOK_BODY_TIMEOUT_S
+    # Order webhooks wait this long for others to share a raw order batch with (producers/webhook_batches.py).
+    webhook_linger_ms: int = Field(20, ge=0, le=1000)  # ORDERSYNC_WEBHOOK_LINGER_MS
     # The web app's account (docs/web.md). With it set, every page needs a login; without it, the app
     # only binds to loopback. web_lists: the comma-separated contact lists the account may see (all if unset).
     web_user: str | None = None  # ORDERSYNC_WEB_USER

@@ -115,3 +115,41 @@ def test_a_body_that_never_finishes_is_cut_off(env: dict[str, str], tmp_path: Pa
             answer = sock.recv(200)
             assert answer.startswith(b"HTTP/1.1 408"), answer
             sock.close()
+
+
+@pytest.mark.broker
+def test_concurrent_webhooks_leave_in_batches_each_answered_after_kafka_and_in_order_per_order(
+    env: dict[str, str], kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.kafka_helpers import raw_order_records
+    from tests.processes import http_json
+
+    env = {**env, "ORDERSYNC_PARTITIONS": "2", "ORDERSYNC_WEBHOOK_LINGER_MS": "50"}
+    orders, versions = 40, 4
+
+    def body(order_id: int, version: int) -> bytes:
+        doc = {"id": order_id, "status": "processing", "date_modified_gmt": f"2026-01-01T10:00:0{version}"}
+        return json.dumps(doc).encode()
+
+    with shop("woocommerce", "w", env, tmp_path, orders=5) as s, webhook_receiver(s, env, tmp_path) as (url, _):
+
+        def send_versions(order_id: int) -> list[int]:  # one order's versions, each after the last was answered
+            statuses = []
+            for version in range(versions):
+                data = body(order_id, version)
+                headers = {"X-WC-Webhook-Topic": "order.updated", "X-WC-Webhook-Signature": sign(data)}
+                statuses.append(http_json(url, data, headers)[0])
+            return statuses
+
+        with ThreadPoolExecutor(orders) as pool:
+            statuses = [st for result in pool.map(send_versions, range(5000, 5000 + orders)) for st in result]
+    assert statuses == [202] * (orders * versions)
+    messages = drain(kafka_bootstrap, f"{topic_prefix}raw.orders")
+    events = raw_order_records(kafka_bootstrap, f"{topic_prefix}raw.orders")
+    assert len(events) == orders * versions  # every answered webhook is in Kafka
+    assert len(messages) <= orders * versions // 4  # grouped: concurrent webhooks share messages
+    for order_id in range(5000, 5000 + orders):
+        seen = [json.loads(e["document"])["date_modified_gmt"] for k, e in events if k == f"w:{order_id}"]
+        assert seen == sorted(seen) and len(seen) == versions  # one order's versions in the order sent
