@@ -36,6 +36,7 @@ from ordersync.topics_admin import create_topics
 
 SECRET = "bench-webhook-secret"
 PRODUCTS = 200
+CONNECTIONS = 512  # kept alive, like a store's webhook workers; a request waits for a free one
 
 
 def order_body(order_id: int, contacts: int) -> bytes:
@@ -111,31 +112,37 @@ async def post_at_rate(url: str, requests: list[tuple[int, bytes, dict[str, str]
     sent: dict[int, float] = {}
     failures: list[str] = []
     idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+    for _ in range(min(CONNECTIONS, len(prepared))):  # opened before the clock starts
+        idle.put_nowait(await asyncio.open_connection(host, port))
 
-    async def one(order_id: int, data: bytes) -> None:
+    async def one(order_id: int, data: bytes, slot: float) -> None:
+        # Latency counts from the request's slot: time spent waiting for a free connection counts too.
+        sent[order_id] = slot
+        reader, writer = await idle.get()
         try:
-            reader, writer = idle.get_nowait()
-        except asyncio.QueueEmpty:
-            reader, writer = await asyncio.open_connection(host, port)
-        sent[order_id] = time.time()
-        writer.write(data)
-        status = int((await reader.readline()).split()[1])
-        length = 0
-        while (line := await reader.readline()) not in (b"\r\n", b""):
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":")[1])
-        await reader.readexactly(length)
+            writer.write(data)
+            status = int((await reader.readline()).split()[1])
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            await reader.readexactly(length)
+        except (OSError, ValueError, IndexError, asyncio.IncompleteReadError) as exc:
+            failures.append(f"{order_id}: {type(exc).__name__}")
+            writer.close()
+            idle.put_nowait(await asyncio.open_connection(host, port))
+            return
         idle.put_nowait((reader, writer))
         if status != 202:
             failures.append(f"{order_id}: HTTP {status}")
 
-    start = time.monotonic()
+    start, wall = time.monotonic(), time.time()
     tasks = []
     for i, (order_id, data) in enumerate(prepared):
         delay = start + i / rate - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(order_id, data)))
+        tasks.append(asyncio.create_task(one(order_id, data, wall + i / rate)))
     await asyncio.gather(*tasks)
     while not idle.empty():
         idle.get_nowait()[1].close()
