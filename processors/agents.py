@@ -192,7 +192,8 @@ class Handlers:
         self.outputs = outputs
         self.overrides = overrides
         self.dead = DeadLetters(outputs, topology.outputs.dlq)
-        self.forward = Forwarder(outputs, topology.by_contact.get_topic_name(), partitions)
+        self._by_contact = topology.by_contact.get_topic_name()
+        self.forward = Forwarder(outputs, self._by_contact, partitions)
         self.emit = Emitter(outputs, topology)
         self.hinted = HintedContacts()
         # (topic, partition) → the offset below which every event's outputs are acknowledged (set before
@@ -323,7 +324,7 @@ class Handlers:
 
     def _purchase(self, partition: int, position: int, key: str, item: dict[str, Any]) -> None:
         stored = self.topology.trigger_state.get(partition, key)
-        confirmed = self.confirmed.get((self.topology.by_contact.get_topic_name(), partition), 0) * SLOTS
+        confirmed = self.confirmed.get((self._by_contact, partition), 0) * SLOTS
         purchase = cast(Any, {k: v for k, v in item.items() if k != "kind"})
         rules = self.automations.for_list(purchase["list_id"])
         step = on_purchase(load_state(stored), purchase, key, rules, position, confirmed)

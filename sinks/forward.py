@@ -161,26 +161,29 @@ class TriggerForwarder:
     def run(self, idle_exit_s: float | None = None, sleep: Callable[[float], None] = time.sleep) -> ForwardHealth:
         """Forward until stopped (or idle this long). A trigger written with a schema this version does not
         know raises UnknownSchema, uncommitted: upgrade the forwarder first (docs/contract.md)."""
-        assigned: list[float] = []  # when partitions were last assigned: idle time counts from there
+        quiet_since: float | None = None  # since the last trigger or assignment (None: not yet assigned)
 
         def on_assign(consumer: Consumer, partitions: list[Any]) -> None:
-            assigned[:] = [time.monotonic()]
+            nonlocal quiet_since
+            quiet_since = time.monotonic()
 
         self.consumer.subscribe([self.topic], on_assign=on_assign)
-        idle_since = 0.0
         try:
             while not self.stopping:
                 msg = self.consumer.poll(0.5)
                 if msg is None:
-                    idle_since = max(idle_since, *assigned) if assigned else idle_since
-                    if idle_exit_s is not None and assigned and time.monotonic() - idle_since > idle_exit_s:
+                    if (
+                        idle_exit_s is not None
+                        and quiet_since is not None
+                        and time.monotonic() - quiet_since > idle_exit_s
+                    ):
                         break
                     continue
                 if msg.error():
                     raise KafkaException(msg.error())
                 self._forward(msg, sleep)
                 self.consumer.commit(message=msg, asynchronous=False)
-                idle_since = time.monotonic()
+                quiet_since = time.monotonic()
         finally:
             self.producer.flush(30)
             self.consumer.close()
