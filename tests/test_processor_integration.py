@@ -286,6 +286,19 @@ def wait_for_orders(bootstrap: str, prefix: str, ids: range, proc: Proc) -> None
     )
 
 
+def wait_until_committed(bootstrap: str, prefix: str, messages: int, partitions: int, proc: Proc) -> None:
+    """Until the processor has committed ``messages`` raw.orders messages: an offset is committed only once
+    every output of the events below it is acknowledged, so the output topics are complete up to there.
+    (Seeing one output is not enough: the others may still be in flight when the test kills the worker.)"""
+    group, topic = f"{prefix}p", f"{prefix}raw.orders"
+
+    def done() -> bool:
+        assert proc.alive(), proc.output()
+        return sum(max(0, offset) for offset in committed(bootstrap, group, topic, partitions)) >= messages
+
+    wait_for(done, 120, f"a commit of {messages} raw.orders messages")
+
+
 def test_an_exception_in_an_agent_stops_the_worker_before_the_commit(
     env: dict[str, str], topic_prefix: str, kafka_bootstrap: str, tmp_path: Path
 ) -> None:
@@ -304,6 +317,7 @@ def test_an_exception_in_an_agent_stops_the_worker_before_the_commit(
     assert offset <= 12, f"committed past the failed event (offset 12): {offset}"
     with running(args, env, tmp_path / "second.log", module="tests.apps.processor_with_a_bug") as proc:
         wait_for_orders(kafka_bootstrap, topic_prefix, range(1, 21), proc)
+        wait_until_committed(kafka_bootstrap, topic_prefix, 20, 1, proc)
     created = Counter(
         e["source_order_id"] for e in activities(kafka_bootstrap, topic_prefix) if e["type"] == "ORDER_CREATED"
     )
@@ -380,6 +394,7 @@ def test_a_restore_from_changelogs_on_a_new_disk_emits_no_second_creation(
     produce(kafka_bootstrap, f"{topic_prefix}raw.orders", [*repeats, order_event(41, "processing", 1)])
     with running(args, env, tmp_path / "second.log") as proc:
         wait_for_orders(kafka_bootstrap, topic_prefix, range(41, 42), proc)
+        wait_until_committed(kafka_bootstrap, topic_prefix, 81, 2, proc)
     created = Counter(
         e["source_order_id"] for e in activities(kafka_bootstrap, topic_prefix) if e["type"] == "ORDER_CREATED"
     )
