@@ -28,14 +28,27 @@ from pathlib import Path
 
 import psycopg
 from aiohttp import web
-from common import cpu_seconds, cpu_used, free_port, fresh_database, report, settings_with_stack, spawn, unique_prefix  # type: ignore[import-not-found]
+from common import (  # type: ignore[import-not-found]
+    cpu_seconds,
+    cpu_used,
+    free_port,
+    fresh_database,
+    process_cpu,
+    report,
+    settings_with_stack,
+    spawn,
+    unique_prefix,
+)
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
 from ordersync.runtime.settings import Settings
+from ordersync.schemas import decode
 from ordersync.sinks.migrate import migrate
 from ordersync.topics_admin import create_topics
 
 SECRET = "bench-webhook-secret"
 PRODUCTS = 200
+COMPONENTS = ("webhook receiver", "processor", "sink")  # spawned in this order
 CONNECTIONS = 512  # kept alive, like a store's webhook workers; a request waits for a free one
 
 
@@ -171,6 +184,49 @@ def wait_landed(db: str, ids: list[int], deadline_s: float) -> dict[int, float]:
     return got
 
 
+def written_at(bootstrap: str, topic: str, ids: set[int]) -> dict[int, float]:
+    """When each order's first record in ``topic`` was produced (its Kafka CreateTime, epoch seconds):
+    raw.orders messages are one event or a batch of them; ``orders`` is keyed ``live:ID``."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-stages", "enable.partition.eof": True})
+    partitions = list(consumer.list_topics(topic, timeout=30).topics[topic].partitions)
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+    found: dict[int, float] = {}
+    at_end: set[int] = set()
+    try:
+        while len(at_end) < len(partitions):
+            msg = consumer.poll(1.0)
+            if msg is None or msg.error():
+                if msg is not None and msg.error().code() == KafkaError._PARTITION_EOF:
+                    at_end.add(msg.partition())
+                continue
+            at = msg.timestamp()[1] / 1000
+            if topic.endswith("raw.orders"):
+                record = decode(msg.value())
+                order_ids = [int(e["source_order_id"]) for e in record.get("events", [record])]
+            else:
+                order_ids = [int(msg.key().decode().rpartition(":")[2])]
+            for order_id in order_ids:
+                if order_id in ids:
+                    found.setdefault(order_id, at)
+    finally:
+        consumer.close()
+    return found
+
+
+def stages(bootstrap: str, prefix: str, sent: dict[int, float], got: dict[int, float]) -> str:
+    """Median time spent in each hop: receiver (slot → raw.orders), processor (→ orders), sink (→ row)."""
+    ids = set(got)
+    raw = written_at(bootstrap, f"{prefix}raw.orders", ids)
+    out = written_at(bootstrap, f"{prefix}orders", ids)
+    both = [i for i in ids if i in raw and i in out]
+    hops = {
+        "receiver": [raw[i] - sent[i] for i in both],
+        "processor": [out[i] - raw[i] for i in both],
+        "sink": [got[i] - out[i] for i in both],
+    }
+    return ", ".join(f"{name} {statistics.median(v) * 1000:,.0f} ms" for name, v in hops.items() if v)
+
+
 def percentiles(values: list[float]) -> tuple[float, float, float]:
     q = statistics.quantiles(values, n=100)
     return q[49], q[94], q[98]
@@ -221,18 +277,22 @@ def main() -> None:
                 next_id += n
                 requests = [(i, body, signed(body)) for i in ids for body in (order_body(i, max(1000, n // 5)),)]
                 before = cpu_seconds()
+                own = {name: process_cpu(proc.pid) for name, proc in zip(COMPONENTS, procs, strict=True)}
                 started = time.monotonic()
                 sent = loop.run_until_complete(post_at_rate(url, requests, rate))
                 achieved = n / (time.monotonic() - started)
                 got = wait_landed(db, ids, 300)
                 after = cpu_seconds()
+                spent = {name: process_cpu(proc.pid) - own[name] for name, proc in zip(COMPONENTS, procs, strict=True)}
                 latencies = [got[i] - sent[i] for i in ids if i in got]
                 p50, p95, p99 = percentiles(latencies)
                 if p99 < 1.0 and len(got) == n:
                     best = max(best, rate)
                 rows.append((f"{rate:g}/s for {args.seconds:g} s (sent at {achieved:,.0f}/s)",
                              f"p50 {p50 * 1000:,.0f} ms, p95 {p95 * 1000:,.0f} ms, p99 {p99 * 1000:,.0f} ms; {len(got):,}/{n:,} landed"))  # fmt: skip
+                rows.append(("  median per hop", stages(base.kafka_bootstrap, prefix, sent, got)))
                 rows.append(("  CPU during it", cpu_used(before, after)))
+                rows.append(("  of which", ", ".join(f"{name} {secs:.1f} s" for name, secs in spent.items())))
         finally:
             for p in procs:
                 p.terminate()
