@@ -1,5 +1,8 @@
-"""Commit only what Kafka acknowledged.
+"""Where the processor changes faust's private behaviour (checked against faust-streaming 0.15 and
+aiokafka 0.14, pinned in pyproject.toml; tests/test_delivery.py runs faust's real code paths).
 
+Commit only what Kafka acknowledged
+-----------------------------------
 Before faust commits source offsets it calls ``Consumer._handle_attached`` (meant to publish the sends
 attached to those offsets). ``checked_handle_attached`` replaces it: first every record the output
 producer (processors/outputs.py) sent so far must be acknowledged, then faust's own attached sends (if
@@ -7,6 +10,13 @@ any) must have succeeded; faust's version logs a failed send and commits anyway,
 A failure raises ``ProducerSendError``, which faust answers by crashing the worker *before* the
 commit. The supervisor restarts it and the uncommitted events are processed again; every output is
 idempotent, so that is safe.
+
+A short fetch wait
+------------------
+faust builds its consumer with ``fetch_max_wait_ms=1500`` and no setting to change it. aiokafka keeps one
+fetch in flight per broker; when that fetch asks only for partitions with nothing new (an idle input, an
+idle partition), the broker holds it for the whole wait, and the busy partitions are not fetched until it
+returns: live orders stalled for up to 1.5 s every few seconds. ``short_fetch_wait`` caps the wait.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ from typing import Any
 
 from faust.exceptions import ProducerSendError
 from faust.transport.consumer import Consumer
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import TP
 
 from ordersync.processors.outputs import OutputFailed, OutputProducer
@@ -68,6 +79,23 @@ async def checked_handle_attached(self: Any, commit_offsets: Mapping[TP, int]) -
             )
 
 
+FETCH_MAX_WAIT_MS = 50  # the longest an idle partition can hold back the others
+
+_create_worker_consumer = AIOKafkaConsumerThread._create_worker_consumer
+
+
+def _with_short_fetch_wait(self: Any, transport: Any) -> Any:
+    consumer = _create_worker_consumer(self, transport)
+    # aiokafka reads it when the consumer starts (to build its fetcher), after faust created it.
+    consumer._fetch_max_wait_ms = min(consumer._fetch_max_wait_ms, FETCH_MAX_WAIT_MS)
+    return consumer
+
+
+def short_fetch_wait() -> None:
+    """Patch faust's consumer thread (process-wide) so its consumer waits at most FETCH_MAX_WAIT_MS."""
+    AIOKafkaConsumerThread._create_worker_consumer = _with_short_fetch_wait  # type: ignore[method-assign]
+
+
 def install(
     outputs: OutputProducer | None = None,
     on_stored: Callable[[dict[tuple[str, int], int]], None] | None = None,
@@ -79,3 +107,4 @@ def install(
     _guard.outputs, _guard.on_stored, _guard.on_confirmed = outputs, on_stored, on_confirmed
     _guard.before_confirm = before_confirm
     Consumer._handle_attached = checked_handle_attached  # type: ignore[method-assign]
+    short_fetch_wait()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from types import SimpleNamespace
 from typing import Any
 
@@ -86,3 +87,24 @@ def test_a_failed_send_is_never_forgotten() -> None:
         with pytest.raises(OutputFailed, match="no commit until the worker restarts"):
             asyncio.run(outputs.confirm(timeout_s=1))
     assert outputs.failed and outputs.in_flight == 0
+
+
+def test_the_processor_consumer_waits_at_most_the_short_fetch_wait(kafka_bootstrap: str) -> None:
+    """faust's own code builds the worker consumer (with its hard-coded 1.5 s wait) and aiokafka's own
+    start builds the fetcher from it: the fetcher must hold the short wait, or an idle partition's fetch
+    stalls the busy ones."""
+    import faust
+
+    from ordersync.processors.delivery import FETCH_MAX_WAIT_MS, short_fetch_wait
+
+    async def run() -> None:
+        app = faust.App(f"test-fetch-wait-{uuid.uuid4().hex}", broker=f"kafka://{kafka_bootstrap}")
+        short_fetch_wait()
+        consumer = app.consumer._thread._create_consumer(loop=asyncio.get_running_loop())
+        await consumer.start()
+        try:
+            assert consumer._fetcher._fetch_max_wait_ms == FETCH_MAX_WAIT_MS
+        finally:
+            await consumer.stop()
+
+    asyncio.run(run())
