@@ -211,11 +211,13 @@ def webhook() -> None:
 @click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8085, show_default=True)
-def webhook_serve(config_path: str, host: str, port: int) -> None:
+@click.option("--access-log", is_flag=True, help="Log a line per request (costly at sale-day rates).")
+def webhook_serve(config_path: str, host: str, port: int, access_log: bool) -> None:
     """Receive signed WooCommerce webhooks at POST /webhooks/woocommerce/{store_id}."""
     import asyncio
 
     from aiohttp import web
+    from aiohttp.log import access_logger
 
     from ordersync.producers.publisher import Publisher
     from ordersync.producers.webhook import WebhookReceiver
@@ -251,7 +253,8 @@ def webhook_serve(config_path: str, host: str, port: int) -> None:
         for store_id, http in https.items():
             await http.__aenter__()
             receiver.sources[store_id] = WooCommerceSource(receiver.stores[store_id], http)
-        runner = web.AppRunner(receiver.app())
+        # aiohttp's access log writes a line per request: off unless asked for (refusals are logged anyway).
+        runner = web.AppRunner(receiver.app(), access_log=access_logger if access_log else None)
         await runner.setup()
         await web.TCPSite(runner, host, port).start()
         click.echo(f"webhook receiver on http://{host}:{port}/webhooks/woocommerce/<store_id>")

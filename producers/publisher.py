@@ -109,14 +109,26 @@ class Publisher:
         deadline = time.monotonic() + timeout_s
         while deliveries.pending > 0 and time.monotonic() < deadline:
             self._producer.poll(0.05)
+        self._settled(deliveries, timeout_s)
+
+    async def wait(self, deliveries: Deliveries, timeout_s: float = 120) -> None:
+        """``wait_sync`` for the event loop: polls without blocking, a short sleep between polls (many
+        requests wait at once; a thread each would cost more than the waiting)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while deliveries.pending > 0 and loop.time() < deadline:
+            self._producer.poll(0)
+            if deliveries.pending > 0:
+                await asyncio.sleep(0.002)
+        self._settled(deliveries, timeout_s)
+
+    @staticmethod
+    def _settled(deliveries: Deliveries, timeout_s: float) -> None:
         failures = deliveries.take_failures()
         if failures:
             raise PublishError(f"{len(failures)} events failed: {failures[0]}")
         if deliveries.pending > 0:
             raise PublishError(f"{deliveries.pending} events not acknowledged within {timeout_s:.0f}s")
-
-    async def wait(self, deliveries: Deliveries, timeout_s: float = 120) -> None:
-        await asyncio.to_thread(self.wait_sync, deliveries, timeout_s)
 
     def close(self, timeout_s: float = 30) -> None:
         """Give queued events (another caller's too) their chance before the process ends."""
