@@ -29,7 +29,7 @@ class OutputFailed(Exception):
 class OutputProducer:
     """The processor's one producer; ``confirm`` is the commit's gate."""
 
-    def __init__(self, bootstrap: str, linger_ms: int = 5, **extra: Any) -> None:
+    def __init__(self, bootstrap: str, linger_ms: int = 20, **extra: Any) -> None:
         self._producer = Producer(
             {
                 "bootstrap.servers": bootstrap,

@@ -61,7 +61,7 @@ class SinkOptions:
     topic_prefix: str
     consumer_name: str  # the Kafka group id and the key of this sink's rows in sink_offsets
     batch_size: int = 5000
-    batch_wait_s: float = 0.1  # a batch waits at most this long for more messages (latency vs. batch size)
+    batch_wait_s: float = 0.05  # a batch waits at most this long for more messages (latency vs. batch size)
     retry_max_s: float = 10.0
 
 
@@ -105,6 +105,8 @@ class PostgresSink:
                 "auto.offset.reset": "earliest",
                 "partition.assignment.strategy": "range",  # eager: every rebalance revokes everything
                 "fetch.max.bytes": 52428800,
+                "fetch.min.bytes": 262144,
+                "fetch.wait.max.ms": 50,
                 # A sink killed without leaving the group holds its partitions until the session times out.
                 "session.timeout.ms": 10000,
                 "heartbeat.interval.ms": 2000,
