@@ -219,6 +219,7 @@ def webhook_serve(config_path: str, host: str, port: int, access_log: bool) -> N
     from aiohttp import web
     from aiohttp.log import access_logger
 
+    from ordersync.producers.campaign_events import CampaignWebhook
     from ordersync.producers.publisher import Publisher
     from ordersync.producers.webhook import WebhookReceiver
     from ordersync.producers.woocommerce import WooCommerceSource
@@ -243,6 +244,11 @@ def webhook_serve(config_path: str, host: str, port: int, access_log: bool) -> N
             body_timeout_s=settings.webhook_body_timeout_s,
             linger_s=settings.webhook_linger_ms / 1000,
         )
+        secret = settings.campaign_webhook_secret
+        campaign_events = CampaignWebhook(
+            publisher, names.campaign_events, names.dlq, secret.get_secret_value().encode() if secret else None,
+            {store.list_id for store in stores},
+        )  # fmt: skip
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -254,7 +260,9 @@ def webhook_serve(config_path: str, host: str, port: int, access_log: bool) -> N
             await http.__aenter__()
             receiver.sources[store_id] = WooCommerceSource(receiver.stores[store_id], http)
         # aiohttp's access log writes a line per request: off unless asked for (refusals are logged anyway).
-        runner = web.AppRunner(receiver.app(), access_log=access_logger if access_log else None)
+        app = receiver.app()
+        campaign_events.add_routes(app)
+        runner = web.AppRunner(app, access_log=access_logger if access_log else None)
         await runner.setup()
         await web.TCPSite(runner, host, port).start()
         click.echo(f"webhook receiver on http://{host}:{port}/webhooks/woocommerce/<store_id>")
@@ -343,6 +351,38 @@ def contacts_import(csv_file: str, list_id: str) -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     click.echo(f"imported {report.imported} contacts into list {list_id}")
+    for reason in report.rejected:
+        click.echo(f"rejected {reason} (kept in the dead-letter topic)", err=True)
+    sys.exit(1 if report.rejected else 0)
+
+
+@main.group()
+def campaigns() -> None:
+    """Campaign events in (sends, holdouts, opens, clicks) and what campaigns brought."""
+
+
+@campaigns.command("import")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--list", "list_id", required=True, help="The contact list the recipients belong to.")
+def campaigns_import(csv_file: str, list_id: str) -> None:
+    """Import campaign events from a CSV file (type, campaign_id, email, occurred_at, ...)."""
+    from pathlib import Path
+
+    from ordersync.producers.campaign_events import import_csv
+    from ordersync.producers.publisher import Publisher
+    from ordersync.topics_admin import create_topics
+
+    settings = Settings.from_env()
+    create_topics(settings)
+    names = TopicNames.with_prefix(settings.topic_prefix)
+    try:
+        report = import_csv(
+            Path(csv_file), list_id, Publisher(settings.kafka_bootstrap), names.campaign_events, names.dlq
+        )
+    except (ValueError, UnicodeDecodeError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(f"imported {report.imported} campaign events into list {list_id}")
     for reason in report.rejected:
         click.echo(f"rejected {reason} (kept in the dead-letter topic)", err=True)
     sys.exit(1 if report.rejected else 0)

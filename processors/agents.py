@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 import faust
 from faust.types import EventT
 
-from ordersync.processors import envelope
+from ordersync.processors import attribution, envelope
 from ordersync.processors.contacts import customer_alias, customer_modified_at, hint_from_customer, new_contact
 from ordersync.processors.dead_letters import DeadLetterCounter
 from ordersync.processors.join import Outputs, on_alias, on_contact, on_hint, on_order
@@ -34,7 +34,7 @@ from ordersync.schemas.dead_letters import dead_letter_headers
 from ordersync.schemas.headers import order_headers
 from ordersync.schemas.identity import contact_id, contact_key, normalise_email
 from ordersync.schemas.partitioning import murmur2_partition
-from ordersync.schemas.records import Activity, Order, RawOrderBatch, RawOrderEvent, Trigger
+from ordersync.schemas.records import Activity, Attribution, Order, RawOrderBatch, RawOrderEvent, Trigger
 
 if TYPE_CHECKING:
     from ordersync.processors.app import Topology
@@ -148,6 +148,7 @@ class Emitter:
         self._activity = topology.outputs.activity
         self._contacts = topology.outputs.contacts
         self._triggers = topology.outputs.triggers
+        self._attributions = topology.outputs.attributions
 
     def order(self, order: Order, value: bytes) -> None:
         """Send an order already encoded (``value``), with its version headers."""
@@ -161,6 +162,10 @@ class Emitter:
         """Send a trigger, keyed by its contact so one contact's triggers stay in order."""
         key = f"{trigger['list_id']}:{trigger['contact_id']}".encode()
         self._outputs.send(self._triggers, key, encode("trigger", trigger))
+
+    def attribution(self, record: Attribution) -> None:
+        """Send an order's attribution, keyed by the order (the topic is compacted: a repeat replaces)."""
+        self._outputs.send(self._attributions, record["order_key"].encode(), encode("attribution", record))
 
     def all(self, out: Outputs) -> None:
         """Encode and send everything the contact stage returned."""
@@ -296,6 +301,22 @@ class Handlers:
         self.forward.add(contact_key(list_id, email), {"kind": "contact", "contact": contact})
         self._sent()
 
+    # -- campaign.events: touches for the contact stage ---------------------------------------------------
+    def campaign_message(self, event: EventT[bytes]) -> None:
+        """A campaign.events message: its touch to the contact's partition, if the list is attributed."""
+        record = self._decoded(event, ("campaign_event",))
+        if record is None or self.automations.attributed(record["list_id"]) is None:
+            self._sent()
+            return
+        email, list_id = record["email"], record["list_id"]
+        if normalise_email(email) != email or record["contact_id"] != contact_id(list_id, email):
+            self.dead.send(
+                event, "normalise", "campaign_event: e-mail not normalised or contact_id not derived from it"
+            )
+            return
+        self.forward.add(contact_key(list_id, email), attribution.touch_item(cast(Any, record)))
+        self._sent()
+
     # -- processor.by-contact: the contact stage ----------------------------------------------------------
     def contact_message(self, event: EventT[bytes]) -> None:
         """A processor.by-contact message: its items through the contact stage, in order."""
@@ -307,6 +328,8 @@ class Handlers:
             position = event.message.offset * SLOTS + index
             if item["kind"] == "purchase":
                 self._purchase(event.message.partition, position, key, item)
+            elif item["kind"] == "touch":
+                self._touch(event.message.partition, key, item)
             else:
                 out.extend(self._join(event.message.partition, position, key, item))
         self.emit.all(out)
@@ -316,16 +339,34 @@ class Handlers:
 
     # -- triggers: each emitted order with a contact, folded into that contact's summary ----------------
     def _purchased(self, order: Order) -> None:
-        if not self.automations.enabled(order["list_id"]):
+        if not self.automations.summarised(order["list_id"]):
             return
         purchase = purchase_of(order)
         if purchase is not None:
             self.forward.add(contact_key(purchase["list_id"], purchase["email"]), {"kind": "purchase", **purchase})
 
     def _purchase(self, partition: int, position: int, key: str, item: dict[str, Any]) -> None:
+        purchase = cast(Any, {k: v for k, v in item.items() if k != "kind"})
+        rules = self.automations.attributed(purchase["list_id"])
+        if rules is not None:
+            self._attribute(partition, position, key, purchase, rules)
+        if self.automations.enabled(purchase["list_id"]):
+            self._automate(partition, position, key, purchase)
+
+    def _attribute(self, partition: int, position: int, key: str, purchase: Any, rules: Any) -> None:
+        state = load_state(self.topology.attribution.get(partition, key))
+        step = attribution.on_order(state, purchase, position, rules)
+        self.topology.attribution.put(partition, key, dump_state(step.state))  # also on a redelivery
+        if step.attribution is not None:
+            self.emit.attribution(step.attribution)
+
+    def _touch(self, partition: int, key: str, item: dict[str, Any]) -> None:
+        state = attribution.on_touch(load_state(self.topology.attribution.get(partition, key)), item)
+        self.topology.attribution.put(partition, key, dump_state(state))
+
+    def _automate(self, partition: int, position: int, key: str, purchase: Any) -> None:
         stored = self.topology.trigger_state.get(partition, key)
         confirmed = self.confirmed.get((self._by_contact, partition), 0) * SLOTS
-        purchase = cast(Any, {k: v for k, v in item.items() if k != "kind"})
         rules = self.automations.for_list(purchase["list_id"])
         step = on_purchase(load_state(stored), purchase, key, rules, position, confirmed)
         # Written even on a redelivery: the crash may have lost its first send to the changelog.
@@ -426,6 +467,7 @@ def register(
     agent(topology.raw_orders, "normalise", handlers.order_message)
     agent(topology.raw_customers, "customers", handlers.customer_message)
     agent(topology.imports, "imported", handlers.import_message)
+    agent(topology.campaign_events, "campaigns", handlers.campaign_message)
     agent(topology.by_contact, "join", handlers.contact_message)
 
     @app.timer(interval=1.0)  # type: ignore[untyped-decorator]  # faust's decorators are not typed

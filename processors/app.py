@@ -70,6 +70,7 @@ class Topology:
     raw_orders: faust.TopicT
     raw_customers: faust.TopicT
     imports: faust.TopicT
+    campaign_events: faust.TopicT
     by_contact: faust.TopicT
     order_state: StateTable
     contacts: StateTable
@@ -77,6 +78,7 @@ class Topology:
     join_positions: StateTable
     trigger_state: StateTable
     trigger_timers: StateTable
+    attribution: StateTable
 
 
 def create_app(opts: ProcessorOptions) -> faust.App:
@@ -110,13 +112,14 @@ def create_app(opts: ProcessorOptions) -> faust.App:
         return StateTable(declared, outputs)
 
     wiring = Wiring.with_prefix(opts.topic_prefix, opts.output_prefix)
-    raw_orders, raw_customers, imports = wiring.processor_reads
+    raw_orders, raw_customers, imports, campaign_events = wiring.processor_reads
     topology = Topology(
         inputs=wiring.inputs,
         outputs=wiring.outputs,
         raw_orders=topic(raw_orders),
         raw_customers=topic(raw_customers),
         imports=topic(imports),
+        campaign_events=topic(campaign_events),
         by_contact=topic((opts.output_prefix or opts.topic_prefix) + BY_CONTACT, internal=True),
         order_state=table("order-state"),
         contacts=table("contacts"),
@@ -128,6 +131,8 @@ def create_app(opts: ProcessorOptions) -> faust.App:
         # time (processors/triggers.py). Both co-partitioned with processor.by-contact.
         trigger_state=table("trigger-state"),
         trigger_timers=table("trigger-timers"),
+        # Per contact, its campaign touches and the orders already credited (processors/attribution.py).
+        attribution=table("attribution"),
     )
     tables = (
         topology.order_state,
@@ -136,6 +141,7 @@ def create_app(opts: ProcessorOptions) -> faust.App:
         topology.join_positions,
         topology.trigger_state,
         topology.trigger_timers,
+        topology.attribution,
     )
 
     def stored(offsets: dict[tuple[str, int], int]) -> None:

@@ -12,6 +12,14 @@ abandoned_after_h = 4               # CHECKOUT_ABANDONED: CREATED/PENDING this l
 win_back_after_days = 90            # WIN_BACK: no order this long after at least two (0: off)
 vip_spent = { EUR = "1000", CHF = "1000" }   # VIP_REACHED: completed net spend per currency
 
+[attribution."1"]                  # credit this list's orders to campaigns (docs/contract.md "Attribution")
+click_window_days = 5
+open_window_days = 5
+opens = true                        # false: clicks only
+machine_opens = false               # privacy-proxy opens are kept but not credited
+scanner_clicks = false              # nor clicks within scanner_s of the send
+scanner_s = 10
+
 [[automations."1".upsell]]
 name = "boots-care"
 when_categories = ["Boots"]         # an item in one of these categories ...
@@ -28,11 +36,13 @@ import datetime as dt
 import tomllib
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ordersync.runtime.stores import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class UpsellRule(BaseModel):
@@ -89,11 +99,48 @@ class AutomationRules(BaseModel):
 DEFAULT_RULES = AutomationRules()
 
 
-class Automations:
-    """Every list's rules; only lists with rules have automations."""
+class AttributionRules(BaseModel):
+    """How one list credits orders to campaigns (``[attribution."<list id>"]``; docs/contract.md
+    "Attribution"): the last click within ``click_window_days`` before the order's creation, else the last
+    open within ``open_window_days``. Machine opens and scanner clicks are kept but not credited unless
+    switched on."""
 
-    def __init__(self, by_list: dict[str, AutomationRules] | None = None) -> None:
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    click_window_days: float = Field(5.0, gt=0, le=90)
+    open_window_days: float = Field(5.0, gt=0, le=90)
+    opens: bool = True
+    machine_opens: bool = False
+    scanner_clicks: bool = False
+    scanner_s: float = Field(10.0, ge=0, le=3600)  # a click this soon after its send is a link scanner
+
+    @property
+    def click_window(self) -> dt.timedelta:
+        return dt.timedelta(days=self.click_window_days)
+
+    @property
+    def open_window(self) -> dt.timedelta:
+        return dt.timedelta(days=self.open_window_days)
+
+
+class Automations:
+    """Every list's rules; only lists with rules have automations, only lists with attribution rules
+    have their orders credited to campaigns."""
+
+    def __init__(
+        self,
+        by_list: dict[str, AutomationRules] | None = None,
+        attribution: dict[str, AttributionRules] | None = None,
+    ) -> None:
         self.by_list = by_list or {}
+        self.attribution = attribution or {}
+
+    def attributed(self, list_id: str) -> AttributionRules | None:
+        return self.attribution.get(list_id)
+
+    def summarised(self, list_id: str) -> bool:
+        """Whether the contact stage needs a summary of this list's orders (for triggers or attribution)."""
+        return list_id in self.by_list or list_id in self.attribution
 
     def enabled(self, list_id: str) -> bool:
         return list_id in self.by_list
@@ -105,20 +152,27 @@ class Automations:
         return {list_id: rules.horizon for list_id, rules in self.by_list.items()}
 
 
-def parse_automations(data: dict[str, Any]) -> Automations:
-    """The ``automations`` table of a parsed stores file; ConfigError names the list and the key."""
-    sections = data.get("automations", {})
+def _sections(data: dict[str, Any], name: str, model: type[M]) -> dict[str, M]:
+    sections = data.get(name, {})
     if not isinstance(sections, dict):
-        raise ConfigError("automations: expected a table of lists")
+        raise ConfigError(f"{name}: expected a table of lists")
     by_list = {}
     for list_id, raw in sections.items():
         try:
-            by_list[str(list_id)] = AutomationRules.model_validate(raw)
+            by_list[str(list_id)] = model.model_validate(raw)
         except ValidationError as exc:
             error = exc.errors()[0]
             where = ".".join(str(part) for part in error["loc"]) or "rules"
-            raise ConfigError(f"automations for list {list_id!r}: {where}: {error['msg']}") from None
-    return Automations(by_list)
+            raise ConfigError(f"{name} for list {list_id!r}: {where}: {error['msg']}") from None
+    return by_list
+
+
+def parse_automations(data: dict[str, Any]) -> Automations:
+    """The ``automations`` and ``attribution`` tables of a parsed stores file; ConfigError names the
+    list and the key."""
+    return Automations(
+        _sections(data, "automations", AutomationRules), _sections(data, "attribution", AttributionRules)
+    )
 
 
 def load_automations(path: Path | str | None) -> Automations:

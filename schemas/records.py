@@ -242,6 +242,45 @@ class Trigger(TypedDict):
     fired_at: dt.datetime
 
 
+
+
+CampaignChannel = Literal["EMAIL", "SMS", "PUSH", "OTHER"]
+CampaignEventType = Literal["SEND", "OPEN", "CLICK", "UNSUBSCRIBE", "OTHER"]
+
+
+class CampaignEvent(TypedDict):
+    event_id: str
+    list_id: str
+    contact_id: str
+    email: str
+    campaign_id: str
+    campaign_name: str | None
+    channel: CampaignChannel
+    type: CampaignEventType
+    occurred_at: dt.datetime
+    holdout: bool
+    machine: bool
+    url: str | None
+    source: Literal["IMPORT", "WEBHOOK", "OTHER"]
+    received_at: dt.datetime
+
+
+class Attribution(TypedDict):
+    order_key: str
+    store_id: str
+    source_order_id: str
+    list_id: str
+    contact_id: str
+    campaign_id: str
+    campaign_name: str | None
+    channel: CampaignChannel
+    touch: Literal["CLICK", "OPEN", "OTHER"]
+    touch_event_id: str
+    touched_at: dt.datetime
+    order_created_at: dt.datetime
+    historical: bool
+
+
 BY_SUBJECT: dict[str, type] = {
     "raw_order_event": RawOrderEvent,
     "raw_order_batch": RawOrderBatch,
@@ -251,4 +290,6 @@ BY_SUBJECT: dict[str, type] = {
     "contact": Contact,
     "connector_cursor": ConnectorCursor,
     "trigger": Trigger,
+    "campaign_event": CampaignEvent,
+    "attribution": Attribution,
 }

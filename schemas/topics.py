@@ -40,6 +40,10 @@ CATALOGUE: tuple[TopicSpec, ...] = (
               "Contacts imported from CSV files, consumed by the processor."),
     TopicSpec("triggers", "{list_id}:{contact_id}", "trigger", FOREVER,
               "Automation triggers on live purchases (thank-you, first order, upsell, abandoned, win-back, VIP)."),
+    TopicSpec("campaign.events", "{list_id}:{email}", "campaign_event", FOREVER,
+              "Campaign sends, holdouts, opens, clicks and unsubscribes, from CSV imports and platform webhooks."),
+    TopicSpec("attributions", "{store_id}:{source_order_id}", "attribution", COMPACTED,
+              "The campaign each attributed order is credited to (decided once; its revenue follows the order)."),
     TopicSpec("dlq", "the key of the original message", None, FOREVER,
               "Dead letters: original key, value and headers, plus headers saying why and where from."),
 )  # fmt: skip
@@ -78,6 +82,8 @@ class TopicNames:
     contacts: str
     contacts_import: str
     triggers: str
+    campaign_events: str
+    attributions: str
     dlq: str
 
     @classmethod
@@ -136,7 +142,12 @@ class Wiring:
 
     @property
     def processor_reads(self) -> list[str]:
-        return [self.inputs.raw_orders, self.inputs.raw_customers, self.inputs.contacts_import]
+        return [
+            self.inputs.raw_orders,
+            self.inputs.raw_customers,
+            self.inputs.contacts_import,
+            self.inputs.campaign_events,
+        ]
 
     @property
     def sink_reads(self) -> list[str]:

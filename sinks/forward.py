@@ -10,8 +10,6 @@ fired. docs/contract.md "Forwarding triggers" describes the request and how to c
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import json
 import logging
 import time
@@ -26,10 +24,10 @@ from confluent_kafka import Consumer, KafkaException, Message, Producer
 
 from ordersync.schemas import DecodeError, decode
 from ordersync.schemas.dead_letters import dead_letter_headers
+from ordersync.schemas.signatures import SIGNATURE, sign
 
 log = logging.getLogger(__name__)
 
-SIGNATURE = "X-Ordersync-Signature"
 TRIGGER_ID = "X-Ordersync-Trigger-Id"
 RETRYABLE = {408, 425, 429}  # and every 5xx; any other answer is the destination refusing this trigger
 
@@ -45,25 +43,6 @@ def _json(value: Any) -> Any:
 def payload(trigger: Mapping[str, Any]) -> bytes:
     """The request body: the trigger as JSON, amounts as decimal strings, times in UTC (ISO 8601)."""
     return json.dumps(trigger, default=_json, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def sign(secret: bytes, timestamp: int, body: bytes) -> str:
-    """``t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>." + body>``: the timestamp is signed too, so a
-    captured request cannot be replayed later than the receiver's tolerance."""
-    mac = hmac.new(secret, str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={mac}"
-
-
-def verify(secret: bytes, header: str, body: bytes, now: float, tolerance_s: float = 300) -> bool:
-    """What a receiver checks (in constant time); ordersync's tests use it as a receiver would."""
-    try:
-        parts = dict(part.split("=", 1) for part in header.split(","))
-        timestamp = int(parts["t"])
-    except (ValueError, KeyError):
-        return False
-    if abs(now - timestamp) > tolerance_s:
-        return False
-    return hmac.compare_digest(sign(secret, timestamp, body), f"t={timestamp},v1={parts.get('v1', '')}")
 
 
 def retryable(status: int | None) -> bool:

@@ -214,6 +214,43 @@ def trigger() -> dict[str, Any]:
     }
 
 
+def campaign_event() -> dict[str, Any]:
+    return {
+        "event_id": "esp-771-click-1",
+        "list_id": "7",
+        "contact_id": "0d5c3a5e-8f1e-5b8e-9a37-1f2d3c4b5a69",
+        "email": "zoe@example.ch",
+        "campaign_id": "spring-26",
+        "campaign_name": "Frühling -20 %",
+        "channel": "EMAIL",
+        "type": "CLICK",
+        "occurred_at": T0,
+        "holdout": False,
+        "machine": False,
+        "url": "https://shop.example.ch/boots",
+        "source": "WEBHOOK",
+        "received_at": T0,
+    }
+
+
+def attribution() -> dict[str, Any]:
+    return {
+        "order_key": "woo-ch:1379",
+        "store_id": "woo-ch",
+        "source_order_id": "1379",
+        "list_id": "7",
+        "contact_id": "0d5c3a5e-8f1e-5b8e-9a37-1f2d3c4b5a69",
+        "campaign_id": "spring-26",
+        "campaign_name": "Frühling -20 %",
+        "channel": "EMAIL",
+        "touch": "CLICK",
+        "touch_event_id": "esp-771-click-1",
+        "touched_at": T0,
+        "order_created_at": T0,
+        "historical": False,
+    }
+
+
 SAMPLES = {
     "raw_order_event": [raw_order_event(), prestashop_raw_order_event()],
     "raw_order_batch": [raw_order_batch()],
@@ -223,4 +260,6 @@ SAMPLES = {
     "activity": [activity()],
     "connector_cursor": [connector_cursor()],
     "trigger": [trigger()],
+    "campaign_event": [campaign_event()],
+    "attribution": [attribution()],
 }

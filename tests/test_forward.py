@@ -16,7 +16,8 @@ import pytest
 
 from ordersync.runtime.settings import Settings
 from ordersync.schemas import encode
-from ordersync.sinks.forward import SIGNATURE, TRIGGER_ID, backoff, payload, retryable, sign, verify
+from ordersync.schemas.signatures import SIGNATURE, sign, verify
+from ordersync.sinks.forward import TRIGGER_ID, backoff, payload, retryable
 from ordersync.topics_admin import create_topics
 from tests.kafka_helpers import drain, produce
 from tests.processes import Proc, wait_for

@@ -1,0 +1,225 @@
+"""Campaign events in: ``ordersync campaigns import FILE.csv --list L`` and a sending platform's signed
+event webhooks (``POST /webhooks/campaigns/{list_id}`` on the webhook receiver), both onto
+``campaign.events`` (docs/contract.md "Campaign events").
+
+One event's fields, as CSV columns (header row, case-insensitive) or JSON object keys:
+
+- ``type``: send, open, click or unsubscribe; ``campaign_id``; ``email`` (``contact_id`` may be given
+  too and must then be the one derived from the e-mail); ``occurred_at``: ISO 8601 with its offset;
+- optional: ``campaign_name``, ``channel`` (email, sms, push), ``holdout`` (a send to the holdout
+  group: nothing was sent), ``machine`` (a machine open), ``url``, ``event_id`` (the platform's id;
+  without one, an id derived from the event's fields, so a file imported twice makes no second event).
+
+A row or object that does not fit is never dropped: it goes to the dead-letter topic with its reason
+(the CSV's line number; the webhook answers 400 with the reasons and stores the good ones).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+from aiohttp import web
+
+from ordersync.producers.publisher import Deliveries, Publisher, PublishError
+from ordersync.schemas import encode
+from ordersync.schemas.dead_letters import dead_letter_headers
+from ordersync.schemas.identity import contact_id, normalise_email
+from ordersync.schemas.records import CampaignEvent
+from ordersync.schemas.signatures import SIGNATURE, verify
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = uuid.UUID("0f4b8f9e-3c1a-4e47-8a5d-2b7c9d1e6f30")
+TYPES = ("SEND", "OPEN", "CLICK", "UNSUBSCRIBE")
+CHANNELS = ("EMAIL", "SMS", "PUSH", "OTHER")
+TRUE, FALSE = ("1", "true", "yes", "y"), ("", "0", "false", "no", "n")
+
+
+class BadEvent(ValueError):
+    """The reason one row or object is not a campaign event."""
+
+
+def _flag(fields: Mapping[str, Any], name: str) -> bool:
+    value = fields.get(name)
+    if isinstance(value, bool):
+        return value
+    text = str(value if value is not None else "").strip().lower()
+    if text in TRUE:
+        return True
+    if text in FALSE:
+        return False
+    raise BadEvent(f"{name} must be true or false, not {text[:40]!r}")
+
+
+def _text(fields: Mapping[str, Any], name: str, limit: int = 500) -> str | None:
+    value = fields.get(name)
+    if value is None:
+        return None
+    text = str(value).strip()
+    if len(text) > limit:
+        raise BadEvent(f"{name} is longer than {limit} characters")
+    return text or None
+
+
+def event_from(fields: Mapping[str, Any], list_id: str, source: str, received_at: dt.datetime) -> CampaignEvent:
+    """One campaign event from its fields; BadEvent says what does not fit."""
+    kind = (_text(fields, "type") or "").upper()
+    if kind not in TYPES:
+        raise BadEvent(f"type must be one of {', '.join(t.lower() for t in TYPES)}, not {kind.lower()[:40]!r}")
+    campaign = _text(fields, "campaign_id", 200)
+    if campaign is None:
+        raise BadEvent("campaign_id is missing")
+    email = normalise_email(_text(fields, "email") or "")
+    if email is None:
+        raise BadEvent("email is missing or not an e-mail address")
+    derived = contact_id(list_id, email)
+    given = _text(fields, "contact_id")
+    if given is not None and given != derived:
+        raise BadEvent("contact_id is not the id of this e-mail in this list")
+    when = _text(fields, "occurred_at")
+    try:
+        occurred = dt.datetime.fromisoformat(when or "")
+    except ValueError:
+        raise BadEvent(f"occurred_at is not an ISO 8601 time: {(when or '')[:40]!r}") from None
+    if occurred.tzinfo is None:
+        raise BadEvent("occurred_at has no UTC offset (say Z or +01:00: times are stored in UTC)")
+    occurred = occurred.astimezone(dt.UTC)
+    channel = (_text(fields, "channel") or "EMAIL").upper()
+    if channel not in CHANNELS:
+        raise BadEvent(f"channel must be one of {', '.join(c.lower() for c in CHANNELS)}, not {channel.lower()[:40]!r}")
+    holdout, machine = _flag(fields, "holdout"), _flag(fields, "machine")
+    if holdout and kind != "SEND":
+        raise BadEvent("holdout is for sends: a holdout recipient was sent nothing to open or click")
+    event_id = _text(fields, "event_id", 200) or str(
+        uuid.uuid5(NAMESPACE, f"{list_id}|{campaign}|{email}|{kind}|{occurred.isoformat()}")
+    )
+    return {
+        "event_id": event_id,
+        "list_id": list_id,
+        "contact_id": derived,
+        "email": email,
+        "campaign_id": campaign,
+        "campaign_name": _text(fields, "campaign_name", 200),
+        "channel": cast(Any, channel),
+        "type": cast(Any, kind),
+        "occurred_at": occurred,
+        "holdout": holdout,
+        "machine": machine,
+        "url": _text(fields, "url", 2000),
+        "source": cast(Any, source),
+        "received_at": received_at,
+    }
+
+
+def publish_event(publisher: Publisher, deliveries: Deliveries, topic: str, event: CampaignEvent) -> None:
+    publisher.publish(deliveries, topic, f"{event['list_id']}:{event['email']}", encode("campaign_event", event))
+
+
+@dataclass
+class ImportReport:
+    imported: int = 0
+    rejected: list[str] = field(default_factory=list)
+
+
+def import_csv(path: Path, list_id: str, publisher: Publisher, topic: str, dlq_topic: str) -> ImportReport:
+    """Every row onto ``topic``, or with its reason onto ``dlq_topic``; returns once Kafka has them all."""
+    report = ImportReport()
+    received = dt.datetime.now(dt.UTC)
+    deliveries = Deliveries()
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        headers = [h.strip().lower() for h in reader.fieldnames or []]
+        missing = [name for name in ("type", "campaign_id", "email", "occurred_at") if name not in headers]
+        if missing:
+            raise ValueError(f"{path}: the header row lacks {', '.join(missing)}")
+        for line, raw in enumerate(reader, start=2):
+            row = {k.strip().lower(): (v or "") for k, v in raw.items() if k}
+            try:
+                event = event_from(row, list_id, "IMPORT", received)
+            except BadEvent as exc:
+                reason = f"line {line}: {exc}"
+                report.rejected.append(reason)
+                publisher.publish(
+                    deliveries, dlq_topic, f"{list_id}:line-{line}", ",".join(row.values()).encode(),
+                    list(dead_letter_headers(reason, "campaigns-import", file=str(path))),
+                )  # fmt: skip
+                continue
+            publish_event(publisher, deliveries, topic, event)
+            report.imported += 1
+    publisher.wait_sync(deliveries)
+    return report
+
+
+class CampaignWebhook:
+    """``POST /webhooks/campaigns/{list_id}``: a JSON array of events (or ``{"events": [...]}``), signed
+    with ``X-Ordersync-Signature`` (schemas/signatures.py). 401 without a valid signature; 202 once Kafka
+    holds every event; 400 naming each event that does not fit (those go to the dead-letter topic, the
+    others are stored: the platform need not send them again); 503 if Kafka did not take them."""
+
+    def __init__(self, publisher: Publisher, topic: str, dlq_topic: str, secret: bytes | None, lists: set[str]) -> None:
+        self.publisher, self.topic, self.dlq_topic = publisher, topic, dlq_topic
+        self.secret = secret
+        self.lists = lists
+        self.refused = 0
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_post("/webhooks/campaigns/{list_id}", self.handle)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        list_id = request.match_info["list_id"]
+        body = await request.read()
+        header = request.headers.get(SIGNATURE, "")
+        if self.secret is None or not verify(self.secret, header, body, time.time()):
+            self.refused += 1
+            log.warning("campaign events for list %s refused: missing or invalid signature", list_id)
+            return web.json_response({"error": "invalid signature"}, status=401)
+        if list_id not in self.lists:
+            return web.json_response({"error": f"no store feeds list {list_id!r}"}, status=404)
+        try:
+            doc = json.loads(body)
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            return await self._refuse_body(list_id, body, f"unreadable JSON: {exc}")
+        events = doc.get("events") if isinstance(doc, dict) else doc
+        if not isinstance(events, list):
+            return await self._refuse_body(list_id, body, 'expected a JSON array of events or {"events": [...]}')
+        received = dt.datetime.now(dt.UTC)
+        deliveries = Deliveries()
+        rejected = []
+        for index, fields in enumerate(events):
+            try:
+                if not isinstance(fields, dict):
+                    raise BadEvent("not a JSON object")
+                publish_event(self.publisher, deliveries, self.topic, event_from(fields, list_id, "WEBHOOK", received))
+            except BadEvent as exc:
+                reason = f"event {index}: {exc}"
+                rejected.append(reason)
+                self._dead_letter(deliveries, list_id, json.dumps(fields).encode(), reason)
+        try:
+            await self.publisher.wait(deliveries, 30)
+        except PublishError as exc:
+            log.error("campaign events for list %s not acknowledged by Kafka: %s", list_id, exc)
+            return web.json_response({"error": "not stored, try again"}, status=503)
+        accepted = len(events) - len(rejected)
+        return web.json_response({"accepted": accepted, "rejected": rejected}, status=400 if rejected else 202)
+
+    def _dead_letter(self, deliveries: Deliveries, list_id: str, value: bytes, reason: str) -> None:
+        headers = dead_letter_headers(reason, "campaigns-webhook", list=list_id)
+        self.publisher.publish(deliveries, self.dlq_topic, list_id, value, list(headers))
+
+    async def _refuse_body(self, list_id: str, body: bytes, reason: str) -> web.Response:
+        deliveries = Deliveries()
+        self._dead_letter(deliveries, list_id, body, reason)
+        try:
+            await self.publisher.wait(deliveries, 30)
+        except PublishError:
+            return web.json_response({"error": "not stored, try again"}, status=503)
+        return web.json_response({"error": reason}, status=400)
