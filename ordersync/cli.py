@@ -388,6 +388,44 @@ def campaigns_import(csv_file: str, list_id: str) -> None:
     sys.exit(1 if report.rejected else 0)
 
 
+@campaigns.command("report")
+@click.option("--list", "list_id", default=None, help="Only this contact list.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--window-days", type=click.IntRange(1, 90), default=5, show_default=True,
+              help="Days after each send whose orders count towards incremental revenue.")  # fmt: skip
+def campaigns_report(list_id: str | None, fmt: str, window_days: int) -> None:
+    """Per campaign and currency: reach, attributed revenue, and with a holdout its incremental revenue."""
+    import csv
+    import json
+
+    import psycopg
+
+    from ordersync.segmentation.campaigns import COLUMNS, as_row, campaign_results
+
+    settings = Settings.from_env()
+    try:
+        with psycopg.connect(settings.database_url) as conn:
+            rows = [as_row(r) for r in campaign_results(conn, list_id, window_days)]
+    except psycopg.Error as exc:
+        click.echo(f"error: PostgreSQL: {exc}", err=True)
+        sys.exit(1)
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+    elif fmt == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(COLUMNS))
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        shown = ("campaign", "currency", "recipients", "holdout", "clickers", "orders", "revenue", "revenue_per_recipient",
+                 "conversion", "incremental_revenue", "ci_low", "ci_high", "lift", "significant")  # fmt: skip
+        widths = {c: max([len(c), *(len(r[c]) for r in rows)]) for c in shown}
+        click.echo("  ".join(c.ljust(widths[c]) for c in shown))
+        for r in rows:
+            click.echo("  ".join(r[c].ljust(widths[c]) for c in shown))
+        if not rows:
+            click.echo("(no campaign events yet: ordersync campaigns import FILE.csv --list L)")
+
+
 # -- processor -------------------------------------------------------------------------------------
 @main.command("process")
 @click.option(

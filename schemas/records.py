@@ -242,8 +242,6 @@ class Trigger(TypedDict):
     fired_at: dt.datetime
 
 
-
-
 CampaignChannel = Literal["EMAIL", "SMS", "PUSH", "OTHER"]
 CampaignEventType = Literal["SEND", "OPEN", "CLICK", "UNSUBSCRIBE", "OTHER"]
 

@@ -151,7 +151,14 @@ class Wiring:
 
     @property
     def sink_reads(self) -> list[str]:
-        return [self.outputs.orders, self.outputs.activity, self.outputs.contacts, self.outputs.triggers]
+        return [
+            self.outputs.orders,
+            self.outputs.activity,
+            self.outputs.contacts,
+            self.outputs.triggers,
+            self.outputs.attributions,
+            self.outputs.campaign_events,
+        ]
 
     def groups(self) -> dict[str, list[str]]:
         """Each consumer group and the topics it reads (consumer lag is measured over these)."""

@@ -23,7 +23,7 @@ from ordersync.runtime import heartbeat
 from ordersync.schemas import DecodeError, decode
 from ordersync.schemas.dead_letters import dead_letter_headers
 from ordersync.schemas.headers import read_order_headers
-from ordersync.schemas.records import Activity, Contact, Order, Trigger
+from ordersync.schemas.records import Activity, Attribution, CampaignEvent, Contact, Order, Trigger
 from ordersync.schemas.topics import Wiring
 from ordersync.sinks.handoff import Handoff
 from ordersync.sinks.migrate import migrate
@@ -74,6 +74,8 @@ class PostgresSink:
             wiring.outputs.activity: "activity",
             wiring.outputs.contacts: "contact",
             wiring.outputs.triggers: "trigger",
+            wiring.outputs.campaign_events: "campaign_event",
+            wiring.outputs.attributions: "attribution",
         }
         self.topics = {topic: subjects[topic] for topic in wiring.sink_reads}
         self.dlq_topic = wiring.outputs.dlq
@@ -222,7 +224,9 @@ class PostgresSink:
         tp = (topic, msg.partition() or 0)
         batch.offsets[tp] = max(batch.offsets.get(tp, 0), (msg.offset() or 0) + 1)
         value = msg.value()
-        if value is None and subject != "activity":  # a tombstone on a compacted topic: forget the key
+        if value is None and subject not in ("order", "contact"):
+            return  # no tombstones are written there: nothing to forget
+        if value is None:  # a tombstone on a compacted topic: forget the key
             key = (msg.key() or b"").decode()
             first, _, rest = key.partition(":")
             (batch.purged_orders if subject == "order" else batch.purged_contacts).append((first, rest))
@@ -241,6 +245,10 @@ class PostgresSink:
             batch.activities.append(cast(Activity, record))
         elif subject == "trigger":
             batch.triggers.append(cast(Trigger, record))
+        elif subject == "campaign_event":
+            batch.campaign_events.append(cast(CampaignEvent, record))
+        elif subject == "attribution":
+            batch.attributions.append(cast(Attribution, record))
         else:
             batch.contacts.append(cast(Contact, record))
 

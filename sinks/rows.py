@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from psycopg.types.json import Jsonb
 
-from ordersync.schemas.records import Activity, Contact, Order, Trigger
+from ordersync.schemas.records import Activity, Attribution, CampaignEvent, Contact, Order, Trigger
 
 R = TypeVar("R", bound=Mapping[str, Any])
 
@@ -30,6 +30,14 @@ ACTIVITY_COLUMNS = (
 TRIGGER_COLUMNS = (
     "trigger_id", "kind", "list_id", "contact_id", "order_key", "store_id", "source_order_id", "currency", "total",
     "rule", "fired_at", "record",
+)  # fmt: skip
+CAMPAIGN_EVENT_COLUMNS = (
+    "list_id", "event_id", "contact_id", "campaign_id", "campaign_name", "channel", "type", "occurred_at",
+    "holdout", "machine", "url",
+)  # fmt: skip
+ATTRIBUTION_COLUMNS = (
+    "store_id", "source_order_id", "list_id", "contact_id", "campaign_id", "campaign_name", "channel", "touch",
+    "touch_event_id", "touched_at", "order_created_at", "historical",
 )  # fmt: skip
 CONTACT_COLUMNS = (
     "contact_id", "list_id", "email", "first_name", "last_name", "phone", "marketing_consent", "origin",
@@ -77,6 +85,16 @@ def activity_row(activity: Activity) -> tuple[Any, ...]:
 def trigger_row(trigger: Trigger) -> tuple[Any, ...]:
     values: dict[str, Any] = {**trigger, "record": _json(trigger)}
     return tuple(values[c] for c in TRIGGER_COLUMNS)
+
+
+def campaign_event_row(event: CampaignEvent) -> tuple[Any, ...]:
+    values: Mapping[str, Any] = event
+    return tuple(values[c] for c in CAMPAIGN_EVENT_COLUMNS)
+
+
+def attribution_row(attribution: Attribution) -> tuple[Any, ...]:
+    values: Mapping[str, Any] = attribution
+    return tuple(values[c] for c in ATTRIBUTION_COLUMNS)
 
 
 def contact_row(contact: Contact) -> tuple[Any, ...]:

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from ordersync.sinks.rows import ACTIVITY_COLUMNS, CONTACT_COLUMNS, ITEM_COLUMNS, ORDER_COLUMNS, TRIGGER_COLUMNS
+from ordersync.sinks.rows import (
+    ACTIVITY_COLUMNS,
+    ATTRIBUTION_COLUMNS,
+    CAMPAIGN_EVENT_COLUMNS,
+    CONTACT_COLUMNS,
+    ITEM_COLUMNS,
+    ORDER_COLUMNS,
+    TRIGGER_COLUMNS,
+)
 
 
 def _cols(columns: tuple[str, ...], prefix: str = "") -> str:
@@ -19,6 +27,8 @@ CREATE TEMP TABLE IF NOT EXISTS stage_items (LIKE order_items) ON COMMIT DELETE 
 CREATE TEMP TABLE IF NOT EXISTS stage_activity (LIKE activity) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS stage_contacts (LIKE contacts) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS stage_triggers (LIKE triggers) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_campaign_events (LIKE campaign_events) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_attributions (LIKE attributions) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS applied_orders (store_id text, source_order_id text) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS existing_orders
     (store_id text, source_order_id text, contact_id uuid, created_at timestamptz) ON COMMIT DELETE ROWS;
@@ -48,6 +58,19 @@ INSERT_TRIGGERS = f"""
 INSERT INTO triggers ({_cols(TRIGGER_COLUMNS)})
 SELECT {_cols(TRIGGER_COLUMNS)} FROM stage_triggers
 ON CONFLICT (trigger_id) DO NOTHING
+"""
+COPY_CAMPAIGN_EVENTS = f"COPY stage_campaign_events ({_cols(CAMPAIGN_EVENT_COLUMNS)}) FROM STDIN"
+# An event, like an attribution, never changes: a repeat (same id, same order) is the same record.
+INSERT_CAMPAIGN_EVENTS = f"""
+INSERT INTO campaign_events ({_cols(CAMPAIGN_EVENT_COLUMNS)})
+SELECT {_cols(CAMPAIGN_EVENT_COLUMNS)} FROM stage_campaign_events
+ON CONFLICT (list_id, event_id) DO NOTHING
+"""
+COPY_ATTRIBUTIONS = f"COPY stage_attributions ({_cols(ATTRIBUTION_COLUMNS)}) FROM STDIN"
+INSERT_ATTRIBUTIONS = f"""
+INSERT INTO attributions ({_cols(ATTRIBUTION_COLUMNS)})
+SELECT {_cols(ATTRIBUTION_COLUMNS)} FROM stage_attributions
+ON CONFLICT (store_id, source_order_id) DO NOTHING
 """
 
 # Before the upsert, the staged orders the database already holds, with their current owners and days.

@@ -14,9 +14,19 @@ from typing import Any
 import psycopg
 from psycopg.copy import Copy, FileWriter
 
-from ordersync.schemas.records import Activity, Contact, Order, Trigger
+from ordersync.schemas.records import Activity, Attribution, CampaignEvent, Contact, Order, Trigger
 from ordersync.sinks import statements as q
-from ordersync.sinks.rows import activity_row, contact_row, item_rows, latest_by, order_row, trigger_row, without_nul
+from ordersync.sinks.rows import (
+    activity_row,
+    attribution_row,
+    campaign_event_row,
+    contact_row,
+    item_rows,
+    latest_by,
+    order_row,
+    trigger_row,
+    without_nul,
+)
 
 
 @dataclass
@@ -25,6 +35,8 @@ class Batch:
     activities: list[Activity] = field(default_factory=list)
     contacts: list[Contact] = field(default_factory=list)
     triggers: list[Trigger] = field(default_factory=list)
+    campaign_events: list[CampaignEvent] = field(default_factory=list)
+    attributions: list[Attribution] = field(default_factory=list)
     purged_orders: list[tuple[str, str]] = field(default_factory=list)  # (store_id, source_order_id)
     purged_contacts: list[tuple[str, str]] = field(default_factory=list)  # (list_id, email)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)  # (topic, partition) → next offset
@@ -55,6 +67,8 @@ class Staged:
     items: bytes
     activity: bytes
     triggers: bytes
+    campaign_events: bytes
+    attributions: bytes
     purged_orders: list[tuple[str, str]]
     purged_contacts: list[tuple[str, str]]
     offsets: dict[tuple[str, int], int]
@@ -95,6 +109,13 @@ def _stage(batch: Batch, adapters: psycopg.Cursor[Any]) -> Staged:
         items=_copy_data(adapters, (row for o in orders if not o["deleted"] for row in item_rows(o))),
         activity=_copy_data(adapters, (activity_row(a) for a in activities)),
         triggers=_copy_data(adapters, (trigger_row(t) for t in {t["trigger_id"]: t for t in batch.triggers}.values())),
+        campaign_events=_copy_data(
+            adapters,
+            (campaign_event_row(e) for e in {(e["list_id"], e["event_id"]): e for e in batch.campaign_events}.values()),
+        ),
+        attributions=_copy_data(
+            adapters, (attribution_row(a) for a in {a["order_key"]: a for a in batch.attributions}.values())
+        ),
         purged_orders=batch.purged_orders,
         purged_contacts=batch.purged_contacts,
         offsets=batch.offsets,
@@ -156,6 +177,12 @@ def write_staged(
         if staged.triggers:
             _copy(cur, q.COPY_TRIGGERS, staged.triggers)
             cur.execute(q.INSERT_TRIGGERS)
+        if staged.campaign_events:
+            _copy(cur, q.COPY_CAMPAIGN_EVENTS, staged.campaign_events)
+            cur.execute(q.INSERT_CAMPAIGN_EVENTS)
+        if staged.attributions:
+            _copy(cur, q.COPY_ATTRIBUTIONS, staged.attributions)
+            cur.execute(q.INSERT_ATTRIBUTIONS)
         if staged.offsets:
             cur.executemany(q.SAVE_OFFSET, [(consumer, t, p, o) for (t, p), o in staged.offsets.items()])
     return staged.counts
