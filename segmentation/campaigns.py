@@ -188,3 +188,33 @@ def as_row(r: CampaignResult) -> dict[str, str]:
         "lift": f"{inc.lift * 100:.1f}%" if inc and inc.lift is not None else "",
         "significant": ("yes" if inc.significant else "no") if inc else "",
     }  # fmt: skip
+
+
+# Attributed revenue per day after the campaign's first send (day 0 is the send's day, in UTC days).
+REVENUE_BY_DAY = """
+WITH firsts AS (
+    SELECT list_id, campaign_id, min(occurred_at) AS first_send
+    FROM campaign_events WHERE type = 'SEND' AND (%(list)s::text IS NULL OR list_id = %(list)s)
+    GROUP BY list_id, campaign_id
+)
+SELECT a.list_id, a.campaign_id, o.currency,
+       (o.created_at AT TIME ZONE 'UTC')::date - (f.first_send AT TIME ZONE 'UTC')::date AS day,
+       sum(o.net_total) AS revenue
+FROM attributions a
+JOIN firsts f USING (list_id, campaign_id)
+JOIN orders o USING (store_id, source_order_id)
+WHERE NOT o.deleted AND o.status <> 'CANCELED'
+  AND o.created_at >= f.first_send AND o.created_at < f.first_send + make_interval(days => %(days)s)
+GROUP BY 1, 2, 3, 4
+"""
+
+
+def revenue_by_day(
+    conn: psycopg.Connection[Any], list_id: str | None = None, days: int = 14
+) -> dict[tuple[str, str, str], list[Decimal]]:
+    """(list, campaign, currency) → attributed revenue on each of the ``days`` days from the first send."""
+    out: dict[tuple[str, str, str], list[Decimal]] = {}
+    for lst, campaign, currency, day, revenue in conn.execute(REVENUE_BY_DAY, {"list": list_id, "days": days + 1}):
+        if 0 <= day < days:
+            out.setdefault((lst, campaign, currency), [Decimal(0)] * days)[day] = revenue
+    return out

@@ -36,6 +36,7 @@ from ordersync.runtime.kafka_status import KafkaStatus, StoreDeadLetters
 from ordersync.runtime.settings import Settings
 from ordersync.schemas.statuses import STATUSES
 from ordersync.schemas.topics import Wiring
+from ordersync.segmentation.campaigns import CampaignResult, campaign_results, revenue_by_day
 from ordersync.web import insights as insights_data
 from ordersync.web import queries, segment_pages
 from ordersync.web.auth import Access, LoginThrottle, Sessions, check_csrf, login_gate, safe_next
@@ -211,6 +212,30 @@ async def automations(request: Request) -> Response:
     })  # fmt: skip
 
 
+async def campaigns(request: Request) -> Response:
+    """Each campaign's reach, the revenue credited to it, and (with a holdout) what it added, side by side;
+    its credited revenue per day after the send as a chart."""
+    scope = access(request).lists
+    wanted = request.query_params.get("list") or None
+    if wanted is not None and scope is not None and wanted not in scope:
+        raise HTTPException(404, f"no list {wanted!r}")
+
+    def load(conn: psycopg.Connection[Any]) -> tuple[list[CampaignResult], dict[Any, list[Decimal]]]:
+        return campaign_results(conn, wanted), revenue_by_day(conn, wanted, CHART_DAYS)
+
+    results, by_day = await db(request, load)
+    results = [r for r in results if scope is None or r.list_id in scope]
+    charts = {
+        (r.list_id, r.campaign_id, r.currency): bars([(f"day {d}", v) for d, v in enumerate(values)], height=120)
+        for r in results
+        if r.currency is not None and (values := by_day.get((r.list_id, r.campaign_id, r.currency)))
+    }
+    return render(request, "campaigns.html", {"results": results, "charts": charts, "days": CHART_DAYS, "list": wanted})
+
+
+CHART_DAYS = 14
+
+
 async def error(request: Request, exc: Exception) -> Response:
     """Every error as a page: a 404 says what was not found; anything else never shows a traceback."""
     status = exc.status_code if isinstance(exc, HTTPException) else 500
@@ -308,6 +333,7 @@ def create_app(
             Route("/insights", insights),
             Route("/stores", stores),
             Route("/automations", automations),
+            Route("/campaigns", campaigns),
             Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
         ],
         exception_handlers={HTTPException: error, 500: error},

@@ -32,7 +32,8 @@ FROM orders WHERE contact_id = %s
 ORDER BY created_at DESC, store_id, source_order_id
 LIMIT %s OFFSET %s
 """
-# The contact's timeline: what happened to its orders, and the automations they triggered.
+# The contact's timeline: what happened to its orders, the automations they triggered, and the campaign
+# touches it received (type CAMPAIGN_SEND, CAMPAIGN_OPEN, ...; the campaign's name in ``rule``).
 CONTACT_ACTIVITY = """
 SELECT type, order_key, store_id, source_order_id, occurred_at, from_status, to_status, from_store_status,
        to_store_status, currency, total, changed_fields, version, NULL AS rule, false AS is_trigger
@@ -41,6 +42,11 @@ UNION ALL
 SELECT kind, order_key, store_id, source_order_id, fired_at, NULL, NULL, NULL, NULL, currency, total, '{}', 0, rule,
        true
 FROM triggers WHERE contact_id = %(contact)s
+UNION ALL
+SELECT 'CAMPAIGN_' || type, NULL, NULL, NULL, occurred_at, NULL, NULL, NULL, NULL, NULL, NULL,
+       ARRAY[CASE WHEN holdout THEN 'holdout' WHEN machine THEN 'machine' ELSE '' END], 0,
+       coalesce(campaign_name, campaign_id), false
+FROM campaign_events WHERE contact_id = %(contact)s
 ORDER BY occurred_at DESC, version DESC, type
 LIMIT %(limit)s OFFSET %(offset)s
 """
