@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -108,7 +108,12 @@ def end_offsets(bootstrap: str, topic: str) -> int:
             return 0
         total = 0
         for p in md.topics[topic].partitions:
-            _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
+            try:
+                _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
+            except KafkaException as exc:  # a topic just created may have no leader yet: nothing there so far
+                if not exc.args[0].retriable() and exc.args[0].code() != KafkaError.NOT_LEADER_FOR_PARTITION:
+                    raise
+                high = 0
             total += high
         return total
     finally:

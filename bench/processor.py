@@ -6,7 +6,7 @@ the end offsets of what the program writes; the worker's CPU seconds and RSS are
 The raw topic is filled the way the connector fills it: pages of 100 orders, each page's orders that
 share a partition in one raw_order_batch message (``--singles``: one message per order, as webhooks).
 
-    python bench/processor.py [--orders 100000] [--singles] [--no-quix] [--scale] [--automations]
+    python bench/processor.py [--orders 100000] [--singles] [--no-quix] [--scale] [--automations] [--attribution]
 """
 
 from __future__ import annotations
@@ -165,6 +165,7 @@ def main() -> None:
     ap.add_argument("--no-quix", action="store_true", help="skip the Quix Streams baseline")
     ap.add_argument("--scale", action="store_true", help="then two workers of one app against the one")
     ap.add_argument("--automations", action="store_true", help="then one worker with automations on for the list")
+    ap.add_argument("--attribution", action="store_true", help="then one worker with campaign attribution on")
     args = ap.parse_args()
     base = settings_with_stack()
     bootstrap = base.kafka_bootstrap
@@ -220,6 +221,11 @@ def main() -> None:
         rules = work / "stores.toml"
         rules.write_text('[automations."1"]\n')
         automated = workers(1, "a", rules)
+    attributed = None
+    if args.attribution:  # every order also decided against its contact's campaign touches (processors/attribution.py)
+        rules = work / "attribution.toml"
+        rules.write_text('[attribution."1"]\n')
+        attributed = workers(1, "b", rules)
 
     shape = "one message per order" if args.singles else f"page batches, {per_message:.1f} orders per message"
     rows = [
@@ -231,6 +237,9 @@ def main() -> None:
     if automated is not None:
         rows.append(("worker with automations on", f"{automated.steady:,.0f} orders/s = {automated.steady / worker.steady:.2f}x; "
                      f"CPU {automated.cpu / args.orders * 1e6:.0f} µs per order"))  # fmt: skip
+    if attributed is not None:
+        rows.append(("worker with attribution on", f"{attributed.steady:,.0f} orders/s = {attributed.steady / worker.steady:.2f}x; "
+                     f"CPU {attributed.cpu / args.orders * 1e6:.0f} µs per order"))  # fmt: skip
     if scaled is not None:
         rows.append(
             (
