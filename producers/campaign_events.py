@@ -23,12 +23,12 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 from aiohttp import web
 
+from ordersync.producers.contacts_import import ImportReport
 from ordersync.producers.publisher import Deliveries, Publisher, PublishError
 from ordersync.schemas import encode
 from ordersync.schemas.dead_letters import dead_letter_headers
@@ -124,12 +124,6 @@ def publish_event(publisher: Publisher, deliveries: Deliveries, topic: str, even
     publisher.publish(deliveries, topic, f"{event['list_id']}:{event['email']}", encode("campaign_event", event))
 
 
-@dataclass
-class ImportReport:
-    imported: int = 0
-    rejected: list[str] = field(default_factory=list)
-
-
 def import_csv(path: Path, list_id: str, publisher: Publisher, topic: str, dlq_topic: str) -> ImportReport:
     """Every row onto ``topic``, or with its reason onto ``dlq_topic``; returns once Kafka has them all."""
     report = ImportReport()
@@ -146,12 +140,8 @@ def import_csv(path: Path, list_id: str, publisher: Publisher, topic: str, dlq_t
             try:
                 event = event_from(row, list_id, "IMPORT", received)
             except BadEvent as exc:
-                reason = f"line {line}: {exc}"
-                report.rejected.append(reason)
-                publisher.publish(
-                    deliveries, dlq_topic, f"{list_id}:line-{line}", ",".join(row.values()).encode(),
-                    list(dead_letter_headers(reason, "campaigns-import", file=str(path))),
-                )  # fmt: skip
+                key, reason = f"{list_id}:line-{line}", f"line {line}: {exc}"
+                report.reject(publisher, deliveries, dlq_topic, key, row, reason, "campaigns-import", path)
                 continue
             publish_event(publisher, deliveries, topic, event)
             report.imported += 1

@@ -23,6 +23,15 @@ class ImportReport:
     imported: int = 0
     rejected: list[str] = field(default_factory=list)
 
+    def reject(
+        self, publisher: Publisher, deliveries: Deliveries, dlq_topic: str, key: str, row: dict[str, str],
+        reason: str, stage: str, path: Path,
+    ) -> None:  # fmt: skip
+        """Report a CSV row that does not fit and keep it, with the reason, in the dead-letter topic."""
+        self.rejected.append(reason)
+        value = ",".join(row.values()).encode()
+        publisher.publish(deliveries, dlq_topic, key, value, list(dead_letter_headers(reason, stage, file=str(path))))
+
 
 def import_csv(path: Path, list_id: str, publisher: Publisher, topic: str, dlq_topic: str) -> ImportReport:
     report = ImportReport()
@@ -37,11 +46,9 @@ def import_csv(path: Path, list_id: str, publisher: Publisher, topic: str, dlq_t
             email = normalise_email(row.get("email", ""))
             if email is None:
                 reason = f"line {line}: {row.get('email', '')!r} is not an e-mail address"
-                report.rejected.append(reason)
-                publisher.publish(
-                    deliveries, dlq_topic, f"{list_id}:line-{line}", ",".join(row.values()).encode(),
-                    list(dead_letter_headers(reason, "contacts-import", file=str(path))),
-                )  # fmt: skip
+                report.reject(
+                    publisher, deliveries, dlq_topic, f"{list_id}:line-{line}", row, reason, "contacts-import", path
+                )
                 continue
             consent = row.get("consent", "").lower()
             record: dict[str, object] = {
