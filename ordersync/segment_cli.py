@@ -12,7 +12,7 @@ import psycopg
 
 from ordersync.runtime.settings import Settings
 from ordersync.schemas.json_view import to_json
-from ordersync.segmentation import SegmentError, build_query, saved
+from ordersync.segmentation import SegmentError, build_query, rfm, saved, uses_rfm
 from ordersync.segmentation.export import COLUMNS, csv_rows
 
 
@@ -37,6 +37,10 @@ def conditions_from_flags(kw: dict[str, Any]) -> list[dict[str, Any]]:
         out.append({"abandoned_checkout": {"hours": kw["abandoned_hours"]}})
     if kw.get("lapsed_days") is not None:
         out.append({"lapsed": {"days": kw["lapsed_days"]}})
+    scores = {"score": kw.get("rfm"), **{letter: kw.get(f"rfm_{letter}") for letter in "rfm"}}
+    if any(scores.values()):
+        currency = {"currency": kw["currency"]} if kw.get("currency") else {}
+        out.append({"rfm": {**{k: v for k, v in scores.items() if v}, **currency}})
     return out
 
 
@@ -96,6 +100,9 @@ def run_segment(settings: Settings, **kw: Any) -> int:
         except (SegmentError, json.JSONDecodeError) as exc:
             click.echo(f"invalid segment: {exc}", err=True)
             return 2
+        if uses_rfm(document):
+            conn.commit()  # the marks are taken and the bounds written in transactions of their own
+            rfm.refresh(conn, [kw["list_id"]] if kw.get("list_id") else None)
         cur = conn.execute(query, params)
         if kw.get("count_only"):
             row = cur.fetchone()

@@ -4,6 +4,6 @@ Shared by the CLI (`ordersync segment`) and the web app; it reads the tables the
 (docs/segments.md) and owns only ``saved_segments``.
 """
 
-from ordersync.segmentation.conditions import SegmentError, build_query
+from ordersync.segmentation.conditions import SegmentError, build_query, uses_rfm
 
-__all__ = ["SegmentError", "build_query"]
+__all__ = ["SegmentError", "build_query", "uses_rfm"]

@@ -26,13 +26,14 @@ from typing import Any
 from psycopg import sql
 
 from ordersync.schemas.statuses import STATUSES
+from ordersync.segmentation import rfm
 
 MAX_AMOUNT = Decimal(10) ** 15  # far above any order total; keeps comparisons inside PostgreSQL's numeric
 MAX_PLACES = 6  # amounts are stored as numeric(20,6)
 # Each condition is a subquery: a segment is a link a marketer can be sent, so its size is bounded.
 MAX_CONDITIONS = 50
 MAX_DEPTH = 8
-OBJECT_SPECS = {"ordered", "order_count", "spent", "average_order_value", "abandoned_checkout", "lapsed"}
+OBJECT_SPECS = {"ordered", "order_count", "spent", "average_order_value", "abandoned_checkout", "lapsed", "rfm"}
 OPERATORS: dict[str, tuple[str, Callable[[Any, Any], bool]]] = {
     ">": (">", operator.gt),
     ">=": (">=", operator.ge),
@@ -190,6 +191,20 @@ def check_size(segment: Any) -> None:
                 stack.append((spec, depth + 1))
 
 
+def uses_rfm(segment: Any) -> bool:
+    """Whether ``segment`` has an RFM condition (its run then refreshes the RFM bounds first)."""
+    stack = [segment]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if "rfm" in node:
+                return True
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
+
+
 def compile_segment(segment: Any, now: dt.datetime) -> Compiled:
     """A whole segment document as a WHERE fragment, after checking its size."""
     check_size(segment)
@@ -292,6 +307,26 @@ def _lapsed(kind: str, spec: Any, now: dt.datetime, at: str) -> Compiled:
     )
 
 
+def _rfm(kind: str, spec: Any, now: dt.datetime, at: str) -> Compiled:
+    # Scores against the list's quintile bounds (segmentation/rfm.py); a run refreshes the bounds first.
+    unknown = sorted(set(spec) - {"score", "r", "f", "m", "currency"})
+    if unknown:
+        raise SegmentError(f"{at}: {unknown[0]!r} is not one of score, r, f, m, currency")
+    try:
+        ranges = rfm.parse_code(spec["score"]) if spec.get("score") is not None else {}
+        for letter in rfm.LETTERS:
+            if spec.get(letter) not in (None, ""):
+                if letter in ranges:
+                    raise SegmentError(f"{at}: give either score or {letter}, not both")
+                ranges[letter] = rfm.parse_range(spec[letter])
+    except rfm.RangeError as exc:
+        raise SegmentError(f"{at}: {exc}") from None
+    if not ranges:
+        raise SegmentError(f'{at}: give a score ("555") or a range for r, f or m ("4+", "2-", "1-3")')
+    currency = _currency(spec, at) if spec.get("currency") not in (None, "") else None
+    return _in(*rfm.condition_sql(ranges, currency))
+
+
 CONDITIONS: dict[str, Callable[[str, Any, dt.datetime, str], Compiled]] = {
     "all": _boolean,
     "any": _boolean,
@@ -304,6 +339,7 @@ CONDITIONS: dict[str, Callable[[str, Any, dt.datetime, str], Compiled]] = {
     "has_status": _has_status,
     "abandoned_checkout": _abandoned_checkout,
     "lapsed": _lapsed,
+    "rfm": _rfm,
 }
 
 

@@ -28,8 +28,19 @@ KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "bought": ("Bought", ("by", "text")),
     "abandoned_checkout": ("Abandoned checkout", ("hours",)),
     "lapsed": ("Lapsed", ("days",)),
+    "rfm": ("RFM score", ("r", "f", "m", "currency")),
 }
-FIELDS = ("kind", "op", "number", "amount", "currency", "status", "when", "days", "from", "to", "by", "text", "hours")
+FIELDS = (
+    "kind", "op", "number", "amount", "currency", "status", "when", "days", "from", "to", "by", "text", "hours",
+    "r", "f", "m",
+)  # fmt: skip
+# The score ranges a row offers (docs/rfm.md); "" is any score.
+SCORES = {
+    "": "any",
+    **{s: s for s in "54321"},
+    **{f"{n}+": f"{n} or more" for n in "432"},
+    **{f"{n}-": f"{n} or less" for n in "432"},
+}
 BOUGHT_BY = {"product_id": "product id", "sku": "SKU", "name": "product name contains", "category": "category"}
 WHEN = {"ever": "ever", "last": "in the last … days", "between": "between dates"}
 DEFAULTS: dict[str, dict[str, str]] = {
@@ -41,6 +52,7 @@ DEFAULTS: dict[str, dict[str, str]] = {
     "bought": {"by": "category", "text": ""},
     "abandoned_checkout": {"hours": "2"},
     "lapsed": {"days": "90"},
+    "rfm": {"r": "4+", "f": "", "m": "", "currency": ""},
 }
 
 Row = dict[str, str]
@@ -140,6 +152,10 @@ def condition_from_row(row: Row, at: str) -> dict[str, Any]:
         return {"abandoned_checkout": {"hours": _whole(row, "hours", at)}}
     if kind == "lapsed":
         return {"lapsed": {"days": _whole(row, "days", at)}}
+    if kind == "rfm":
+        scores = {letter: row[letter] for letter in ("r", "f", "m") if row.get(letter)}
+        currency = {"currency": row["currency"].upper()} if row.get("currency") else {}
+        return {"rfm": {**scores, **currency}}
     raise SegmentError(f"{at}: {kind!r} is not a condition the builder knows")
 
 
@@ -171,6 +187,8 @@ def _row_from_condition(condition: Any) -> Row | None:
     if kind == "bought":
         ((by, text),) = spec.items() if len(spec) == 1 else ((None, None),)
         return {**row, "by": str(by), "text": str(text)} if by in BOUGHT_BY else None
+    if kind == "rfm":
+        return _rfm_row(spec)
     for key, value in spec.items():
         name = {"value": "number" if kind == "order_count" else "amount", "last_days": "days"}.get(key, key)
         if name not in FIELDS or value is None:
@@ -178,6 +196,19 @@ def _row_from_condition(condition: Any) -> Row | None:
         row[name] = str(value)
     row["when"] = "last" if "last_days" in spec else ("between" if spec.get("from") or spec.get("to") else "ever")
     return row
+
+
+def _rfm_row(spec: dict[str, Any]) -> Row | None:
+    """An RFM condition as a row, when each of its ranges is one the row offers."""
+    scores = dict(zip("rfm", str(spec["score"]), strict=False)) if spec.get("score") else {}
+    scores.update({k: str(spec[k]) for k in ("r", "f", "m") if spec.get(k)})
+    if set(spec) - {"score", "r", "f", "m", "currency"} or any(v not in SCORES for v in scores.values()):
+        return None
+    return {
+        "kind": "rfm",
+        **{k: scores.get(k, "") for k in ("r", "f", "m")},
+        "currency": str(spec.get("currency") or ""),
+    }
 
 
 def builder_from_document(document: Any, list_id: str | None = None) -> Builder | None:
@@ -207,4 +238,5 @@ OPTIONS = {
     "status": {s: s.capitalize() for s in STATUSES},
     "by": BOUGHT_BY,
     "when": WHEN,
+    "score": SCORES,
 }

@@ -129,6 +129,23 @@ SELECT day FROM (
 ORDER BY day  -- two sinks marking the same days take the row locks in one order: no deadlock
 ON CONFLICT DO NOTHING
 """
+# The lists whose RFM bounds the batch changes (migration 014): those of the staged orders and of the
+# orders they replace (before the upsert). Recomputed by whoever reads scores (segmentation/rfm.py).
+MARK_RFM_STALE = """
+INSERT INTO rfm_stale_lists
+SELECT list_id FROM stage_orders
+UNION
+SELECT o.list_id FROM existing_orders e JOIN orders o USING (store_id, source_order_id)
+ORDER BY 1
+ON CONFLICT DO NOTHING
+"""
+MARK_RFM_STALE_OF_PURGED = """
+INSERT INTO rfm_stale_lists
+SELECT DISTINCT list_id FROM orders
+WHERE (store_id, source_order_id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
+ORDER BY 1
+ON CONFLICT DO NOTHING
+"""
 # After the summaries: a contact whose order was deleted or moved to another contact may have a new first
 # order, on a day the batch did not touch; its day is stale too (Insights count first orders).
 MARK_NEXT_FIRST_ORDER_DAYS = """
@@ -240,7 +257,8 @@ _STATS_AGGREGATES = """contact_id, currency,
                       / nullif(count(*) FILTER (WHERE status <> 'CANCELED'), 0), 0), 6),
        min(created_at),
        max(created_at),
-       count(*) FILTER (WHERE status <> 'CANCELED')"""
+       count(*) FILTER (WHERE status <> 'CANCELED'),
+       min(list_id)"""  # a contact belongs to one list
 STATS_SELECT = f"""
 SELECT {_STATS_AGGREGATES}
 FROM orders

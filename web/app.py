@@ -36,6 +36,7 @@ from ordersync.runtime.kafka_status import KafkaStatus, StoreDeadLetters
 from ordersync.runtime.settings import Settings
 from ordersync.schemas.statuses import STATUSES
 from ordersync.schemas.topics import Wiring
+from ordersync.segmentation import rfm
 from ordersync.segmentation.campaigns import CampaignResult, campaign_results, revenue_by_day
 from ordersync.web import insights as insights_data
 from ordersync.web import queries, segment_pages
@@ -78,7 +79,8 @@ async def contact(request: Request) -> Response:
         person = queries.contact(conn, cid)
         if person is None or not access(request).sees(person["list_id"]):
             return None
-        return {"contact": person, "stats": queries.stats(conn, cid), "rows": rows_for(conn, cid, page)}
+        stats, scores = queries.stats(conn, cid), rfm.contact_scores(conn, cid)
+        return {"contact": person, "stats": stats, "rfm": scores, "rows": rows_for(conn, cid, page)}
 
     view = await db(request, load)
     if view is None:
@@ -120,7 +122,15 @@ async def insights(request: Request) -> Response:
     since = dt.datetime.now(dt.UTC) - UNITS[unit]
 
     scope = access(request).lists
-    view = await db(request, lambda conn: insights_data.load(conn, unit, since.date(), store, scope))
+    wanted_currency = request.query_params.get("rfm_currency") or None
+
+    def load(conn: psycopg.Connection[Any]) -> dict[str, Any]:
+        return {
+            **insights_data.load(conn, unit, since.date(), store, scope),
+            "rfm": rfm.grid(conn, scope, wanted_currency),
+        }
+
+    view = await db(request, load)
     fmt = "%Y-%m-%d" if unit != "month" else "%Y-%m"
     every = periods(unit, since, dt.datetime.now(dt.UTC))
     charts = []
@@ -140,6 +150,7 @@ async def insights(request: Request) -> Response:
         "new_bars": bars([(label, Decimal(new)) for label, new, _ in customers]),
         "new_total": sum(c[1] for c in customers), "returning_total": sum(c[2] for c in customers),
         "statuses": [(s, counts.get(s, 0)) for s in STATUSES], "since": since, "pending": view["pending"],
+        "rfm": view["rfm"],
     })  # fmt: skip
 
 
@@ -282,13 +293,14 @@ REFRESH_EVERY_S = 5.0
 
 @contextlib.asynccontextmanager
 async def refreshing_insights(app: Starlette) -> AsyncIterator[None]:
-    """While the app runs, bring the Insights summaries up to date every few seconds, so a large backlog
-    (after a backfill or a replay) never makes a reader wait."""
+    """While the app runs, bring the Insights summaries and the RFM bounds up to date every few seconds,
+    so a large backlog (after a backfill or a replay) never makes a reader wait."""
     url: str = app.state.database_url
 
     def refresh_all() -> None:
         with psycopg.connect(url) as conn:
             insights_data.refresh(conn)
+            rfm.refresh(conn)
 
     async def loop() -> None:
         while True:

@@ -8,7 +8,7 @@ import io
 import json
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from ordersync.segmentation import SegmentError, build_query, saved
+from ordersync.segmentation import SegmentError, build_query, rfm, saved, uses_rfm
 from ordersync.segmentation.conditions import MAX_DEPTH, check_size
 from ordersync.segmentation.export import csv_rows
 from ordersync.segmentation.form import (
@@ -110,6 +110,12 @@ def _queries(draft: Draft, scope: tuple[str, ...] | None) -> tuple[tuple[Any, ..
     return count, preview
 
 
+def _refresh_rfm(conn: psycopg.Connection[Any], draft: Draft, who: Access) -> None:
+    """Bounds as of now for a segment with RFM conditions (segmentation/rfm.py)."""
+    if draft.document is not None and uses_rfm(draft.document):
+        rfm.refresh(conn, [draft.list_id] if draft.list_id else who.lists)
+
+
 def _visible_list(who: Access, draft: Draft) -> None:
     """A 404 for a draft of a list the reader may not see (as if it did not exist)."""
     if draft.list_id is not None and not who.sees(draft.list_id):
@@ -128,6 +134,7 @@ async def _result(request: Request, draft: Draft) -> dict[str, Any]:
         return {"count": None, "preview": [], "error": str(exc)}
 
     def run(conn: psycopg.Connection[Any]) -> dict[str, Any]:
+        _refresh_rfm(conn, draft, who)
         row = conn.execute(count_sql, count_params).fetchone()
         cur = conn.execute(preview_sql, preview_params)
         names = [d.name for d in cur.description or []]
@@ -230,21 +237,28 @@ async def delete(request: Request) -> Response:
 
 
 def _csv_rows(
-    pool: ConnectionPool, slot: threading.BoundedSemaphore, query: sql.Composed, params: list[Any]
+    pool: ConnectionPool,
+    slot: threading.BoundedSemaphore,
+    query: sql.Composed,
+    params: list[Any],
+    before: Callable[[psycopg.Connection[Any]], None],
 ) -> Iterator[str]:
     """The CSV a chunk at a time, read through a server-side cursor (a segment may hold every contact);
-    gives its export slot back when done or when the reader goes away."""
+    gives its export slot back when done or when the reader goes away. ``before``: run on the connection
+    before the query (the RFM bounds' refresh)."""
     try:
         out = io.StringIO()
         writer = csv.writer(out)
-        with pool.connection() as conn, conn.cursor(name="segment_export", row_factory=dict_row) as cur:
-            cur.execute(query, params)
-            for row in csv_rows(cur):
-                writer.writerow(row)
-                if out.tell() > 64 * 1024:
-                    yield out.getvalue()
-                    out.seek(0)
-                    out.truncate()
+        with pool.connection() as conn:
+            before(conn)
+            with conn.cursor(name="segment_export", row_factory=dict_row) as cur:
+                cur.execute(query, params)
+                for row in csv_rows(cur):
+                    writer.writerow(row)
+                    if out.tell() > 64 * 1024:
+                        yield out.getvalue()
+                        out.seek(0)
+                        out.truncate()
         yield out.getvalue()
     finally:
         slot.release()
@@ -262,7 +276,7 @@ def _export(request: Request, draft: Draft, who: Access, filename: str) -> Respo
     if not slot.acquire(blocking=False):  # each export holds a connection for as long as it is read
         raise HTTPException(503, "too many exports are running: try again when one has finished")
     headers = {"Content-Disposition": f'attachment; filename="{filename}.csv"'}
-    rows = _csv_rows(request.app.state.pool, slot, query, params)
+    rows = _csv_rows(request.app.state.pool, slot, query, params, lambda conn: _refresh_rfm(conn, draft, who))
     return StreamingResponse(rows, media_type="text/csv; charset=utf-8", headers=headers)
 
 
