@@ -1,7 +1,9 @@
-"""The web app's pages on 1,000,000 orders (200,000 contacts, items, one activity event per order):
-p50 / p95 of each page fetched from `ordersync web`, beside the bare SQL behind it, in the same run.
+"""The web app's pages on 1,000,000 orders (200,000 contacts, items, one activity event per order) and
+about 5,000,000 campaign events (41 campaigns, each sent to half the contacts, a tenth of them held out,
+opens and clicks) with 5 % of the orders credited to a campaign: p50 / p95 of each page fetched from
+`ordersync web`, beside the bare SQL behind it, in the same run.
 
-    python bench/web.py [--orders 1000000] [--contacts 200000] [--requests 40]
+    python bench/web.py [--orders 1000000] [--contacts 200000] [--campaigns 41] [--requests 40]
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import psycopg
 from common import Timer, free_port, fresh_database, report, settings_with_stack, spawn  # type: ignore[import-not-found]
 from segments import load  # type: ignore[import-not-found]
 
-from ordersync.segmentation import build_query
+from ordersync.segmentation import build_query, rfm
+from ordersync.segmentation.campaigns import campaign_results, revenue_by_day
 from ordersync.sinks.migrate import migrate
 from ordersync.web import insights, queries
 from ordersync.web.app import UNITS
@@ -35,8 +38,33 @@ FROM orders
 """
 
 
+# Campaign k is sent to the contacts with (n + k) even; n % 10 = 0 are its holdout. A fifth of the others
+# open, a twentieth click.
+CAMPAIGN_EVENTS = """
+INSERT INTO campaign_events (list_id, event_id, contact_id, campaign_id, campaign_name, channel, type, occurred_at,
+                             holdout, machine, url)
+SELECT c.list_id, k || '-' || v.t || '-' || c.n, c.contact_id, 'camp' || k, 'Campaign ' || k, 'EMAIL', v.t,
+       now() - make_interval(days => 10 * (%(campaigns)s - k) + 3) + make_interval(hours => v.h),
+       v.t = 'SEND' AND c.n %% 10 = 0, false, NULL
+FROM generate_series(1, %(campaigns)s) k
+CROSS JOIN (SELECT contact_id, list_id, row_number() OVER (ORDER BY contact_id) AS n FROM contacts) c
+CROSS JOIN (VALUES ('SEND', 0), ('OPEN', 2), ('CLICK', 3)) v(t, h)
+WHERE (c.n + k) %% 2 = 0
+  AND (v.t = 'SEND' OR (c.n %% 10 <> 0 AND ((v.t = 'OPEN' AND c.n %% 5 = k %% 5)
+                                            OR (v.t = 'CLICK' AND c.n %% 20 = k %% 20))))
+"""
+ATTRIBUTIONS = """
+INSERT INTO attributions
+SELECT store_id, source_order_id, list_id, contact_id, 'camp' || (1 + abs(hashtext(source_order_id)) %% %(campaigns)s),
+       'Campaign ' || (1 + abs(hashtext(source_order_id)) %% %(campaigns)s), 'EMAIL', 'CLICK', 'bench',
+       created_at - interval '1 day', created_at, false
+FROM orders
+WHERE contact_id IS NOT NULL AND abs(hashtext(source_order_id)) %% 20 = 0
+"""
 STALE_DAYS = "INSERT INTO insight_stale_days SELECT DISTINCT (created_at AT TIME ZONE 'UTC')::date FROM orders"
 SEGMENT = {"all": [{"ordered": {"last_days": 90}}, {"spent": {"op": ">", "value": "200", "currency": "EUR"}}]}
+RFM_SEGMENT = {"rfm": {"r": "5", "m": "5", "currency": "EUR"}}
+RFM_FORM = "list=1&kind0=rfm&r0=5&m0=5&currency0=EUR&fragment=1"
 SEGMENT_FORM = (
     "list=1&match=all&kind0=ordered&when0=last&days0=90"
     "&kind1=spent&op1=%3E&amount1=200&currency1=EUR&when1=ever&fragment=1"
@@ -69,6 +97,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--orders", type=int, default=1_000_000)
     ap.add_argument("--contacts", type=int, default=200_000)
+    ap.add_argument("--campaigns", type=int, default=41)
     ap.add_argument("--requests", type=int, default=40)
     args = ap.parse_args()
     settings = settings_with_stack()
@@ -81,7 +110,20 @@ def main() -> None:
                 conn.execute(ACTIVITY)
                 conn.execute("VACUUM ANALYZE activity")
                 conn.execute(STALE_DAYS)  # as the sink marks them
+                conn.execute(
+                    "INSERT INTO rfm_stale_lists SELECT DISTINCT list_id FROM contact_order_stats ON CONFLICT DO NOTHING"
+                )
         rows.append(("load (COPY, statistics, activity, VACUUM ANALYZE)", f"{t.seconds:.0f} s"))
+        with Timer() as t, psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(CAMPAIGN_EVENTS, {"campaigns": args.campaigns})
+            conn.execute(ATTRIBUTIONS, {"campaigns": args.campaigns})
+            conn.execute("VACUUM ANALYZE campaign_events, attributions")
+            events = conn.execute("SELECT count(*) FROM campaign_events").fetchone()
+            credited = conn.execute("SELECT count(*) FROM attributions").fetchone()
+        rows.append(("campaign events and attributions", f"{events[0] if events else 0:,} events, {credited[0] if credited else 0:,} credited orders, loaded in {t.seconds:.0f} s"))  # fmt: skip
+        with psycopg.connect(url) as conn, Timer() as t:
+            rfm.refresh(conn)
+        rows.append(("RFM bounds from scratch (every list and currency)", f"{t.seconds * 1000:.0f} ms"))
         with psycopg.connect(url) as conn:
             # The busiest contact and one of its orders: the heaviest profile there is.
             cid, store, oid = conn.execute(
@@ -118,14 +160,22 @@ def main() -> None:
                     query, params = build_query(SEGMENT, list_id="1", count=count, limit=None if count else 20)
                     c.execute(query, params).fetchall()
 
+            def rfm_segment(c: psycopg.Connection[Any]) -> None:
+                rfm.refresh(c, ["1"])
+                for count in (True, False):
+                    query, params = build_query(RFM_SEGMENT, list_id="1", count=count, limit=None if count else 20)
+                    c.execute(query, params).fetchall()
+
             prefix = (email[0] if email else "c1")[:4]
             pages: list[tuple[str, str, Callable[[psycopg.Connection[Any]], Any]]] = [
                 ("contact search (e-mail prefix)", f"/contacts?q={prefix}", lambda c: queries.search_contacts(c, prefix, None, None)),
-                ("contact profile, Orders tab", f"/contacts/{cid}", lambda c: (queries.contact(c, str(cid)), queries.stats(c, str(cid)), queries.contact_orders(c, str(cid), 1))),
+                ("contact profile, Orders tab", f"/contacts/{cid}", lambda c: (queries.contact(c, str(cid)), queries.stats(c, str(cid)), rfm.contact_scores(c, str(cid)), queries.contact_orders(c, str(cid), 1))),
                 ("contact profile, Activity tab", f"/contacts/{cid}?tab=activity", lambda c: queries.contact_activity(c, str(cid), 1)),
                 ("order detail", f"/orders/{store}/{oid}", lambda c: (queries.order(c, store, oid), queries.order_items(c, store, oid), queries.order_activity(c, store, oid))),
                 ("segment count + preview (ordered in 90 days, spent > 200 EUR)", f"/segments/new?{SEGMENT_FORM}", segment),
-                ("insights, per month (12 months)", "/insights?by=month", lambda c: insights.load(c, "month", since.date(), None, None)),
+                ("segment count + preview (RFM: R 5 and M 5 in EUR)", f"/segments/new?{RFM_FORM}", rfm_segment),
+                ("campaigns (results per campaign, revenue per day)", "/campaigns", lambda c: (campaign_results(c), revenue_by_day(c, None, 14))),
+                ("insights, per month (12 months, with the RFM grid)", "/insights?by=month", lambda c: (insights.load(c, "month", since.date(), None, None), rfm.grid(c, None))),
                 ("insights, per week (26 weeks)", "/insights?by=week", lambda c: insights.load(c, "week", weeks.date(), None, None)),
                 ("insights, per day (60 days)", "/insights?by=day", lambda c: insights.load(c, "day", days60.date(), None, None)),
             ]  # fmt: skip
