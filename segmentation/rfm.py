@@ -54,7 +54,10 @@ CLAIM_STALE = (
 )
 MARK_STALE = "INSERT INTO rfm_stale_lists SELECT unnest(%s::text[]) ORDER BY 1 ON CONFLICT DO NOTHING"
 STALE = "SELECT count(*) FROM rfm_stale_lists"
-FORGET_BOUNDS = "DELETE FROM rfm_bounds WHERE list_id = ANY(%(lists)s)"
+FORGET_BOUNDS = (
+    "DELETE FROM rfm_bounds WHERE list_id = ANY(%(lists)s)",
+    "DELETE FROM rfm_cells WHERE list_id = ANY(%(lists)s)",
+)
 COMPUTE_BOUNDS = """
 INSERT INTO rfm_bounds
 SELECT list_id, currency, count(*),
@@ -67,11 +70,20 @@ WHERE priced_orders > 0 AND list_id = ANY(%(lists)s)
 GROUP BY list_id, currency
 """
 
+COMPUTE_CELLS = f"""
+INSERT INTO rfm_cells
+SELECT list_id, currency, r, f, count(*), sum(spent)
+FROM ({SCORES} AND s.list_id = ANY(%(lists)s)) x
+GROUP BY 1, 2, 3, 4
+"""
+
 CONTACT_SCORES = f"SELECT currency, r, f, m FROM ({SCORES} AND s.contact_id = %s) x ORDER BY currency"
-# The Insights grid: contacts per R and F score (and their average amount spent), one currency.
-GRID = f"""
-SELECT r, f, count(*) AS contacts, round(avg(spent), 2) AS average_spent
-FROM ({SCORES} AND s.currency = %(currency)s AND (%(lists)s::text[] IS NULL OR s.list_id = ANY(%(lists)s))) x
+# The Insights grid: contacts per R and F score (and their average amount spent), one currency, as of the
+# lists' last refresh.
+GRID = """
+SELECT r, f, sum(contacts)::int AS contacts, round(sum(spent) / sum(contacts), 2) AS average_spent
+FROM rfm_cells
+WHERE currency = %(currency)s AND (%(lists)s::text[] IS NULL OR list_id = ANY(%(lists)s))
 GROUP BY r, f
 """
 CURRENCIES = """
@@ -157,8 +169,8 @@ def refresh(conn: psycopg.Connection[Any], lists: Sequence[str] | None = None) -
         return 0
     try:
         with conn.transaction():
-            conn.execute(FORGET_BOUNDS, {"lists": claimed})
-            conn.execute(COMPUTE_BOUNDS, {"lists": claimed})
+            for statement in (*FORGET_BOUNDS, COMPUTE_BOUNDS, COMPUTE_CELLS):
+                conn.execute(statement, {"lists": claimed})
     except BaseException:
         if not conn.closed and not conn.broken:
             with conn.transaction():
@@ -190,7 +202,8 @@ class Grid:
 
 
 def grid(conn: psycopg.Connection[Any], lists: Sequence[str] | None, currency: str | None = None) -> Grid:
-    """Contacts per R and F score in ``currency`` (default: the currency with the most scored contacts)."""
+    """Contacts per R and F score in ``currency`` (default: the currency with the most scored contacts), as
+    of the lists' last refresh."""
     scope = {"lists": list(lists) if lists is not None else None}
     with conn.cursor(row_factory=dict_row) as cur:
         currencies = cur.execute(CURRENCIES, scope).fetchall()

@@ -104,6 +104,14 @@ def expected_scores(orders: dict[str, dict[str, Any]]) -> Scores:
     return scores
 
 
+def _counts(scores: Scores, currency: str) -> dict[tuple[int, int], int]:
+    counts: dict[tuple[int, int], int] = defaultdict(int)
+    for (_, cur), (r, f, _) in scores.items():
+        if cur == currency:
+            counts[(r, f)] += 1
+    return dict(counts)
+
+
 def stored_scores(conn: psycopg.Connection[Any]) -> Scores:
     rows = conn.execute(f"SELECT contact_id::text, currency, r, f, m FROM ({rfm.SCORES}) x").fetchall()
     return {(cid, currency): (r, f, m) for cid, currency, r, f, m in rows}
@@ -169,7 +177,9 @@ def test_rfm_equals_a_computation_from_scratch_after_mixed_batches(database_url:
     contacts, batches, purges = mixed_batches()
     truth: dict[str, dict[str, Any]] = {}
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("TRUNCATE contacts, orders, order_items, contact_order_stats, rfm_bounds, rfm_stale_lists")
+        conn.execute(
+            "TRUNCATE contacts, orders, order_items, contact_order_stats, rfm_bounds, rfm_cells, rfm_stale_lists"
+        )
         prepare(conn)
         write_batch(conn, Batch(contacts=contacts, messages=1), "rfm-test")
         for orders, purged in zip(batches, purges, strict=True):
@@ -183,6 +193,10 @@ def test_rfm_equals_a_computation_from_scratch_after_mixed_batches(database_url:
             assert rfm.stale(conn) == 0 and rfm.refresh(conn) == 0
             want = expected_scores(truth)
             assert stored_scores(conn) == want
+            for currency in ("EUR", "CHF"):
+                cells = rfm.grid(conn, None, currency).cells
+                counted = {(r, f): n for (r, f), n in _counts(want, currency).items()}
+                assert {k: v["contacts"] for k, v in cells.items()} == counted
         scores = expected_scores(truth)
         assert {s[1] for s in scores.values()} == {1, 2, 3, 4, 5} or len({s[1] for s in scores.values()}) >= 3
 
@@ -220,7 +234,9 @@ def test_a_segment_run_sees_the_latest_batch(database_url: str, tmp_path: Any) -
 
     migrate(database_url)
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("TRUNCATE contacts, orders, order_items, contact_order_stats, rfm_bounds, rfm_stale_lists")
+        conn.execute(
+            "TRUNCATE contacts, orders, order_items, contact_order_stats, rfm_bounds, rfm_cells, rfm_stale_lists"
+        )
         prepare(conn)
         people = [contact("7", f"m{i}@example.com") for i in range(10)]
         orders = [

@@ -27,4 +27,16 @@ CREATE TABLE rfm_bounds (
     PRIMARY KEY (list_id, currency)
 );
 
+-- The Insights grid, computed with the bounds: contacts and their amount spent per R and F score (scoring
+-- every contact of a large list per page view cost about 100 ms on 200,000 contacts, bench/web.py).
+CREATE TABLE rfm_cells (
+    list_id  text           NOT NULL,
+    currency text           NOT NULL,
+    r        smallint       NOT NULL,
+    f        smallint       NOT NULL,
+    contacts integer        NOT NULL,
+    spent    numeric(20, 6) NOT NULL,
+    PRIMARY KEY (list_id, currency, r, f)
+);
+
 INSERT INTO rfm_stale_lists SELECT DISTINCT list_id FROM contact_order_stats;
