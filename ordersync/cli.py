@@ -392,7 +392,8 @@ def campaigns_import(csv_file: str, list_id: str) -> None:
 @click.option("--list", "list_id", default=None, help="Only this contact list.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--window-days", type=click.IntRange(1, 90), default=5, show_default=True,
-              help="Days after each send whose orders count towards incremental revenue.")  # fmt: skip
+              help="Days after each send whose orders count towards incremental revenue (5 is kept as a summary; another "
+                   "window is computed from the raw events and orders, slow on large lists).")  # fmt: skip
 def campaigns_report(list_id: str | None, fmt: str, window_days: int) -> None:
     """Per campaign and currency: reach, attributed revenue, and with a holdout its incremental revenue."""
     import csv
@@ -400,11 +401,12 @@ def campaigns_report(list_id: str | None, fmt: str, window_days: int) -> None:
 
     import psycopg
 
-    from ordersync.segmentation.campaigns import COLUMNS, as_row, campaign_results
+    from ordersync.segmentation.campaigns import COLUMNS, as_row, campaign_results, refresh
 
     settings = Settings.from_env()
     try:
         with psycopg.connect(settings.database_url) as conn:
+            refresh(conn)
             rows = [as_row(r) for r in campaign_results(conn, list_id, window_days)]
     except psycopg.Error as exc:
         click.echo(f"error: PostgreSQL: {exc}", err=True)

@@ -240,8 +240,9 @@ def send_campaigns(db_url: str, settings: Settings, work: Path) -> str:
 
 def campaigns_summary(conn: psycopg.Connection[Any]) -> None:
     """Revenue per campaign: credited to it (attributed) and, with a holdout, what sending added."""
-    from ordersync.segmentation.campaigns import campaign_results
+    from ordersync.segmentation.campaigns import campaign_results, refresh
 
+    refresh(conn)
     click.echo("\nCampaigns (live orders credited to the last click, else open; incremental = sent vs holdout)")
     for r in campaign_results(conn, "1"):
         inc = r.incremental

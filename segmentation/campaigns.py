@@ -9,7 +9,9 @@ the send, whatever it is credited to, averaged over the sent group and over the 
 who were sent nothing on purpose); the difference per recipient, with its 95 % confidence interval
 (normal approximation, unequal variances), times the recipients, is what sending added.
 
-Money stays Decimal throughout; each figure is per currency.
+The figures are kept per campaign (migration 015): the sink marks the campaigns a batch changes, and
+``refresh`` recomputes them (the web app every few seconds, the report before it reads). Money stays
+Decimal throughout; each figure is per currency.
 """
 
 from __future__ import annotations
@@ -22,36 +24,44 @@ from typing import Any
 import psycopg
 
 Z95 = Decimal("1.959964")
+KEPT_WINDOW_DAYS = 5  # the summaries' window: campaign_kept_window() in migration 015 (a test checks both)
+CHART_DAYS = 14  # days after the first send kept for the page's chart
 
-CAMPAIGNS = """
-SELECT list_id, campaign_id, max(campaign_name) AS name, min(occurred_at) FILTER (WHERE type = 'SEND') AS first_send,
-       count(DISTINCT contact_id) FILTER (WHERE type = 'SEND' AND NOT holdout) AS recipients,
-       count(DISTINCT contact_id) FILTER (WHERE type = 'SEND' AND holdout) AS holdout,
-       count(DISTINCT contact_id) FILTER (WHERE type = 'OPEN' AND NOT machine) AS openers,
-       count(DISTINCT contact_id) FILTER (WHERE type = 'CLICK') AS clickers,
-       count(DISTINCT contact_id) FILTER (WHERE type = 'UNSUBSCRIBE') AS unsubscribed
-FROM campaign_events
-WHERE %(list)s::text IS NULL OR list_id = %(list)s
+# The campaigns a computation is for: those the sink marked (a refresh), or a list's (another window).
+WANTED = """
+CREATE TEMP TABLE IF NOT EXISTS wanted_campaigns (list_id text, campaign_id text, PRIMARY KEY (list_id, campaign_id))
+    ON COMMIT DELETE ROWS
+"""
+FILL_WANTED = "INSERT INTO wanted_campaigns SELECT * FROM unnest(%s::text[], %s::text[]) ON CONFLICT DO NOTHING"
+
+REACH = """
+SELECT list_id, campaign_id, max(campaign_name), min(occurred_at) FILTER (WHERE type = 'SEND'),
+       count(DISTINCT contact_id) FILTER (WHERE type = 'SEND' AND NOT holdout),
+       count(DISTINCT contact_id) FILTER (WHERE type = 'SEND' AND holdout),
+       count(DISTINCT contact_id) FILTER (WHERE type = 'OPEN' AND NOT machine),
+       count(DISTINCT contact_id) FILTER (WHERE type = 'CLICK'),
+       count(DISTINCT contact_id) FILTER (WHERE type = 'UNSUBSCRIBE'),
+       now()
+FROM wanted_campaigns JOIN campaign_events USING (list_id, campaign_id)
 GROUP BY list_id, campaign_id
-ORDER BY first_send DESC NULLS LAST, list_id, campaign_id
 """
 
 ATTRIBUTED = """
-SELECT a.list_id, a.campaign_id, o.currency, count(*) AS orders, count(DISTINCT o.contact_id) AS buyers,
-       sum(o.net_total) AS revenue
-FROM attributions a
+SELECT a.list_id, a.campaign_id, o.currency, count(*), count(DISTINCT o.contact_id), sum(o.net_total)
+FROM wanted_campaigns w
+JOIN attributions a USING (list_id, campaign_id)
 JOIN orders o USING (store_id, source_order_id)
-WHERE NOT o.deleted AND o.status <> 'CANCELED' AND (%(list)s::text IS NULL OR a.list_id = %(list)s)
+WHERE NOT o.deleted AND o.status <> 'CANCELED'
 GROUP BY a.list_id, a.campaign_id, o.currency
 """
 
 # Per campaign, group (sent or holdout) and currency: the sum and the sum of squares of each recipient's
-# revenue in the window after its send. Recipients without orders add zero to both (counted in CAMPAIGNS).
+# revenue in the window after its send. Recipients without orders add zero to both (counted in REACH).
 WINDOW_REVENUE = """
 WITH sends AS (
     SELECT list_id, campaign_id, contact_id, bool_or(holdout) AS holdout, min(occurred_at) AS sent_at
-    FROM campaign_events
-    WHERE type = 'SEND' AND (%(list)s::text IS NULL OR list_id = %(list)s)
+    FROM wanted_campaigns JOIN campaign_events USING (list_id, campaign_id)
+    WHERE type = 'SEND'
     GROUP BY list_id, campaign_id, contact_id
 ), per_recipient AS (
     SELECT s.list_id, s.campaign_id, s.holdout, o.currency, sum(o.net_total) AS revenue
@@ -65,6 +75,89 @@ SELECT list_id, campaign_id, holdout, currency, sum(revenue), sum(revenue * reve
 FROM per_recipient
 GROUP BY list_id, campaign_id, holdout, currency
 """
+
+# Attributed revenue per day after the campaign's first send (day 0 is the send's day, in UTC days).
+REVENUE_BY_DAY = """
+WITH firsts AS (
+    SELECT list_id, campaign_id, min(occurred_at) AS first_send
+    FROM wanted_campaigns JOIN campaign_events USING (list_id, campaign_id)
+    WHERE type = 'SEND'
+    GROUP BY list_id, campaign_id
+)
+SELECT a.list_id, a.campaign_id, o.currency,
+       (o.created_at AT TIME ZONE 'UTC')::date - (f.first_send AT TIME ZONE 'UTC')::date AS day,
+       sum(o.net_total)
+FROM attributions a
+JOIN firsts f USING (list_id, campaign_id)
+JOIN orders o USING (store_id, source_order_id)
+WHERE NOT o.deleted AND o.status <> 'CANCELED'
+  AND o.created_at >= f.first_send AND o.created_at < f.first_send + make_interval(days => %(days)s + 1)
+  AND (o.created_at AT TIME ZONE 'UTC')::date - (f.first_send AT TIME ZONE 'UTC')::date < %(days)s
+GROUP BY 1, 2, 3, 4
+"""
+
+# A refresh: the marks are taken in a short transaction of their own (a sink marking the same campaign
+# meanwhile never waits for the computation; its mark stays for the next refresh), then the marked
+# campaigns' rows are replaced in one transaction, so a reader sees either the old or the new figures.
+CLAIM_STALE = "DELETE FROM campaign_stale RETURNING list_id, campaign_id"
+MARK_STALE = (
+    "INSERT INTO campaign_stale SELECT * FROM unnest(%s::text[], %s::text[]) ORDER BY 1, 2 ON CONFLICT DO NOTHING"
+)
+SUMMARIES = {
+    "campaign_reach": REACH,
+    "campaign_attributed": ATTRIBUTED,
+    "campaign_window": WINDOW_REVENUE,
+    "campaign_days": REVENUE_BY_DAY,
+}
+PENDING = "SELECT count(*), (SELECT max(computed_at) FROM campaign_reach) FROM campaign_stale"
+
+_LIST = "%(list)s::text IS NULL OR list_id = %(list)s"
+READ_REACH = f"""
+SELECT list_id, campaign_id, name, first_send, recipients, holdout, openers, clickers, unsubscribed
+FROM campaign_reach WHERE {_LIST}
+ORDER BY first_send DESC NULLS LAST, list_id, campaign_id
+"""
+READ_ATTRIBUTED = (
+    f"SELECT list_id, campaign_id, currency, orders, buyers, revenue FROM campaign_attributed WHERE {_LIST}"
+)
+READ_WINDOW = f"SELECT list_id, campaign_id, holdout, currency, revenue, squares FROM campaign_window WHERE {_LIST}"
+READ_DAYS = f"SELECT list_id, campaign_id, currency, day, revenue FROM campaign_days WHERE {_LIST}"
+
+
+def _want(conn: psycopg.Connection[Any], campaigns: Sequence[tuple[str, str]]) -> None:
+    conn.execute(WANTED)
+    conn.execute(FILL_WANTED, ([c[0] for c in campaigns], [c[1] for c in campaigns]))
+    conn.execute("ANALYZE wanted_campaigns")
+
+
+def refresh(conn: psycopg.Connection[Any]) -> int:
+    """Recompute the summaries of the campaigns the sink marked; how many campaigns were recomputed. A
+    computation that fails puts the marks back."""
+    with conn.transaction():
+        claimed = [(lst, campaign) for lst, campaign in conn.execute(CLAIM_STALE).fetchall()]
+    if not claimed:
+        return 0
+    params = {"days": KEPT_WINDOW_DAYS}
+    try:
+        with conn.transaction():
+            _want(conn, claimed)
+            for table, query in SUMMARIES.items():
+                conn.execute(f"DELETE FROM {table} WHERE (list_id, campaign_id) IN (TABLE wanted_campaigns)")
+                conn.execute(
+                    f"INSERT INTO {table} {query}", params | ({"days": CHART_DAYS} if table == "campaign_days" else {})
+                )
+    except BaseException:
+        if not conn.closed and not conn.broken:
+            with conn.transaction():
+                conn.execute(MARK_STALE, ([c[0] for c in claimed], [c[1] for c in claimed]))
+        raise
+    return len(claimed)
+
+
+def pending(conn: psycopg.Connection[Any]) -> tuple[int, Any]:
+    """How many campaigns wait for a refresh, and when the newest summary was computed."""
+    row = conn.execute(PENDING).fetchone()
+    return (int(row[0]), row[1]) if row else (0, None)
 
 
 @dataclass(frozen=True)
@@ -135,16 +228,23 @@ class CampaignResult:
 
 
 def campaign_results(
-    conn: psycopg.Connection[Any], list_id: str | None = None, window_days: int = 5
+    conn: psycopg.Connection[Any], list_id: str | None = None, window_days: int = KEPT_WINDOW_DAYS
 ) -> list[CampaignResult]:
-    """One result per campaign and currency, newest campaign first."""
-    params = {"list": list_id, "days": window_days}
-    campaigns = conn.execute(CAMPAIGNS, params).fetchall()
+    """One result per campaign and currency, newest campaign first, as of the last refresh. Incremental
+    revenue over another window than the kept one is computed from the raw events and orders."""
+    params = {"list": list_id}
+    campaigns = conn.execute(READ_REACH, params).fetchall()
     attributed: dict[tuple[str, str], dict[str, tuple[int, int, Decimal]]] = {}
-    for lst, campaign, currency, orders, buyers, revenue in conn.execute(ATTRIBUTED, params):
+    for lst, campaign, currency, orders, buyers, revenue in conn.execute(READ_ATTRIBUTED, params):
         attributed.setdefault((lst, campaign), {})[currency] = (orders, buyers, revenue)
+    if window_days == KEPT_WINDOW_DAYS:
+        sums = conn.execute(READ_WINDOW, params).fetchall()
+    else:
+        with conn.transaction():
+            _want(conn, [(row[0], row[1]) for row in campaigns])
+            sums = conn.execute(WINDOW_REVENUE, {"days": window_days}).fetchall()
     window: dict[tuple[str, str, str], dict[bool, tuple[Decimal, Decimal]]] = {}
-    for lst, campaign, holdout, currency, total, squares in conn.execute(WINDOW_REVENUE, params):
+    for lst, campaign, holdout, currency, total, squares in sums:
         window.setdefault((lst, campaign, currency), {})[holdout] = (total, squares)
     results = []
     for lst, campaign, name, first_send, recipients, holdout, openers, clickers, unsubscribed in campaigns:
@@ -190,31 +290,12 @@ def as_row(r: CampaignResult) -> dict[str, str]:
     }  # fmt: skip
 
 
-# Attributed revenue per day after the campaign's first send (day 0 is the send's day, in UTC days).
-REVENUE_BY_DAY = """
-WITH firsts AS (
-    SELECT list_id, campaign_id, min(occurred_at) AS first_send
-    FROM campaign_events WHERE type = 'SEND' AND (%(list)s::text IS NULL OR list_id = %(list)s)
-    GROUP BY list_id, campaign_id
-)
-SELECT a.list_id, a.campaign_id, o.currency,
-       (o.created_at AT TIME ZONE 'UTC')::date - (f.first_send AT TIME ZONE 'UTC')::date AS day,
-       sum(o.net_total) AS revenue
-FROM attributions a
-JOIN firsts f USING (list_id, campaign_id)
-JOIN orders o USING (store_id, source_order_id)
-WHERE NOT o.deleted AND o.status <> 'CANCELED'
-  AND o.created_at >= f.first_send AND o.created_at < f.first_send + make_interval(days => %(days)s)
-GROUP BY 1, 2, 3, 4
-"""
-
-
 def revenue_by_day(
-    conn: psycopg.Connection[Any], list_id: str | None = None, days: int = 14
+    conn: psycopg.Connection[Any], list_id: str | None = None
 ) -> dict[tuple[str, str, str], list[Decimal]]:
-    """(list, campaign, currency) → attributed revenue on each of the ``days`` days from the first send."""
+    """(list, campaign, currency) → attributed revenue on each of the CHART_DAYS days from the first send,
+    as of the last refresh."""
     out: dict[tuple[str, str, str], list[Decimal]] = {}
-    for lst, campaign, currency, day, revenue in conn.execute(REVENUE_BY_DAY, {"list": list_id, "days": days + 1}):
-        if 0 <= day < days:
-            out.setdefault((lst, campaign, currency), [Decimal(0)] * days)[day] = revenue
+    for lst, campaign, currency, day, revenue in conn.execute(READ_DAYS, {"list": list_id}):
+        out.setdefault((lst, campaign, currency), [Decimal(0)] * CHART_DAYS)[day] = revenue
     return out

@@ -61,17 +61,28 @@ ON CONFLICT (trigger_id) DO NOTHING
 """
 COPY_CAMPAIGN_EVENTS = f"COPY stage_campaign_events ({_cols(CAMPAIGN_EVENT_COLUMNS)}) FROM STDIN"
 # An event, like an attribution, never changes: a repeat (same id, same order) is the same record.
-INSERT_CAMPAIGN_EVENTS = f"""
-INSERT INTO campaign_events ({_cols(CAMPAIGN_EVENT_COLUMNS)})
-SELECT {_cols(CAMPAIGN_EVENT_COLUMNS)} FROM stage_campaign_events
-ON CONFLICT (list_id, event_id) DO NOTHING
+# The campaigns of new events and new credits are marked for their summaries (migration 015); in one
+# order, so two sinks marking the same campaigns take the row locks alike (no deadlock).
+_MARK_ADDED = """
+INSERT INTO campaign_stale SELECT DISTINCT list_id, campaign_id FROM added ORDER BY 1, 2 ON CONFLICT DO NOTHING
 """
+INSERT_CAMPAIGN_EVENTS = f"""
+WITH added AS (
+    INSERT INTO campaign_events ({_cols(CAMPAIGN_EVENT_COLUMNS)})
+    SELECT {_cols(CAMPAIGN_EVENT_COLUMNS)} FROM stage_campaign_events
+    ON CONFLICT (list_id, event_id) DO NOTHING
+    RETURNING list_id, campaign_id
+)
+{_MARK_ADDED}"""
 COPY_ATTRIBUTIONS = f"COPY stage_attributions ({_cols(ATTRIBUTION_COLUMNS)}) FROM STDIN"
 INSERT_ATTRIBUTIONS = f"""
-INSERT INTO attributions ({_cols(ATTRIBUTION_COLUMNS)})
-SELECT {_cols(ATTRIBUTION_COLUMNS)} FROM stage_attributions
-ON CONFLICT (store_id, source_order_id) DO NOTHING
-"""
+WITH added AS (
+    INSERT INTO attributions ({_cols(ATTRIBUTION_COLUMNS)})
+    SELECT {_cols(ATTRIBUTION_COLUMNS)} FROM stage_attributions
+    ON CONFLICT (store_id, source_order_id) DO NOTHING
+    RETURNING list_id, campaign_id
+)
+{_MARK_ADDED}"""
 
 # Before the upsert, the staged orders the database already holds, with their current owners and days.
 FIND_EXISTING_ORDERS = """
@@ -146,6 +157,36 @@ WHERE (store_id, source_order_id) IN (SELECT * FROM unnest(%s::text[], %s::text[
 ORDER BY 1
 ON CONFLICT DO NOTHING
 """
+
+
+# The campaigns whose figures an order's change alters (migration 015): the campaign it is credited to,
+# and those sent to its contact within the kept window before its creation (incremental revenue).
+def _mark_campaigns_of(orders: str) -> str:
+    """``orders``: a query for (store_id, source_order_id, list_id, contact_id, created_at)."""
+    return f"""
+INSERT INTO campaign_stale
+SELECT a.list_id, a.campaign_id FROM ({orders}) c JOIN attributions a USING (store_id, source_order_id)
+UNION
+SELECT e.list_id, e.campaign_id
+FROM ({orders}) c
+JOIN campaign_events e ON e.contact_id = c.contact_id AND e.list_id = c.list_id AND e.type = 'SEND'
+ AND e.occurred_at <= c.created_at AND e.occurred_at > c.created_at - campaign_kept_window()
+ORDER BY 1, 2
+ON CONFLICT DO NOTHING
+"""
+
+
+# Before the upsert: the staged orders as they will be, and as they are now.
+MARK_CAMPAIGNS_STALE = _mark_campaigns_of("""
+SELECT store_id, source_order_id, list_id, contact_id, created_at FROM stage_orders
+UNION ALL
+SELECT o.store_id, o.source_order_id, o.list_id, o.contact_id, o.created_at
+FROM existing_orders JOIN orders o USING (store_id, source_order_id)
+""")
+MARK_CAMPAIGNS_STALE_OF_PURGED = _mark_campaigns_of("""
+SELECT store_id, source_order_id, list_id, contact_id, created_at FROM orders
+WHERE (store_id, source_order_id) IN (SELECT * FROM unnest(%(stores)s::text[], %(ids)s::text[]))
+""")
 # After the summaries: a contact whose order was deleted or moved to another contact may have a new first
 # order, on a day the batch did not touch; its day is stale too (Insights count first orders).
 MARK_NEXT_FIRST_ORDER_DAYS = """

@@ -156,6 +156,7 @@ def write_staged(
             cur.execute(q.FIND_CONTACTS_OF_EXISTING)
             cur.execute(q.MARK_STALE_DAYS)
             cur.execute(q.MARK_RFM_STALE)
+            cur.execute(q.MARK_CAMPAIGNS_STALE)
             cur.execute(q.UPSERT_ORDERS)
             cur.execute(q.ANALYZE_APPLIED_ORDERS)
             cur.execute(q.MARK_DELETED)
@@ -167,6 +168,7 @@ def write_staged(
             cur.execute(q.FIND_CONTACTS_OF_PURGED, (list(stores), list(ids)))
             cur.execute(q.MARK_STALE_DAYS_OF_PURGED, (list(stores), list(ids)))
             cur.execute(q.MARK_RFM_STALE_OF_PURGED, (list(stores), list(ids)))
+            cur.execute(q.MARK_CAMPAIGNS_STALE_OF_PURGED, {"stores": list(stores), "ids": list(ids)})
             cur.execute(q.PURGE_ORDERS, (list(stores), list(ids)))
         if staged.orders or staged.purged_orders:
             for statement in q.MAINTAIN_SUMMARIES:

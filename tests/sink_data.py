@@ -135,3 +135,53 @@ def load_segment_fixture(database_url: str, contacts: list[dict[str, Any]], orde
         write_batch(conn, Batch(orders=live + deleted, contacts=contacts, messages=1), "test")
         write_batch(conn, Batch(orders=[{**o, "version": 9} for o in orders if o["deleted"]], messages=1), "test")
     return database_url
+
+
+def mixed_batches(
+    seed: int = 7, now: dt.datetime = dt.datetime(2026, 6, 1, tzinfo=UTC), span_hours: int = 24 * 300
+) -> tuple[list[dict[str, Any]], list[list[dict[str, Any]]], list[list[tuple[str, str]]]]:
+    """Contacts of two lists, then batches of new orders (created within ``span_hours`` before ``now``),
+    status changes, refunds, moves, deletes and purges in EUR and CHF; many contacts order once."""
+    rng = random.Random(seed)
+    emails = {list_id: [f"r{list_id}-{i}@example.com" for i in range(70)] for list_id in ("1", "2")}
+    contacts = [contact(list_id, e) for list_id, es in emails.items() for e in es]
+    current: dict[int, dict[str, Any]] = {}
+    batches: list[list[dict[str, Any]]] = []
+    purges: list[list[tuple[str, str]]] = []
+    next_id = 0
+    for b in range(6):
+        batch: list[dict[str, Any]] = []
+        purged: list[tuple[str, str]] = []
+        for _ in range(160 if b == 0 else 40):
+            next_id += 1
+            list_id = rng.choice(("1", "2"))
+            email = rng.choice(emails[list_id][: 30 + 8 * b])  # later batches bring new buyers
+            created = now - dt.timedelta(hours=rng.randrange(1, span_hours))
+            o = order(next_id, email, status=rng.choice(["COMPLETED", "COMPLETED", "PENDING", "CANCELED"]), created=created,
+                      total=f"{rng.randrange(500, 30000) / 100:.2f}", currency=rng.choice(["EUR", "EUR", "CHF"]),
+                      items=[item("1", "P1", "Shoes")], list_id=list_id)  # fmt: skip
+            current[next_id] = o
+            batch.append(o)
+        for oid in rng.sample(sorted(current), min(len(current), 25)) if b else []:
+            old = current[oid]
+            change = rng.choice(["status", "refund", "move", "delete", "purge"])
+            if change == "purge":
+                purged.append((old["store_id"], old["source_order_id"]))
+                del current[oid]
+                continue
+            new = {**old, "version": old["version"] + 1}
+            if change == "status":
+                new["status"] = rng.choice(["COMPLETED", "CANCELED", "PENDING"])
+            elif change == "refund":
+                new["refunded_total"] = old["total"]
+                new["net_total"] = Decimal(0)
+            elif change == "move":
+                email = rng.choice(emails[old["list_id"]])
+                new.update(contact_email=email, contact_id=contact_id(old["list_id"], email))
+            else:
+                new["deleted"] = True
+            current[oid] = new
+            batch.append(new)
+        batches.append(batch)
+        purges.append(purged)
+    return contacts, batches, purges

@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from ordersync.segmentation.campaigns import campaign_results, lift
+from ordersync.segmentation.campaigns import campaign_results, lift, refresh
 from ordersync.sinks.migrate import migrate
 from ordersync.sinks.writer import Batch, prepare, write_batch
 from tests.processes import ordersync
@@ -84,6 +84,7 @@ def test_attributed_revenue_follows_refunds_cancellations_and_deletes_per_curren
         write_batch(conn, Batch(orders=[o for o in orders if not o["deleted"]], messages=1), "test")
         write_batch(conn, Batch(orders=[o for o in orders if o["deleted"]], campaign_events=events, messages=1), "test")
         write_batch(conn, Batch(attributions=credits + credits[:5], messages=1), "test")  # a repeat changes nothing
+        refresh(conn)
         results = {
             (r.campaign_id, r.currency): r for r in campaign_results(conn, "1") if r.campaign_id in ("autumn", "winter")
         }
@@ -115,8 +116,17 @@ def test_incremental_revenue_holds_a_known_effect_and_finds_none_where_there_is_
     with psycopg.connect(db) as conn:
         prepare(conn)
         write_batch(conn, Batch(orders=effect_orders + flat_orders, campaign_events=effect_events + flat_events, messages=1), "test")  # fmt: skip
+        refresh(conn)
         results = {r.campaign_id: r for r in campaign_results(conn, "1", window_days=5)}
+        # Other windows are computed from the raw events and orders: 7 days hold the same orders, 10 days
+        # also the 10 EUR order everyone placed on day 9.
+        week = {r.campaign_id: r.incremental for r in campaign_results(conn, "1", window_days=7)}
+        ten = {r.campaign_id: r.incremental for r in campaign_results(conn, "1", window_days=10)}
     lifted, flat = results["lifted"].incremental, results["flat"].incremental
+    assert week["lifted"] == lifted and week["flat"] == flat
+    assert lifted is not None and ten["lifted"] is not None
+    assert ten["lifted"].sent_per_recipient == lifted.sent_per_recipient + 10
+    assert ten["lifted"].holdout_per_recipient == lifted.holdout_per_recipient + 10
     assert lifted is not None and flat is not None
     true_difference = Decimal("0.06") * Decimal("50.00")  # 6 points more buyers, 50 EUR on average
     assert lifted.low <= true_difference <= lifted.high and lifted.significant

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import random
 from collections import defaultdict
 from decimal import Decimal
 from fractions import Fraction
@@ -14,11 +13,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from ordersync.schemas.identity import contact_id
 from ordersync.segment_cli import conditions_from_flags
 from ordersync.segmentation import SegmentError, build_query, rfm
 from ordersync.segmentation.form import builder_from_document, condition_from_row, document_from_builder
-from tests.sink_data import contact, item, order
+from tests.sink_data import contact, mixed_batches, order
 
 UTC = dt.UTC
 NOW = dt.datetime(2026, 6, 1, tzinfo=UTC)
@@ -115,56 +113,6 @@ def _counts(scores: Scores, currency: str) -> dict[tuple[int, int], int]:
 def stored_scores(conn: psycopg.Connection[Any]) -> Scores:
     rows = conn.execute(f"SELECT contact_id::text, currency, r, f, m FROM ({rfm.SCORES}) x").fetchall()
     return {(cid, currency): (r, f, m) for cid, currency, r, f, m in rows}
-
-
-def mixed_batches(
-    seed: int = 7,
-) -> tuple[list[dict[str, Any]], list[list[dict[str, Any]]], list[list[tuple[str, str]]]]:
-    """Contacts of two lists, then batches of new orders, status changes, refunds, moves, deletes and purges
-    in EUR and CHF; many contacts order once, so frequency has ties."""
-    rng = random.Random(seed)
-    emails = {list_id: [f"r{list_id}-{i}@example.com" for i in range(70)] for list_id in ("1", "2")}
-    contacts = [contact(list_id, e) for list_id, es in emails.items() for e in es]
-    current: dict[int, dict[str, Any]] = {}
-    batches: list[list[dict[str, Any]]] = []
-    purges: list[list[tuple[str, str]]] = []
-    next_id = 0
-    for b in range(6):
-        batch: list[dict[str, Any]] = []
-        purged: list[tuple[str, str]] = []
-        for _ in range(160 if b == 0 else 40):
-            next_id += 1
-            list_id = rng.choice(("1", "2"))
-            email = rng.choice(emails[list_id][: 30 + 8 * b])  # later batches bring new buyers
-            created = NOW - dt.timedelta(hours=rng.randrange(1, 24 * 300))
-            o = order(next_id, email, status=rng.choice(["COMPLETED", "COMPLETED", "PENDING", "CANCELED"]), created=created,
-                      total=f"{rng.randrange(500, 30000) / 100:.2f}", currency=rng.choice(["EUR", "EUR", "CHF"]),
-                      items=[item("1", "P1", "Shoes")], list_id=list_id)  # fmt: skip
-            current[next_id] = o
-            batch.append(o)
-        for oid in rng.sample(sorted(current), min(len(current), 25)) if b else []:
-            old = current[oid]
-            change = rng.choice(["status", "refund", "move", "delete", "purge"])
-            if change == "purge":
-                purged.append((old["store_id"], old["source_order_id"]))
-                del current[oid]
-                continue
-            new = {**old, "version": old["version"] + 1}
-            if change == "status":
-                new["status"] = rng.choice(["COMPLETED", "CANCELED", "PENDING"])
-            elif change == "refund":
-                new["refunded_total"] = old["total"]
-                new["net_total"] = Decimal(0)
-            elif change == "move":
-                email = rng.choice(emails[old["list_id"]])
-                new.update(contact_email=email, contact_id=contact_id(old["list_id"], email))
-            else:
-                new["deleted"] = True
-            current[oid] = new
-            batch.append(new)
-        batches.append(batch)
-        purges.append(purged)
-    return contacts, batches, purges
 
 
 def test_rfm_equals_a_computation_from_scratch_after_mixed_batches(database_url: str) -> None:

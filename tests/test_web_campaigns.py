@@ -18,7 +18,7 @@ from ordersync.sinks.writer import Batch, prepare, write_batch
 from tests.endpoints import Endpoints
 from tests.samples import attribution, campaign_event
 from tests.sink_data import contact, order
-from tests.web_helpers import serve_web
+from tests.web_helpers import reload_until, serve_web
 
 LIST = "camp-3"
 SENT = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=10)
@@ -74,6 +74,9 @@ def test_the_campaigns_page_shows_attributed_and_incremental_revenue_side_by_sid
     page.goto(f"{web}/contacts")
     page.get_by_role("link", name="Campaigns", exact=True).click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Campaigns")
+    # The figures are the app's summaries, recomputed in the background after the sink marked them.
+    reload_until(page, f"{web}/campaigns", 'table.campaigns tr[data-campaign="spring"] td.orders', "12")
+    expect(page.locator(".freshness .pending")).to_have_count(0)
     with psycopg.connect(db) as conn:
         spring = next(r for r in campaign_results(conn, LIST) if r.campaign_id == "spring")
     assert spring.incremental is not None
@@ -99,3 +102,17 @@ def test_campaign_touches_are_on_the_contacts_activity_tab(page: Page, web: str,
     expect(timeline.filter(has_text="click")).to_have_count(1)
     page.goto(f"{web}/contacts/{contact_id(LIST, email(45))}?tab=activity")
     expect(page.locator("ol.timeline li").filter(has_text="holdout: sent nothing")).to_have_count(1)
+
+
+def test_a_new_credited_order_reaches_the_page_through_the_background_refresh(page: Page, web: str, db: str) -> None:
+    reload_until(page, f"{web}/campaigns", 'table.campaigns tr[data-campaign="news"] td.orders', "0")
+    o = order(5200, email(81), created=SENT + dt.timedelta(days=2), total="35.50")
+    o["list_id"], o["contact_id"] = LIST, contact_id(LIST, email(81))
+    credit = {**attribution(), "order_key": o["order_key"], "store_id": o["store_id"],
+              "source_order_id": o["source_order_id"], "list_id": LIST, "contact_id": o["contact_id"],
+              "campaign_id": "news"}  # fmt: skip
+    with psycopg.connect(db, autocommit=True) as conn:
+        prepare(conn)
+        write_batch(conn, Batch(orders=[o], attributions=[credit], messages=1), "campaigns-test")
+    reload_until(page, f"{web}/campaigns", 'table.campaigns tr[data-campaign="news"] td.orders', "1")
+    expect(page.locator('table.campaigns tr[data-campaign="news"] td.attributed')).to_have_text("35.50 EUR")

@@ -5,7 +5,6 @@ refresh that brings them up to date after the sink writes."""
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -20,7 +19,7 @@ from ordersync.sinks.migrate import migrate
 from ordersync.sinks.writer import Batch, prepare, write_batch
 from tests.endpoints import Endpoints
 from tests.sink_data import contact, order
-from tests.web_helpers import serve_web
+from tests.web_helpers import reload_until, serve_web
 
 LIST = "rfm-9"
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -59,22 +58,8 @@ def web(db: str, endpoints: Endpoints, tmp_path_factory: pytest.TempPathFactory)
         yield url
 
 
-def _reload_until(page: Page, url: str, locator: str, text: str, seconds: float = 30) -> None:
-    """Reload ``url`` until ``locator`` has ``text``: the scores follow the sink through the app's
-    background refresh, every few seconds."""
-    deadline = time.monotonic() + seconds
-    while True:
-        page.goto(url)
-        found = page.locator(locator)
-        if found.count() and text in (found.first.text_content() or ""):
-            return
-        if time.monotonic() > deadline:
-            expect(found.first).to_contain_text(text)  # fails with the page's text
-        page.wait_for_timeout(250)
-
-
 def test_the_rfm_grid_counts_contacts_per_score_and_a_cell_opens_its_segment(page: Page, web: str) -> None:
-    _reload_until(page, f"{web}/insights", "table.rfm", "R 5")
+    reload_until(page, f"{web}/insights", "table.rfm", "R 5")
     grid = page.locator("table.rfm")
     expect(grid).to_have_attribute("data-currency", "EUR")
     for score in range(1, 6):
@@ -111,7 +96,7 @@ def test_the_profile_shows_the_scores_and_follows_the_sink(page: Page, web: str,
     with psycopg.connect(db, autocommit=True) as conn:
         prepare(conn)
         write_batch(conn, Batch(orders=[big], messages=1), "rfm-web")
-    _reload_until(page, f"{web}/contacts/{quiet}", ".rfm-code", "515 EUR")
+    reload_until(page, f"{web}/contacts/{quiet}", ".rfm-code", "515 EUR")
     with psycopg.connect(db) as conn:
         assert rfm.stale(conn) == 0
         spent = conn.execute("SELECT spent FROM contact_order_stats WHERE contact_id = %s", (quiet,)).fetchone()

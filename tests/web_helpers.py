@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from playwright.sync_api import Page, expect
 
 from tests.endpoints import Endpoints
 from tests.processes import free_port, port_open, running, wait_for
@@ -27,3 +30,17 @@ def serve_web(
         wait_for(lambda: port_open(port) or not proc.alive(), 60, "the web app")
         assert proc.alive(), proc.output()
         yield f"http://127.0.0.1:{port}"
+
+
+def reload_until(page: Page, url: str, locator: str, text: str, seconds: float = 30) -> None:
+    """Reload ``url`` until ``locator`` has ``text``: summaries (RFM, campaigns) follow the sink through
+    the app's background refresh, every few seconds."""
+    deadline = time.monotonic() + seconds
+    while True:
+        page.goto(url)
+        found = page.locator(locator)
+        if found.count() and text in (found.first.text_content() or ""):
+            return
+        if time.monotonic() > deadline:
+            expect(found.first).to_contain_text(text)  # fails with the page's text
+        page.wait_for_timeout(250)

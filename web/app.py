@@ -36,6 +36,7 @@ from ordersync.runtime.kafka_status import KafkaStatus, StoreDeadLetters
 from ordersync.runtime.settings import Settings
 from ordersync.schemas.statuses import STATUSES
 from ordersync.schemas.topics import Wiring
+from ordersync.segmentation import campaigns as campaign_summaries
 from ordersync.segmentation import rfm
 from ordersync.segmentation.campaigns import CampaignResult, campaign_results, revenue_by_day
 from ordersync.web import insights as insights_data
@@ -231,20 +232,19 @@ async def campaigns(request: Request) -> Response:
     if wanted is not None and scope is not None and wanted not in scope:
         raise HTTPException(404, f"no list {wanted!r}")
 
-    def load(conn: psycopg.Connection[Any]) -> tuple[list[CampaignResult], dict[Any, list[Decimal]]]:
-        return campaign_results(conn, wanted), revenue_by_day(conn, wanted, CHART_DAYS)
+    def load(conn: psycopg.Connection[Any]) -> tuple[list[CampaignResult], dict[Any, list[Decimal]], tuple[int, Any]]:
+        return campaign_results(conn, wanted), revenue_by_day(conn, wanted), campaign_summaries.pending(conn)
 
-    results, by_day = await db(request, load)
+    results, by_day, (pending, computed_at) = await db(request, load)
     results = [r for r in results if scope is None or r.list_id in scope]
     charts = {
         (r.list_id, r.campaign_id, r.currency): bars([(f"day {d}", v) for d, v in enumerate(values)], height=120)
         for r in results
         if r.currency is not None and (values := by_day.get((r.list_id, r.campaign_id, r.currency)))
     }
-    return render(request, "campaigns.html", {"results": results, "charts": charts, "days": CHART_DAYS, "list": wanted})
-
-
-CHART_DAYS = 14
+    return render(request, "campaigns.html", {
+        "results": results, "charts": charts, "list": wanted, "pending": pending, "computed_at": computed_at,
+    })  # fmt: skip
 
 
 async def error(request: Request, exc: Exception) -> Response:
@@ -293,14 +293,15 @@ REFRESH_EVERY_S = 5.0
 
 @contextlib.asynccontextmanager
 async def refreshing_insights(app: Starlette) -> AsyncIterator[None]:
-    """While the app runs, bring the Insights summaries and the RFM bounds up to date every few seconds,
-    so a large backlog (after a backfill or a replay) never makes a reader wait."""
+    """While the app runs, bring the Insights summaries, the RFM bounds and the campaign results up to date
+    every few seconds, so a large backlog (after a backfill or a replay) never makes a reader wait."""
     url: str = app.state.database_url
 
     def refresh_all() -> None:
         with psycopg.connect(url) as conn:
             insights_data.refresh(conn)
             rfm.refresh(conn)
+            campaign_summaries.refresh(conn)
 
     async def loop() -> None:
         while True:
