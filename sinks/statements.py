@@ -61,19 +61,22 @@ ON CONFLICT (trigger_id) DO NOTHING
 """
 COPY_CAMPAIGN_EVENTS = f"COPY stage_campaign_events ({_cols(CAMPAIGN_EVENT_COLUMNS)}) FROM STDIN"
 # An event, like an attribution, never changes: a repeat (same id, same order) is the same record.
-# The campaigns of new events and new credits are marked for their summaries (migration 015); in one
-# order, so two sinks marking the same campaigns take the row locks alike (no deadlock).
-_MARK_ADDED = """
-INSERT INTO campaign_stale SELECT DISTINCT list_id, campaign_id FROM added ORDER BY 1, 2 ON CONFLICT DO NOTHING
-"""
+# New events and credits mark their campaigns (reach, credited revenue), and a new send its recipient
+# (revenue in the window after it), for the summaries (migration 015); in one order, so two sinks
+# marking the same rows take their locks alike (no deadlock). A redelivered one marks nothing.
 INSERT_CAMPAIGN_EVENTS = f"""
 WITH added AS (
     INSERT INTO campaign_events ({_cols(CAMPAIGN_EVENT_COLUMNS)})
     SELECT {_cols(CAMPAIGN_EVENT_COLUMNS)} FROM stage_campaign_events
     ON CONFLICT (list_id, event_id) DO NOTHING
-    RETURNING list_id, campaign_id
+    RETURNING list_id, campaign_id, contact_id, type
+), campaigns AS (
+    INSERT INTO campaign_stale SELECT DISTINCT list_id, campaign_id FROM added ORDER BY 1, 2 ON CONFLICT DO NOTHING
 )
-{_MARK_ADDED}"""
+INSERT INTO campaign_stale_recipients
+SELECT DISTINCT list_id, campaign_id, contact_id FROM added WHERE type = 'SEND' ORDER BY 1, 2, 3
+ON CONFLICT DO NOTHING
+"""
 COPY_ATTRIBUTIONS = f"COPY stage_attributions ({_cols(ATTRIBUTION_COLUMNS)}) FROM STDIN"
 INSERT_ATTRIBUTIONS = f"""
 WITH added AS (
@@ -82,7 +85,8 @@ WITH added AS (
     ON CONFLICT (store_id, source_order_id) DO NOTHING
     RETURNING list_id, campaign_id
 )
-{_MARK_ADDED}"""
+INSERT INTO campaign_stale SELECT DISTINCT list_id, campaign_id FROM added ORDER BY 1, 2 ON CONFLICT DO NOTHING
+"""
 
 # Before the upsert, the staged orders the database already holds, with their current owners and days.
 FIND_EXISTING_ORDERS = """
@@ -159,19 +163,24 @@ ON CONFLICT DO NOTHING
 """
 
 
-# The campaigns whose figures an order's change alters (migration 015): the campaign it is credited to,
-# and those sent to its contact within the kept window before its creation (incremental revenue).
+# What an order's change alters in the campaign summaries (migration 015): the campaign it is credited
+# to (credited revenue), and each recipient it belongs to whose send was within the kept window before its
+# creation (incremental revenue).
 def _mark_campaigns_of(orders: str) -> str:
     """``orders``: a query for (store_id, source_order_id, list_id, contact_id, created_at)."""
     return f"""
-INSERT INTO campaign_stale
-SELECT a.list_id, a.campaign_id FROM ({orders}) c JOIN attributions a USING (store_id, source_order_id)
-UNION
-SELECT e.list_id, e.campaign_id
-FROM ({orders}) c
+WITH c AS MATERIALIZED ({orders}), credited AS (
+    INSERT INTO campaign_stale
+    SELECT DISTINCT a.list_id, a.campaign_id FROM c JOIN attributions a USING (store_id, source_order_id)
+    ORDER BY 1, 2
+    ON CONFLICT DO NOTHING
+)
+INSERT INTO campaign_stale_recipients
+SELECT DISTINCT e.list_id, e.campaign_id, e.contact_id
+FROM c
 JOIN campaign_events e ON e.contact_id = c.contact_id AND e.list_id = c.list_id AND e.type = 'SEND'
  AND e.occurred_at <= c.created_at AND e.occurred_at > c.created_at - campaign_kept_window()
-ORDER BY 1, 2
+ORDER BY 1, 2, 3
 ON CONFLICT DO NOTHING
 """
 

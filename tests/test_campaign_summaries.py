@@ -20,9 +20,8 @@ from tests.sink_data import mixed_batches
 
 NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
 SPAN_H = 24 * 40  # orders over 40 days, sends every few days: many orders fall in a window, many do not
-TABLES = (
-    "campaign_events, attributions, campaign_stale, campaign_reach, campaign_attributed, campaign_window, campaign_days"
-)
+SUMMARIES = "campaign_reach, campaign_attributed, campaign_recipient_revenue, campaign_window, campaign_days"
+TABLES = f"campaign_events, attributions, campaign_stale, campaign_stale_recipients, {SUMMARIES}"
 
 
 CREDITED = """
@@ -37,6 +36,12 @@ WHERE NOT o.deleted AND o.status <> 'CANCELED' AND o.net_total > 0
   AND o.created_at >= s.sent_at AND o.created_at < s.sent_at + interval '5 days'
   AND NOT EXISTS (SELECT FROM attributions a WHERE a.store_id = o.store_id AND a.source_order_id = o.source_order_id)
 ORDER BY 1 LIMIT 1
+"""
+BUYER_NEVER_SENT = """
+SELECT c.list_id, c.contact_id, c.email, min(o.created_at) FROM contacts c JOIN orders o USING (contact_id)
+WHERE NOT o.deleted AND o.status <> 'CANCELED' AND o.net_total > 0
+  AND NOT EXISTS (SELECT FROM campaign_events e WHERE e.contact_id = c.contact_id)
+GROUP BY 1, 2, 3 ORDER BY 3 LIMIT 1
 """
 NEVER_SENT = """
 SELECT email FROM contacts c
@@ -77,9 +82,9 @@ def results(conn: psycopg.Connection[Any]) -> tuple[Any, ...]:
 
 
 def from_scratch(conn: psycopg.Connection[Any]) -> tuple[Any, ...]:
-    conn.execute(
-        "INSERT INTO campaign_stale SELECT DISTINCT list_id, campaign_id FROM campaign_events ON CONFLICT DO NOTHING"
-    )
+    conn.execute(f"TRUNCATE {SUMMARIES}")
+    for statement in campaigns.MARK_ALL:
+        conn.execute(statement)
     campaigns.refresh(conn)
     return results(conn)
 
@@ -127,6 +132,11 @@ def test_summaries_equal_a_recomputation_from_scratch_after_mixed_batches(databa
         (key,) = conn.execute(IN_A_WINDOW).fetchone() or (None,)
         refunded = {**current[key], "refunded_total": current[key]["total"], "net_total": 0, "version": 9}
         alone(Batch(orders=[refunded], messages=1))
+        # A first send to a contact who bought the day after: a new recipient with revenue in its window.
+        lst, cid, mail, bought = conn.execute(BUYER_NEVER_SENT).fetchone() or (None,) * 4
+        send = {**campaign_event(), "event_id": "late-send", "list_id": lst, "contact_id": str(cid), "email": mail,
+                "campaign_id": f"{lst}-c0", "type": "SEND", "occurred_at": bought - dt.timedelta(days=1), "holdout": False}  # fmt: skip
+        alone(Batch(campaign_events=[send], messages=1))
         (key,) = conn.execute(IN_A_WINDOW).fetchone() or (None,)
         (email,) = conn.execute(NEVER_SENT, (current[key]["list_id"],)).fetchone() or (None,)
         moved = {

@@ -1,10 +1,11 @@
 -- Campaign results kept as summaries (docs/campaigns.md "How the figures stay current"): computing them
 -- from raw events and orders on each view took 18.7 s on 5,210,000 events (bench/web.py). The sink marks
--- the campaigns a batch changes, in the batch's transaction; a refresher recomputes the marked campaigns
+-- what a batch changes, in the batch's transaction: campaigns (reach, credited revenue) and recipients
+-- (revenue in the window after their send). A refresher recomputes what is marked
 -- (segmentation/campaigns.refresh), and the Campaigns page and report read the summaries.
 
 -- The window after a send whose orders count towards incremental revenue in the summaries; the sink
--- marks a campaign when an order of one of its recipients changes inside it.
+-- marks a recipient when one of its orders changes inside it.
 CREATE FUNCTION campaign_kept_window() RETURNS interval
     LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT interval '5 days' $$;
 
@@ -12,6 +13,13 @@ CREATE TABLE campaign_stale (
     list_id     text NOT NULL,
     campaign_id text NOT NULL,
     PRIMARY KEY (list_id, campaign_id)
+);
+
+CREATE TABLE campaign_stale_recipients (
+    list_id     text NOT NULL,
+    campaign_id text NOT NULL,
+    contact_id  uuid NOT NULL,
+    PRIMARY KEY (list_id, campaign_id, contact_id)
 );
 
 -- One row per campaign: its name, first send and distinct contacts per kind of event.
@@ -40,6 +48,18 @@ CREATE TABLE campaign_attributed (
     PRIMARY KEY (list_id, campaign_id, currency)
 );
 
+-- Per recipient with orders in the kept window after its (first) send, and currency: its group and
+-- that revenue. A changed order recomputes its contact's rows, then its campaigns' sums below.
+CREATE TABLE campaign_recipient_revenue (
+    list_id     text           NOT NULL,
+    campaign_id text           NOT NULL,
+    contact_id  uuid           NOT NULL,
+    currency    text           NOT NULL,
+    holdout     boolean        NOT NULL,
+    revenue     numeric(20, 6) NOT NULL,
+    PRIMARY KEY (list_id, campaign_id, contact_id, currency)
+);
+
 -- Per group (sent or holdout) and currency: the sum and the sum of squares of each recipient's revenue
 -- in the kept window after its send.
 CREATE TABLE campaign_window (
@@ -63,3 +83,4 @@ CREATE TABLE campaign_days (
 );
 
 INSERT INTO campaign_stale SELECT DISTINCT list_id, campaign_id FROM campaign_events;
+INSERT INTO campaign_stale_recipients SELECT DISTINCT list_id, campaign_id, contact_id FROM campaign_events WHERE type = 'SEND';
