@@ -16,6 +16,7 @@ Decimal throughout; each figure is per currency.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -30,13 +31,16 @@ CHART_DAYS = 14  # days after the first send kept for the page's chart
 # What a computation is for: the campaigns (reach and credited revenue) and the recipients (window
 # revenue) the sink marked, or a list's campaigns (incremental revenue over another window).
 WANTED = """
-CREATE TEMP TABLE IF NOT EXISTS wanted_campaigns (list_id text, campaign_id text, PRIMARY KEY (list_id, campaign_id))
-    ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS wanted_campaigns (
+    list_id text, campaign_id text, reach boolean, every_recipient boolean, PRIMARY KEY (list_id, campaign_id)
+) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS wanted_recipients (
     list_id text, campaign_id text, contact_id uuid, PRIMARY KEY (list_id, campaign_id, contact_id)
 ) ON COMMIT DELETE ROWS
 """
-FILL_CAMPAIGNS = "INSERT INTO wanted_campaigns SELECT * FROM unnest(%s::text[], %s::text[]) ON CONFLICT DO NOTHING"
+FILL_CAMPAIGNS = """
+INSERT INTO wanted_campaigns SELECT * FROM unnest(%s::text[], %s::text[], %s::boolean[], %s::boolean[])
+"""
 FILL_RECIPIENTS = """
 INSERT INTO wanted_recipients SELECT * FROM unnest(%s::text[], %s::text[], %s::uuid[]) ON CONFLICT DO NOTHING
 """
@@ -50,6 +54,7 @@ SELECT list_id, campaign_id, max(campaign_name), min(occurred_at) FILTER (WHERE 
        count(DISTINCT contact_id) FILTER (WHERE type = 'UNSUBSCRIBE'),
        now()
 FROM wanted_campaigns JOIN campaign_events USING (list_id, campaign_id)
+WHERE reach
 GROUP BY list_id, campaign_id
 """
 
@@ -83,14 +88,14 @@ GROUP BY 1, 2, 3, 4
 """
 
 
-def _recipient_revenue(sends: str) -> str:
+def _recipient_revenue(sends: str, where: str = "true") -> str:
     """Per recipient and currency: its group and its revenue in the window after its (first) send, for the
-    SEND events of ``sends``. Recipients without orders in the window have no row."""
+    SEND events of ``sends`` (rows that meet ``where``). Recipients without orders in the window have no row."""
     return f"""
 WITH sends AS (
     SELECT list_id, campaign_id, contact_id, bool_or(holdout) AS holdout, min(occurred_at) AS sent_at
     FROM {sends}
-    WHERE type = 'SEND'
+    WHERE {where} AND type = 'SEND'
     GROUP BY list_id, campaign_id, contact_id
 )
 SELECT s.list_id, s.campaign_id, s.contact_id, o.currency, s.holdout, sum(o.net_total)
@@ -112,55 +117,63 @@ GROUP BY s.list_id, s.campaign_id, s.contact_id, o.currency, s.holdout
 RECIPIENT_REVENUE = _recipient_revenue(
     "wanted_recipients JOIN campaign_events USING (list_id, campaign_id, contact_id)"
 )
+EVERY_RECIPIENT_REVENUE = _recipient_revenue(
+    "wanted_campaigns JOIN campaign_events USING (list_id, campaign_id)", "every_recipient"
+)
+WHOLE_CAMPAIGN_FROM = 5_000  # marked recipients from which a campaign's window is recomputed whole (cheaper)
 
 
-def _window_sums(per_recipient: str, campaigns: str) -> str:
+def _window_sums(per_recipient: str) -> str:
     """Per campaign, group (sent or holdout) and currency: the sum and the sum of squares of each
     recipient's revenue in the window. Recipients without orders add zero to both (counted in REACH)."""
     return f"""
 SELECT list_id, campaign_id, holdout, currency, sum(revenue), sum(revenue * revenue)
 FROM ({per_recipient}) r (list_id, campaign_id, contact_id, currency, holdout, revenue)
-WHERE (list_id, campaign_id) IN ({campaigns})
+WHERE (list_id, campaign_id) IN (SELECT list_id, campaign_id FROM wanted_campaigns)
 GROUP BY list_id, campaign_id, holdout, currency
 """
 
 
-WINDOW_SUMS = _window_sums("TABLE campaign_recipient_revenue", "SELECT list_id, campaign_id FROM wanted_recipients")
+WINDOW_SUMS = _window_sums("TABLE campaign_recipient_revenue")
 WINDOW_FROM_RAW = _window_sums(  # another window than the kept one: every recipient of the wanted campaigns
-    _recipient_revenue("wanted_campaigns JOIN campaign_events USING (list_id, campaign_id)"), "TABLE wanted_campaigns"
+    _recipient_revenue("wanted_campaigns JOIN campaign_events USING (list_id, campaign_id)")
 )
 
 # A refresh takes the marks in a short transaction of its own (a sink marking the same campaign
 # meanwhile never waits for the computation; its mark stays for the next refresh), then replaces the
-# marked rows in one transaction, so a reader sees either the old or the new figures.
-CLAIM_CAMPAIGNS = "DELETE FROM campaign_stale RETURNING list_id, campaign_id"
+# marked rows in one transaction, so a reader sees either the old or the new figures. Every marked
+# recipient's campaign is marked too, so the campaigns waiting are those in campaign_stale.
+CLAIM_CAMPAIGNS = "DELETE FROM campaign_stale RETURNING list_id, campaign_id, reach, every_recipient"
 CLAIM_RECIPIENTS = "DELETE FROM campaign_stale_recipients RETURNING list_id, campaign_id, contact_id"
-MARK_CAMPAIGNS = (
-    "INSERT INTO campaign_stale SELECT * FROM unnest(%s::text[], %s::text[]) ORDER BY 1, 2 ON CONFLICT DO NOTHING"
-)
+MARK_CAMPAIGNS = """
+INSERT INTO campaign_stale SELECT * FROM unnest(%s::text[], %s::text[], %s::boolean[], %s::boolean[]) ORDER BY 1, 2
+ON CONFLICT (list_id, campaign_id) DO UPDATE
+SET reach = campaign_stale.reach OR EXCLUDED.reach,
+    every_recipient = campaign_stale.every_recipient OR EXCLUDED.every_recipient
+"""
 MARK_RECIPIENTS = """
 INSERT INTO campaign_stale_recipients SELECT * FROM unnest(%s::text[], %s::text[], %s::uuid[]) ORDER BY 1, 2, 3
 ON CONFLICT DO NOTHING
 """
-# Every campaign and recipient, as migration 015 marks them: a recomputation from scratch.
-MARK_ALL = (
-    "INSERT INTO campaign_stale SELECT DISTINCT list_id, campaign_id FROM campaign_events ON CONFLICT DO NOTHING",
-    """INSERT INTO campaign_stale_recipients SELECT DISTINCT list_id, campaign_id, contact_id FROM campaign_events
-       WHERE type = 'SEND' ON CONFLICT DO NOTHING""",
-)
-PER_CAMPAIGN = {"campaign_reach": REACH, "campaign_attributed": ATTRIBUTED, "campaign_days": REVENUE_BY_DAY}
+# Every campaign whole, as migration 015 marks them: a recomputation from scratch.
+MARK_ALL = """
+INSERT INTO campaign_stale SELECT DISTINCT list_id, campaign_id, true, true FROM campaign_events
+ON CONFLICT (list_id, campaign_id) DO UPDATE SET reach = true, every_recipient = true
+"""
+PER_CAMPAIGN = {  # table → (rows of the wanted campaigns it is recomputed for, query)
+    "campaign_reach": ("reach", REACH),
+    "campaign_attributed": ("true", ATTRIBUTED),
+    "campaign_days": ("true", REVENUE_BY_DAY),
+}
 FORGET_RECIPIENTS = """
-DELETE FROM campaign_recipient_revenue r USING wanted_recipients w
-WHERE r.list_id = w.list_id AND r.campaign_id = w.campaign_id AND r.contact_id = w.contact_id
+DELETE FROM campaign_recipient_revenue r
+WHERE (list_id, campaign_id, contact_id) IN (TABLE wanted_recipients)
+   OR (list_id, campaign_id) IN (SELECT list_id, campaign_id FROM wanted_campaigns WHERE every_recipient)
 """
-FORGET_WINDOW_SUMS = """
-DELETE FROM campaign_window WHERE (list_id, campaign_id) IN (SELECT list_id, campaign_id FROM wanted_recipients)
-"""
-PENDING = """
-SELECT (SELECT count(*) FROM campaign_stale)
-     + (SELECT count(*) FROM (SELECT DISTINCT list_id, campaign_id FROM campaign_stale_recipients) r),
-       (SELECT max(computed_at) FROM campaign_reach)
-"""
+FORGET_WINDOW_SUMS = (
+    "DELETE FROM campaign_window WHERE (list_id, campaign_id) IN (SELECT list_id, campaign_id FROM wanted_campaigns)"
+)
+PENDING = "SELECT (SELECT count(*) FROM campaign_stale), (SELECT max(computed_at) FROM campaign_reach)"
 
 _LIST = "%(list)s::text IS NULL OR list_id = %(list)s"
 READ_REACH = f"""
@@ -175,51 +188,75 @@ READ_WINDOW = f"SELECT list_id, campaign_id, holdout, currency, revenue, squares
 READ_DAYS = f"SELECT list_id, campaign_id, currency, day, revenue FROM campaign_days WHERE {_LIST}"
 
 
-def _columns(rows: Sequence[tuple[Any, ...]]) -> tuple[list[Any], ...]:
-    return tuple(list(column) for column in zip(*rows, strict=True)) if rows else ()
+Campaign = tuple[str, str, bool, bool]  # list, campaign, reach to recompute, every recipient's window too
+Recipient = tuple[str, str, Any]  # list, campaign, contact id
 
 
-def _want(
-    conn: psycopg.Connection[Any], campaigns: Sequence[tuple[str, str]], recipients: Sequence[tuple[str, str, Any]] = ()
-) -> None:
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> tuple[list[Any], ...]:
+    return tuple(list(column) for column in zip(*rows, strict=True)) if rows else ([],) * width
+
+
+def _want(conn: psycopg.Connection[Any], campaigns: Sequence[Campaign], recipients: Sequence[Recipient] = ()) -> None:
     conn.execute(WANTED)
-    conn.execute(FILL_CAMPAIGNS, _columns(campaigns) or ([], []))
-    conn.execute(FILL_RECIPIENTS, _columns(recipients) or ([], [], []))
+    conn.execute("DELETE FROM wanted_campaigns; DELETE FROM wanted_recipients")  # within an outer transaction too
+    conn.execute(FILL_CAMPAIGNS, _columns(campaigns, 4))
+    conn.execute(FILL_RECIPIENTS, _columns(recipients, 3))
     conn.execute("ANALYZE wanted_campaigns, wanted_recipients")
 
 
+def _plan(campaigns: Sequence[Campaign], recipients: Sequence[Recipient]) -> tuple[list[Campaign], list[Recipient]]:
+    """The claimed marks as one computation: every recipient's campaign, once; a campaign with many marked
+    recipients (a send) recomputed whole, its recipients' marks then redundant."""
+    merged: dict[tuple[str, str], list[bool]] = {}
+    for lst, campaign, reach, every in campaigns:
+        flags = merged.setdefault((lst, campaign), [False, False])
+        flags[0], flags[1] = flags[0] or reach, flags[1] or every
+    for (lst, campaign), count in Counter((r[0], r[1]) for r in recipients).items():
+        flags = merged.setdefault((lst, campaign), [False, False])
+        flags[1] = flags[1] or count >= WHOLE_CAMPAIGN_FROM
+    whole = {key for key, (_, every) in merged.items() if every}
+    return (
+        [(lst, campaign, reach, every) for (lst, campaign), (reach, every) in merged.items()],
+        [r for r in recipients if (r[0], r[1]) not in whole],
+    )
+
+
 def refresh(conn: psycopg.Connection[Any]) -> int:
-    """Recompute what the sink marked: the reach and credited revenue of marked campaigns, the window
-    revenue of marked recipients and their campaigns' sums; how many campaigns changed. A computation that
-    fails puts the marks back."""
+    """Recompute what the sink marked: the reach of campaigns with new events, the credited revenue of
+    marked campaigns, the window revenue of marked recipients, and their campaigns' sums; how many
+    campaigns were recomputed. A computation that fails puts the marks back."""
     with conn.transaction():
-        campaigns = [(lst, campaign) for lst, campaign in conn.execute(CLAIM_CAMPAIGNS)]
-        recipients = [(lst, campaign, contact) for lst, campaign, contact in conn.execute(CLAIM_RECIPIENTS)]
-    if not campaigns and not recipients:
+        claimed_campaigns: list[Campaign] = [tuple(row) for row in conn.execute(CLAIM_CAMPAIGNS)]
+        claimed_recipients: list[Recipient] = [tuple(row) for row in conn.execute(CLAIM_RECIPIENTS)]
+    if not claimed_campaigns and not claimed_recipients:
         return 0
+    campaigns, recipients = _plan(claimed_campaigns, claimed_recipients)
     try:
         with conn.transaction():
             _want(conn, campaigns, recipients)
-            for table, query in PER_CAMPAIGN.items():
-                conn.execute(f"DELETE FROM {table} WHERE (list_id, campaign_id) IN (TABLE wanted_campaigns)")
+            for table, (which, query) in PER_CAMPAIGN.items():
+                conn.execute(
+                    f"DELETE FROM {table} WHERE (list_id, campaign_id) IN "
+                    f"(SELECT list_id, campaign_id FROM wanted_campaigns WHERE {which})"
+                )
                 days = CHART_DAYS if table == "campaign_days" else KEPT_WINDOW_DAYS
                 conn.execute(f"INSERT INTO {table} {query}", {"days": days})
             conn.execute(FORGET_RECIPIENTS)
-            conn.execute(f"INSERT INTO campaign_recipient_revenue {RECIPIENT_REVENUE}", {"days": KEPT_WINDOW_DAYS})
+            for query in (RECIPIENT_REVENUE, EVERY_RECIPIENT_REVENUE):
+                conn.execute(f"INSERT INTO campaign_recipient_revenue {query}", {"days": KEPT_WINDOW_DAYS})
             conn.execute(FORGET_WINDOW_SUMS)
             conn.execute(f"INSERT INTO campaign_window {WINDOW_SUMS}")
     except BaseException:
         if not conn.closed and not conn.broken:
             with conn.transaction():
-                conn.execute(MARK_CAMPAIGNS, _columns(campaigns) or ([], []))
-                conn.execute(MARK_RECIPIENTS, _columns(recipients) or ([], [], []))
+                conn.execute(MARK_CAMPAIGNS, _columns(campaigns, 4))
+                conn.execute(MARK_RECIPIENTS, _columns(recipients, 3))
         raise
-    return len(set(campaigns) | {(lst, campaign) for lst, campaign, _ in recipients})
+    return len(campaigns)
 
 
 def pending(conn: psycopg.Connection[Any]) -> tuple[int, Any]:
-    """How many campaigns wait for a refresh (at most: one can wait for both kinds of marks), and when the
-    newest summary was computed."""
+    """How many campaigns wait for a refresh, and when the newest summary was computed."""
     row = conn.execute(PENDING).fetchone()
     return (int(row[0]), row[1]) if row else (0, None)
 
@@ -305,7 +342,7 @@ def campaign_results(
         sums = conn.execute(READ_WINDOW, params).fetchall()
     else:
         with conn.transaction():
-            _want(conn, [(row[0], row[1]) for row in campaigns])
+            _want(conn, [(row[0], row[1], False, False) for row in campaigns])
             sums = conn.execute(WINDOW_FROM_RAW, {"days": window_days}).fetchall()
     window: dict[tuple[str, str, str], dict[bool, tuple[Decimal, Decimal]]] = {}
     for lst, campaign, holdout, currency, total, squares in sums:

@@ -70,12 +70,14 @@ WITH added AS (
     SELECT {_cols(CAMPAIGN_EVENT_COLUMNS)} FROM stage_campaign_events
     ON CONFLICT (list_id, event_id) DO NOTHING
     RETURNING list_id, campaign_id, contact_id, type
-), campaigns AS (
-    INSERT INTO campaign_stale SELECT DISTINCT list_id, campaign_id FROM added ORDER BY 1, 2 ON CONFLICT DO NOTHING
+), recipients AS (
+    INSERT INTO campaign_stale_recipients
+    SELECT DISTINCT list_id, campaign_id, contact_id FROM added WHERE type = 'SEND' ORDER BY 1, 2, 3
+    ON CONFLICT DO NOTHING
 )
-INSERT INTO campaign_stale_recipients
-SELECT DISTINCT list_id, campaign_id, contact_id FROM added WHERE type = 'SEND' ORDER BY 1, 2, 3
-ON CONFLICT DO NOTHING
+INSERT INTO campaign_stale
+SELECT DISTINCT list_id, campaign_id, true, false FROM added ORDER BY 1, 2
+ON CONFLICT (list_id, campaign_id) DO UPDATE SET reach = true WHERE NOT campaign_stale.reach
 """
 COPY_ATTRIBUTIONS = f"COPY stage_attributions ({_cols(ATTRIBUTION_COLUMNS)}) FROM STDIN"
 INSERT_ATTRIBUTIONS = f"""
@@ -85,7 +87,8 @@ WITH added AS (
     ON CONFLICT (store_id, source_order_id) DO NOTHING
     RETURNING list_id, campaign_id
 )
-INSERT INTO campaign_stale SELECT DISTINCT list_id, campaign_id FROM added ORDER BY 1, 2 ON CONFLICT DO NOTHING
+INSERT INTO campaign_stale SELECT DISTINCT list_id, campaign_id, false, false FROM added ORDER BY 1, 2
+ON CONFLICT DO NOTHING
 """
 
 # Before the upsert, the staged orders the database already holds, with their current owners and days.
@@ -169,18 +172,21 @@ ON CONFLICT DO NOTHING
 def _mark_campaigns_of(orders: str) -> str:
     """``orders``: a query for (store_id, source_order_id, list_id, contact_id, created_at)."""
     return f"""
-WITH c AS MATERIALIZED ({orders}), credited AS (
-    INSERT INTO campaign_stale
-    SELECT DISTINCT a.list_id, a.campaign_id FROM c JOIN attributions a USING (store_id, source_order_id)
-    ORDER BY 1, 2
-    ON CONFLICT DO NOTHING
+WITH c AS MATERIALIZED ({orders}), sent AS MATERIALIZED (
+    SELECT DISTINCT e.list_id, e.campaign_id, e.contact_id
+    FROM c
+    JOIN campaign_events e ON e.contact_id = c.contact_id AND e.list_id = c.list_id AND e.type = 'SEND'
+     AND e.occurred_at <= c.created_at AND e.occurred_at > c.created_at - campaign_kept_window()
+), recipients AS (
+    INSERT INTO campaign_stale_recipients SELECT * FROM sent ORDER BY 1, 2, 3 ON CONFLICT DO NOTHING
 )
-INSERT INTO campaign_stale_recipients
-SELECT DISTINCT e.list_id, e.campaign_id, e.contact_id
-FROM c
-JOIN campaign_events e ON e.contact_id = c.contact_id AND e.list_id = c.list_id AND e.type = 'SEND'
- AND e.occurred_at <= c.created_at AND e.occurred_at > c.created_at - campaign_kept_window()
-ORDER BY 1, 2, 3
+INSERT INTO campaign_stale
+SELECT list_id, campaign_id, false, false FROM (
+    SELECT a.list_id, a.campaign_id FROM c JOIN attributions a USING (store_id, source_order_id)
+    UNION
+    SELECT list_id, campaign_id FROM sent
+) marked
+ORDER BY 1, 2
 ON CONFLICT DO NOTHING
 """
 

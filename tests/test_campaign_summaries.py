@@ -83,8 +83,7 @@ def results(conn: psycopg.Connection[Any]) -> tuple[Any, ...]:
 
 def from_scratch(conn: psycopg.Connection[Any]) -> tuple[Any, ...]:
     conn.execute(f"TRUNCATE {SUMMARIES}")
-    for statement in campaigns.MARK_ALL:
-        conn.execute(statement)
+    conn.execute(campaigns.MARK_ALL)
     campaigns.refresh(conn)
     return results(conn)
 
@@ -153,3 +152,11 @@ def test_the_kept_window_is_the_one_the_sink_marks_with(database_url: str) -> No
     with psycopg.connect(database_url) as conn:
         row = conn.execute("SELECT campaign_kept_window() = make_interval(days => %s)", (campaigns.KEPT_WINDOW_DAYS,))
         assert row.fetchone() == (True,)
+
+
+def test_a_refresh_recomputes_a_campaign_whole_from_many_marked_recipients() -> None:
+    many = [("1", "spring", f"c{i}") for i in range(campaigns.WHOLE_CAMPAIGN_FROM)]
+    few = [("1", "news", "c1"), ("2", "autumn", "c2")]
+    planned, recipients = campaigns._plan([("1", "news", True, False), ("1", "news", False, False)], many + few)
+    assert sorted(planned) == [("1", "news", True, False), ("1", "spring", False, True), ("2", "autumn", False, False)]
+    assert recipients == few  # spring's recipients are all recomputed with it

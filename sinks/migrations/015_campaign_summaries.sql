@@ -9,9 +9,14 @@
 CREATE FUNCTION campaign_kept_window() RETURNS interval
     LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT interval '5 days' $$;
 
+-- Campaigns to refresh: their credited revenue always; their reach after new events; every recipient's
+-- window revenue when marked so (from scratch), else only the recipients marked below. Each marked
+-- recipient's campaign is marked too.
 CREATE TABLE campaign_stale (
-    list_id     text NOT NULL,
-    campaign_id text NOT NULL,
+    list_id         text    NOT NULL,
+    campaign_id     text    NOT NULL,
+    reach           boolean NOT NULL,
+    every_recipient boolean NOT NULL,
     PRIMARY KEY (list_id, campaign_id)
 );
 
@@ -82,5 +87,4 @@ CREATE TABLE campaign_days (
     PRIMARY KEY (list_id, campaign_id, currency, day)
 );
 
-INSERT INTO campaign_stale SELECT DISTINCT list_id, campaign_id FROM campaign_events;
-INSERT INTO campaign_stale_recipients SELECT DISTINCT list_id, campaign_id, contact_id FROM campaign_events WHERE type = 'SEND';
+INSERT INTO campaign_stale SELECT DISTINCT list_id, campaign_id, true, true FROM campaign_events;
