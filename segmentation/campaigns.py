@@ -67,13 +67,11 @@ WHERE NOT o.deleted AND o.status <> 'CANCELED'
 GROUP BY a.list_id, a.campaign_id, o.currency
 """
 
-# Attributed revenue per day after the campaign's first send (day 0 is the send's day, in UTC days).
+# Attributed revenue per day after the campaign's first send (day 0 is the send's day, in UTC days). The
+# first send is read from campaign_reach, recomputed before whenever a new event came in.
 REVENUE_BY_DAY = """
 WITH firsts AS (
-    SELECT list_id, campaign_id, min(occurred_at) AS first_send
-    FROM wanted_campaigns JOIN campaign_events USING (list_id, campaign_id)
-    WHERE type = 'SEND'
-    GROUP BY list_id, campaign_id
+    SELECT list_id, campaign_id, first_send FROM wanted_campaigns JOIN campaign_reach USING (list_id, campaign_id)
 )
 SELECT a.list_id, a.campaign_id, o.currency,
        (o.created_at AT TIME ZONE 'UTC')::date - (f.first_send AT TIME ZONE 'UTC')::date AS day,
@@ -160,15 +158,17 @@ MARK_ALL = """
 INSERT INTO campaign_stale SELECT DISTINCT list_id, campaign_id, true, true FROM campaign_events
 ON CONFLICT (list_id, campaign_id) DO UPDATE SET reach = true, every_recipient = true
 """
-PER_CAMPAIGN = {  # table → (rows of the wanted campaigns it is recomputed for, query)
+PER_CAMPAIGN = {  # table → (rows of the wanted campaigns it is recomputed for, query), in this order
     "campaign_reach": ("reach", REACH),
     "campaign_attributed": ("true", ATTRIBUTED),
     "campaign_days": ("true", REVENUE_BY_DAY),
 }
-FORGET_RECIPIENTS = """
-DELETE FROM campaign_recipient_revenue r
-WHERE (list_id, campaign_id, contact_id) IN (TABLE wanted_recipients)
-   OR (list_id, campaign_id) IN (SELECT list_id, campaign_id FROM wanted_campaigns WHERE every_recipient)
+FORGET_RECIPIENTS = (
+    "DELETE FROM campaign_recipient_revenue WHERE (list_id, campaign_id, contact_id) IN (TABLE wanted_recipients)"
+)
+FORGET_EVERY_RECIPIENT = """
+DELETE FROM campaign_recipient_revenue
+WHERE (list_id, campaign_id) IN (SELECT list_id, campaign_id FROM wanted_campaigns WHERE every_recipient)
 """
 FORGET_WINDOW_SUMS = (
     "DELETE FROM campaign_window WHERE (list_id, campaign_id) IN (SELECT list_id, campaign_id FROM wanted_campaigns)"
@@ -235,15 +235,22 @@ def refresh(conn: psycopg.Connection[Any]) -> int:
         with conn.transaction():
             _want(conn, campaigns, recipients)
             for table, (which, query) in PER_CAMPAIGN.items():
+                if which == "reach" and not any(c[2] for c in campaigns):
+                    continue  # as below: no campaign with new events, no reach to read
                 conn.execute(
                     f"DELETE FROM {table} WHERE (list_id, campaign_id) IN "
                     f"(SELECT list_id, campaign_id FROM wanted_campaigns WHERE {which})"
                 )
                 days = CHART_DAYS if table == "campaign_days" else KEPT_WINDOW_DAYS
                 conn.execute(f"INSERT INTO {table} {query}", {"days": days})
-            conn.execute(FORGET_RECIPIENTS)
-            for query in (RECIPIENT_REVENUE, EVERY_RECIPIENT_REVENUE):
-                conn.execute(f"INSERT INTO campaign_recipient_revenue {query}", {"days": KEPT_WINDOW_DAYS})
+            whole = [c for c in campaigns if c[3]]
+            for forget, query, needed in (
+                (FORGET_RECIPIENTS, RECIPIENT_REVENUE, recipients),
+                (FORGET_EVERY_RECIPIENT, EVERY_RECIPIENT_REVENUE, whole),
+            ):
+                if needed:  # the planner reads a whole campaign's sends even when no row is wanted
+                    conn.execute(forget)
+                    conn.execute(f"INSERT INTO campaign_recipient_revenue {query}", {"days": KEPT_WINDOW_DAYS})
             conn.execute(FORGET_WINDOW_SUMS)
             conn.execute(f"INSERT INTO campaign_window {WINDOW_SUMS}")
     except BaseException:
