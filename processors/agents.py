@@ -326,7 +326,7 @@ class Handlers:
         out = Outputs()
         for index, (key, item) in enumerate(items):
             position = event.message.offset * SLOTS + index
-            if item["kind"] == "purchase":
+            if item["kind"] in ("purchase", "credit"):
                 self._purchase(event.message.partition, position, key, item)
             elif item["kind"] == "touch":
                 self._touch(event.message.partition, key, item)
@@ -342,21 +342,27 @@ class Handlers:
         if not self.automations.summarised(order["list_id"]):
             return
         purchase = purchase_of(order)
-        if purchase is not None:
-            self.forward.add(contact_key(purchase["list_id"], purchase["email"]), {"kind": "purchase", **purchase})
+        if purchase is None:
+            return
+        key = contact_key(purchase["list_id"], purchase["email"])
+        if self.automations.enabled(purchase["list_id"]):
+            self.forward.add(key, {"kind": "purchase", **purchase})
+        else:  # attribution only: what a decision needs
+            self.forward.add(key, attribution.credit_item(purchase))
 
     def _purchase(self, partition: int, position: int, key: str, item: dict[str, Any]) -> None:
         purchase = cast(Any, {k: v for k, v in item.items() if k != "kind"})
         rules = self.automations.attributed(purchase["list_id"])
         if rules is not None:
             self._attribute(partition, position, key, purchase, rules)
-        if self.automations.enabled(purchase["list_id"]):
+        if item["kind"] == "purchase" and self.automations.enabled(purchase["list_id"]):
             self._automate(partition, position, key, purchase)
 
     def _attribute(self, partition: int, position: int, key: str, purchase: Any, rules: Any) -> None:
         state = load_state(self.topology.attribution.get(partition, key))
         step = attribution.on_order(state, purchase, position, rules)
-        self.topology.attribution.put(partition, key, dump_state(step.state))  # also on a redelivery
+        if step.state is not None:
+            self.topology.attribution.put(partition, key, dump_state(step.state))  # also on a redelivery
         if step.attribution is not None:
             self.emit.attribution(step.attribution)
 

@@ -2,7 +2,8 @@
 
 The contact stage keeps, per contact, the campaign touches it was sent (clicks and opens, and the time
 of each campaign's send, which tells a link scanner's click from a person's) and the orders it already
-decided. An order is decided once, the first time the stage sees it: the contact's last click within
+decided. An order is decided once, the first time the stage sees it after the contact's first touch (a
+contact never touched has no state, so attribution costs its orders no write): the contact's last click within
 the list's click window up to the order's creation, else its last open within the open window (machine
 opens and scanner clicks only where the list says so). The decision never changes afterwards; the
 revenue it brings is the order's own, so refunds and cancellations lower it where it is summed.
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypedDict, cast
 
 from ordersync.processors.triggers import Purchase
 from ordersync.processors.values import micros
@@ -30,6 +31,25 @@ EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 # "machine open" for opens and unused for clicks (a click's scanner check needs the send, which may
 # arrive after it).
 Touch = list[Any]
+
+
+class Credit(TypedDict):
+    """What a decision needs of an order (a Purchase has it all): for a list with attribution and no
+    automations, the contact stage gets only this, a third of a purchase's bytes."""
+
+    order_key: str
+    store_id: str
+    source_order_id: str
+    list_id: str
+    contact_id: str
+    created_us: int
+    deleted: bool
+    historical: bool
+
+
+def credit_item(purchase: Purchase) -> dict[str, Any]:
+    """The item for the contact stage (plain JSON)."""
+    return {"kind": "credit", **{field: purchase[field] for field in Credit.__annotations__}}  # type: ignore[literal-required]
 
 
 def touch_item(event: CampaignEvent) -> dict[str, Any]:
@@ -101,16 +121,15 @@ def decide(state: dict[str, Any], created_us: int, rules: AttributionRules) -> t
 
 @dataclass
 class AttributionStep:
-    state: dict[str, Any]
+    state: dict[str, Any] | None  # to store (None: the contact has no state, and gets none)
     attribution: Attribution | None  # to send (a first decision, or a redelivery's repeat of it)
 
 
-def on_order(
-    state: dict[str, Any] | None, purchase: Purchase, position: int, rules: AttributionRules
-) -> AttributionStep:
+def on_order(state: dict[str, Any] | None, purchase: Credit, position: int, rules: AttributionRules) -> AttributionStep:
     """Decide ``purchase``'s order the first time it is seen; a redelivery (``position`` not after the
     state's last) repeats the decision it made, so a crash between the send and the commit loses none."""
-    state = state if state is not None else empty()
+    if state is None:  # never touched: nothing to credit, and nothing to remember of its orders
+        return AttributionStep(None, None)
     key = purchase["order_key"]
     decided = state["decided"]
     if position <= state["pos"]:
@@ -124,7 +143,7 @@ def on_order(
     return AttributionStep(state, _record(purchase, decided[key]) if found is not None else None)
 
 
-def _record(purchase: Purchase, stored: list[Any]) -> Attribution:
+def _record(purchase: Credit, stored: list[Any]) -> Attribution:
     touch, at, event_id, campaign_id, name, channel = stored
     return {
         "order_key": purchase["order_key"],

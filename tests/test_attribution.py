@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ordersync.processors.attribution import on_order, on_touch
+from ordersync.processors.attribution import credit_item, on_order, on_touch
 from ordersync.processors.values import micros
 from ordersync.runtime.automations import AttributionRules
 from tests.test_triggers import purchase
@@ -140,3 +140,25 @@ def test_holdouts_repeats_and_deleted_orders() -> None:
     # the holdout's send is no send: the click is not a scanner's (no send seconds before it)
     assert on_order(state, purchase(1, created_us=created), 1, rules).attribution is not None
     assert on_order(state, purchase(2, created_us=created, deleted=True), 2, rules).attribution is None
+
+
+def test_a_contact_never_touched_keeps_no_state_and_its_order_is_decided_after_the_first_touch() -> None:
+    rules = AttributionRules()
+    order = purchase(4, created_us=micros(T0) + 3 * 86400 * US)
+    untouched = on_order(None, order, 1, rules)
+    assert untouched.state is None and untouched.attribution is None  # nothing written for it
+    # a click before the order, delivered late: the next version of the order is the first decided
+    state = on_touch(None, touch("CLICK", order["created_us"] - 600 * US, 1, "late"))
+    later = on_order(state, {**order, "version": 2}, 2, rules)  # type: ignore[typeddict-item]
+    assert later.attribution is not None and later.attribution["campaign_id"] == "late"
+    assert on_order(later.state, {**order, "version": 3}, 3, rules).attribution is None  # decided: never again
+
+
+def test_a_credit_item_decides_as_the_whole_purchase_does() -> None:
+    rules = AttributionRules()
+    order = purchase(5, created_us=micros(T0) + 2 * 86400 * US)
+    state = on_touch(None, touch("CLICK", order["created_us"] - 600 * US, 1, "spring"))
+    item = credit_item(order)
+    assert item["kind"] == "credit" and "items" not in item and "total" not in item
+    lean = on_order(on_touch(None, touch("CLICK", order["created_us"] - 600 * US, 1, "spring")), item, 1, rules)  # type: ignore[arg-type]
+    assert lean.attribution is not None and lean.attribution == on_order(state, order, 1, rules).attribution
