@@ -173,6 +173,7 @@ WHERE (list_id, campaign_id) IN (SELECT list_id, campaign_id FROM wanted_campaig
 FORGET_WINDOW_SUMS = (
     "DELETE FROM campaign_window WHERE (list_id, campaign_id) IN (SELECT list_id, campaign_id FROM wanted_campaigns)"
 )
+SUMMARIES = ("campaign_reach", "campaign_attributed", "campaign_days", "campaign_recipient_revenue", "campaign_window")
 PENDING = "SELECT (SELECT count(*) FROM campaign_stale), (SELECT max(computed_at) FROM campaign_reach)"
 
 _LIST = "%(list)s::text IS NULL OR list_id = %(list)s"

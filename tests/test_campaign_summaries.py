@@ -20,7 +20,7 @@ from tests.sink_data import mixed_batches
 
 NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
 SPAN_H = 24 * 40  # orders over 40 days, sends every few days: many orders fall in a window, many do not
-SUMMARIES = "campaign_reach, campaign_attributed, campaign_recipient_revenue, campaign_window, campaign_days"
+SUMMARIES = ", ".join(campaigns.SUMMARIES)
 TABLES = f"campaign_events, attributions, campaign_stale, campaign_stale_recipients, {SUMMARIES}"
 
 
