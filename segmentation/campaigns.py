@@ -9,9 +9,9 @@ the send, whatever it is credited to, averaged over the sent group and over the 
 who were sent nothing on purpose); the difference per recipient, with its 95 % confidence interval
 (normal approximation, unequal variances), times the recipients, is what sending added.
 
-The figures are kept per campaign (migration 015): the sink marks the campaigns a batch changes, and
-``refresh`` recomputes them (the web app every few seconds, the report before it reads). Money stays
-Decimal throughout; each figure is per currency.
+The figures are kept per campaign and per recipient (migration 015): the sink marks the campaigns and
+recipients a batch changes, and ``refresh`` recomputes what is marked (the web app every few seconds, the
+report before it reads; docs/campaigns.md). Money stays Decimal throughout; each figure is per currency.
 """
 
 from __future__ import annotations
