@@ -19,8 +19,7 @@ from faust.types import EventT
 from ordersync.processors import attribution, envelope
 from ordersync.processors.contacts import customer_alias, customer_modified_at, hint_from_customer, new_contact
 from ordersync.processors.dead_letters import DeadLetterCounter
-from ordersync.processors.join import Outputs, on_alias, on_contact, on_hint, on_order
-from ordersync.processors.model import ContactHint
+from ordersync.processors.join import Outputs, join_item
 from ordersync.processors.order_stage import step_order
 from ordersync.processors.outputs import OutputProducer
 from ordersync.processors.provenance import HistoryPolicy
@@ -401,31 +400,9 @@ class Handlers:
     def _join(self, partition: int, position: int, key: str, item: dict[str, Any]) -> Outputs:
         contacts, pending = self.topology.contacts.view(partition), self.topology.pending.view(partition)
         last = self.topology.join_positions.get(partition, key)
-        redelivery = last is not None and position <= int(last)
-        kind = item["kind"]
-        if kind == "hint":
-            out = on_hint(contacts, key, item)
-        elif kind == "order":
-            out = on_order(contacts, pending, key, item["order"], item["activities"], ContactHint(**item["hint"]))
-        elif kind == "contact":
-            out = on_contact(contacts, key, item["contact"])
-        else:
-            out = on_alias(contacts, pending, key, item["contact"], position, redelivery)
-        if redelivery:
-            stored_contact = contacts.get(key)
-            if stored_contact is not None and not out.contacts:
-                out.contacts.append(envelope.loads(stored_contact))
-            # The key's state goes to the changelogs again: the crash may have lost the first sends, and a
-            # restore from the changelogs (a new disk) must find it, or a hint would regenerate the contact.
-            if stored_contact is not None:
-                contacts[key] = stored_contact
-            stored_pending = pending.get(key)
-            if stored_pending is not None:
-                pending[key] = stored_pending
-            if last is not None:
-                self.topology.join_positions.put(partition, key, last)
-        elif kind != "hint" or out.contacts:  # a hint that found its contact changed nothing
-            self.topology.join_positions.put(partition, key, str(position).encode())
+        out, keep = join_item(contacts, pending, key, item, position, int(last) if last is not None else None)
+        if keep is not None:
+            self.topology.join_positions.put(partition, key, str(keep).encode())
         return out
 
 

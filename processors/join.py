@@ -163,6 +163,52 @@ def on_order(
     return attach(order, activities, None)
 
 
+def join_item(
+    contacts: MutableMapping[str, Any],
+    pending: MutableMapping[str, Any],
+    key: str,
+    item: dict[str, Any],
+    position: int,
+    last: int | None,
+) -> tuple[Outputs, int | None]:
+    """One contact-stage item at ``position`` (of its by-contact partition), for a key whose last handled
+    position is ``last``. Returns the outputs and the position to keep for the key (None: keep ``last``).
+
+    An item at or below ``last`` is a redelivery after a crash: the key's table entries may be ahead of
+    its outputs, so its contact is emitted again and its entries are written again (the crash may have
+    lost their changelog writes, and a restore on a new disk must find them).
+
+    A key with a contact but no position is the other half of such a crash: a restore found the contact's
+    changelog write and not the position's, and the contact's output may have been lost with it. Its
+    contact is emitted again, once (contacts stored before positions existed take the same path)."""
+    redelivery = last is not None and position <= last
+    unplaced = last is None and key in contacts
+    kind = item["kind"]
+    if kind == "hint":
+        out = on_hint(contacts, key, item)
+    elif kind == "order":
+        out = on_order(contacts, pending, key, item["order"], item["activities"], ContactHint(**item["hint"]))
+    elif kind == "contact":
+        out = on_contact(contacts, key, item["contact"])
+    else:
+        out = on_alias(contacts, pending, key, item["contact"], position, redelivery)
+    if redelivery:
+        stored_contact = contacts.get(key)
+        if stored_contact is not None:
+            if not out.contacts:
+                out.contacts.append(envelope.loads(stored_contact))
+            contacts[key] = stored_contact
+        stored_pending = pending.get(key)
+        if stored_pending is not None:
+            pending[key] = stored_pending
+        return out, last
+    if unplaced and not out.contacts:
+        out.contacts.append(envelope.loads(contacts[key]))
+    if kind != "hint" or out.contacts:  # a hint that found its contact changed nothing
+        return out, position
+    return out, None
+
+
 MAX_PENDING_BYTES = 256 * 1024  # one table value, far below a Kafka record's limit (its changelog copy)
 
 

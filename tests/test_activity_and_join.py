@@ -10,7 +10,7 @@ from typing import Any
 from ordersync.processors import envelope
 from ordersync.processors.activity import decide
 from ordersync.processors.contacts import customer_alias, merge, new_contact
-from ordersync.processors.join import on_alias, on_contact, on_order, routing_key
+from ordersync.processors.join import join_item, on_alias, on_contact, on_order, routing_key
 from ordersync.processors.model import ContactHint
 from ordersync.processors.normalise import normalise_order
 from ordersync.schemas.identity import contact_id, normalise_email
@@ -115,6 +115,30 @@ def test_order_before_customer_creates_one_contact_and_customer_data_merges_into
     assert c["contact_id"] == out.contacts[0]["contact_id"] and c["origin"] == "ORDER_BILLING" and c["phone"] == "+41"
     assert len(contacts) == 1
     assert on_contact(contacts, key, later).contacts == []  # the same again changes nothing
+
+
+def test_a_contact_restored_without_its_position_is_emitted_again() -> None:
+    """A crash sent the contact's changelog write but neither its position's nor the contact itself; a
+    restore on a new disk finds the contact and no position. When the item comes again (its offset was not
+    committed), the contact must be emitted: nothing else would ever send it."""
+    o = order()
+    item = {"kind": "order", "order": o, "activities": decide(None, o).activities, "hint": dict(vars(hint()))}
+    key = routing_key(o, hint())
+    contacts: dict[str, Any] = {}
+    first, kept = join_item(contacts, {}, key, item, 80, None)
+    assert len(first.contacts) == 1 and kept == 80
+    restored = dict(contacts)  # the contact's changelog write survived; the position's did not
+    again, kept = join_item(restored, {}, key, item, 80, None)
+    assert again.contacts == first.contacts and again.orders == first.orders
+    assert kept == 80  # kept now, so the contact is sent once, not on every later item
+    later, _ = join_item(restored, {}, key, item, 81, 80)
+    assert later.contacts == [] and later.orders == first.orders
+    # The same for a hint (an order stage that found the order's contact needed): it changed nothing, but
+    # a contact without a position is sent again.
+    hint_item = {"kind": "hint", "list_id": "7", "email": o["contact_email"], "store_id": "woo-ch",
+                 "at": o["created_at"], "hint": dict(vars(hint()))}  # fmt: skip
+    sent, kept = join_item(dict(contacts), {}, key, hint_item, 90, None)
+    assert sent.contacts == first.contacts and kept == 90
 
 
 def test_order_without_email_waits_for_its_customer_then_matches() -> None:
