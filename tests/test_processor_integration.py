@@ -403,3 +403,52 @@ def test_a_restore_from_changelogs_on_a_new_disk_emits_no_second_creation(
     assert len(ids) == 41, "an order got a second, different creation event"
     contacts = {decode(m.value())["contact_id"] for m in drain(kafka_bootstrap, f"{topic_prefix}contacts")}
     assert len(contacts) == 1
+
+
+def test_a_restore_that_lost_a_position_still_sends_its_contact(
+    env: dict[str, str], topic_prefix: str, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """A crash sent the contact's changelog write but lost its position's and the contact itself: the
+    position's changelog record is deleted (a tombstone), the contacts topic truncated, the contact
+    stage's offset put back (it was not committed) and the disk lost. The restored worker must send the
+    contact when the item comes again; nothing else ever would."""
+    import shutil
+
+    from confluent_kafka import ConsumerGroupState, ConsumerGroupTopicPartitions, Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient
+
+    create_topics(Settings.from_env(env))
+    produce(kafka_bootstrap, f"{topic_prefix}raw.orders", [order_event(1, "processing", 1)])
+    args, group = processor(env, tmp_path), f"{topic_prefix}p"
+    by_contact, contacts_topic = f"{topic_prefix}processor.by-contact", f"{topic_prefix}contacts"
+    with running(args, env, tmp_path / "first.log") as proc:
+        sent = consume_until(kafka_bootstrap, contacts_topic, lambda ms: len(ms) >= 1, alive=proc.alive)
+        wait_for(lambda: sum(max(0, o) for o in committed(kafka_bootstrap, group, by_contact, 2)) >= 1, 60, "a commit")
+        proc.kill()
+    shutil.rmtree(tmp_path / "state-p")
+
+    positions = drain(kafka_bootstrap, f"{group}-join-offsets-changelog")
+    assert positions, "the contact stage kept no position"
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    for record in positions:
+        producer.produce(record.topic(), key=record.key(), value=None, partition=record.partition())
+    assert producer.flush(30) == 0
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    ends = [TopicPartition(contacts_topic, m.partition(), m.offset() + 1) for m in sent]
+    set_topic_config(kafka_bootstrap, contacts_topic, {"cleanup.policy": "compact,delete"})  # compact refuses it
+    for future in admin.delete_records(ends).values():
+        future.result(30)
+    set_topic_config(kafka_bootstrap, contacts_topic, {"cleanup.policy": "compact"})
+    assert drain(kafka_bootstrap, contacts_topic) == []
+
+    def group_empty() -> bool:
+        state = admin.describe_consumer_groups([group])[group].result(30).state
+        return bool(state in (ConsumerGroupState.EMPTY, ConsumerGroupState.DEAD))
+
+    wait_for(group_empty, 120, "the killed worker to leave its group")
+    rewind = ConsumerGroupTopicPartitions(group, [TopicPartition(by_contact, p, 0) for p in range(2)])
+    admin.alter_consumer_group_offsets([rewind])[group].result(30)
+
+    with running(args, env, tmp_path / "second.log") as proc:
+        again = consume_until(kafka_bootstrap, contacts_topic, lambda ms: len(ms) >= 1, alive=proc.alive)
+    assert [decode(m.value())["contact_id"] for m in again] == [decode(sent[0].value())["contact_id"]]
