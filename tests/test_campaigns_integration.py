@@ -190,3 +190,46 @@ def test_orders_are_credited_to_the_last_click_else_the_last_open_once_and_acros
     assert all(len(found) == 1 for found in credited.values()), "an order was credited two ways"
     got = {int(order_id): found.pop() for order_id, found in credited.items()}
     assert got == {n: expected(n if n <= 30 else n - 30) for n in range(1, 61) if expected(n if n <= 30 else n - 30)}
+
+
+def test_a_list_with_automations_and_attribution_gets_both_from_each_live_order(
+    env: dict[str, str], topic_prefix: str, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """With automations on, the contact stage gets the whole purchase rather than a credit item: each live
+    order is credited to the click before it and fires its thank-you and first-order triggers."""
+    create_topics(Settings.from_env(env))
+    csv_file = tmp_path / "events.csv"
+    t = NOW - dt.timedelta(hours=6)
+    rows = ["type,campaign_id,email,occurred_at"]
+    for n in range(1, 11):
+        rows += [
+            f"send,spring,b{n}@example.com,{iso(t)}",
+            f"click,spring,b{n}@example.com,{iso(t + dt.timedelta(hours=1))}",
+        ]
+    csv_file.write_text("\n".join(rows) + "\n")
+    assert ordersync("campaigns", "import", str(csv_file), "--list", "7", env=env).returncode == 0
+    config = tmp_path / "stores.toml"
+    config.write_text('[automations."7"]\n[attribution."7"]\n')  # the defaults of both
+    with running(process_args(env, tmp_path / "state", config), env, tmp_path / "p.log") as proc:
+        group, topic = f"{topic_prefix}p", f"{topic_prefix}campaign.events"
+        wait_for(lambda: sum(max(0, o) for o in committed(kafka_bootstrap, group, topic, 2)) >= 20, 120, "touches")
+        produce(
+            kafka_bootstrap,
+            f"{topic_prefix}raw.orders",
+            [raw(500 + n, f"b{n}@example.com", "completed", NOW, "WEBHOOK") for n in range(1, 11)],
+        )
+        credited = consume_until(
+            kafka_bootstrap, f"{topic_prefix}attributions", lambda ms: len(ms) >= 10, alive=proc.alive, deadline_s=120
+        )
+        fired = consume_until(
+            kafka_bootstrap, f"{topic_prefix}triggers", lambda ms: len(ms) >= 20, alive=proc.alive, deadline_s=120
+        )
+    credits = {
+        decode(m.value())["source_order_id"]: (decode(m.value())["campaign_id"], decode(m.value())["touch"])
+        for m in credited
+    }
+    assert credits == {str(500 + n): ("spring", "CLICK") for n in range(1, 11)}
+    kinds = sorted((decode(m.value(), "trigger")["kind"], decode(m.value(), "trigger")["order_key"]) for m in fired)
+    assert kinds == sorted(
+        (kind, f"woo-ch:{500 + n}") for n in range(1, 11) for kind in ("FIRST_ORDER", "ORDER_THANK_YOU")
+    )
