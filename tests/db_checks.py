@@ -51,3 +51,13 @@ def matches(db: dict[Any, Any], want: dict[Any, Any]) -> list[str]:
             problems.append(f"{key}: have {got}, want {(status, trashed, total, lines)}")
     problems += [f"{key} not in any shop" for key in db.keys() - want.keys()]
     return problems
+
+
+def orders_without_their_contact(url: str) -> list[str]:
+    """Orders naming a contact the contacts table does not hold: its record was lost on the way."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT o.order_key, o.contact_id FROM orders o WHERE o.contact_id IS NOT NULL"
+            " AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.contact_id = o.contact_id) ORDER BY 1 LIMIT 20"
+        ).fetchall()
+    return [f"{key}: its contact {cid} is not in contacts" for key, cid in rows]

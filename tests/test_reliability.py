@@ -3,8 +3,8 @@ SIGKILLed at random moments (five times each), the Kafka broker is restarted onc
 longer than the processor's delivery timeout, PostgreSQL is restarted once, the processor's data
 directory is wiped once (a new disk: its tables come back from the changelogs), and a second sink keeps
 trying to start beside the first. At the end PostgreSQL must equal the simulators' own state: no order
-lost, none duplicated, every order's timeline consistent, nothing dead-lettered. Parts are supervised
-(restarted when they die), as `ordersync run` does."""
+lost, none duplicated, every order's contact there, every order's timeline consistent, nothing
+dead-lettered. Parts are supervised (restarted when they die), as `ordersync run` does."""
 
 from __future__ import annotations
 
@@ -24,7 +24,13 @@ from ordersync.runtime.settings import Settings
 from ordersync.stack import LocalKafka, LocalPostgres
 from ordersync.supervisor import Child, Supervisor
 from ordersync.topics_admin import create_topics
-from tests.db_checks import db_state, expected_state, matches, summaries_match_recomputation
+from tests.db_checks import (
+    db_state,
+    expected_state,
+    matches,
+    orders_without_their_contact,
+    summaries_match_recomputation,
+)
 from tests.kafka_helpers import drain, raw_order_records
 from tests.processes import wait_for
 from tests.shops import SECRETS, shop, stores_toml
@@ -124,7 +130,7 @@ def test_pipeline_survives_kills_and_restarts(
 
             def converged() -> bool:
                 nonlocal last
-                last = matches(db_state(database_url), want)
+                last = matches(db_state(database_url), want) + orders_without_their_contact(database_url)
                 return not last
 
             try:
