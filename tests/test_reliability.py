@@ -152,6 +152,8 @@ def test_pipeline_survives_kills_and_restarts(
             "SELECT count(*), count(DISTINCT order_key) FROM activity WHERE type = 'ORDER_CREATED'"
         ).fetchone()
         assert created == (len(want), len(want))  # one creation event per order, never two
+        with_contact = conn.execute("SELECT count(*) FROM orders WHERE contact_id IS NOT NULL").fetchone()
+        assert with_contact and with_contact[0] > 0  # so the contact check above checked something
         # Every order's latest status change ends where the order is now.
         stale = conn.execute(
             "SELECT count(*) FROM orders o JOIN LATERAL (SELECT to_store_status FROM activity a WHERE a.store_id = o.store_id"
