@@ -240,7 +240,15 @@ def _not(kind: str, spec: Any, now: dt.datetime, at: str) -> Compiled:
 
 
 def _ordered(kind: str, spec: Any, now: dt.datetime, at: str) -> Compiled:
-    period_sql, params = _period(spec, now, at).sql("o.created_at")
+    period = _period(spec, now, at)
+    if period.end is None:
+        # Ordered since a time is "the last live order is at or after it", which the per-contact
+        # statistics keep (last_order_at, over the same live orders): a smaller set than the orders.
+        since, params = period.sql("last_order_at")
+        return Compiled(
+            sql.SQL("c.contact_id IN (SELECT contact_id FROM contact_order_stats WHERE {})").format(since), params
+        )
+    period_sql, params = period.sql("o.created_at")
     return _in_composed(period_sql, params)
 
 

@@ -57,6 +57,8 @@ def spent(orders: list[Order], currency: str, since: dt.datetime | None = None) 
 
 CASES: list[tuple[str, dict[str, Any], Callable[[list[Order]], bool]]] = [
     ("ordered last 30 days", {"ordered": {"last_days": 30}}, lambda os: any(o["created_at"] >= NOW - dt.timedelta(days=30) for o in os)),
+    ("ordered since a date", {"ordered": {"from": "2025-11-01"}}, lambda os: any(o["created_at"] >= dt.datetime(2025, 11, 1, tzinfo=dt.UTC) for o in os)),
+    ("ordered ever", {"ordered": {}}, lambda os: bool(os)),
     (
         "ordered between",
         {"ordered": {"from": "2025-09-01", "to": "2025-12-01"}},
