@@ -18,7 +18,7 @@ from ordersync.schemas.signatures import SIGNATURE, sign
 from ordersync.topics_admin import create_topics
 from tests.kafka_helpers import consume_until, drain, produce
 from tests.processes import free_port, http_json, ordersync, port_open, running, wait_for
-from tests.test_processor_integration import committed
+from tests.test_processor_integration import wait_until_committed
 from tests.test_triggers_integration import process_args, raw
 
 pytestmark = pytest.mark.broker
@@ -164,10 +164,7 @@ def test_orders_are_credited_to_the_last_click_else_the_last_open_once_and_acros
         # Touches first (docs/contract.md "Attribution": an order is decided with the touches known when
         # it is first seen): every campaign event committed means every touch is ahead of the orders.
         total = len(rows) - 1
-        group, topic = f"{topic_prefix}p", f"{topic_prefix}campaign.events"
-        wait_for(
-            lambda: sum(max(0, o) for o in committed(kafka_bootstrap, group, topic, 2)) >= 2 * total, 120, "touches"
-        )
+        wait_until_committed(kafka_bootstrap, topic_prefix, 2 * total, 2, proc, "campaign.events")
         produce(kafka_bootstrap, f"{topic_prefix}raw.orders", orders)
         want = {str(n) for n in range(1, 31) if expected(n)}
         consume_until(
@@ -211,8 +208,7 @@ def test_a_list_with_automations_and_attribution_gets_both_from_each_live_order(
     config = tmp_path / "stores.toml"
     config.write_text('[automations."7"]\n[attribution."7"]\n')  # the defaults of both
     with running(process_args(env, tmp_path / "state", config), env, tmp_path / "p.log") as proc:
-        group, topic = f"{topic_prefix}p", f"{topic_prefix}campaign.events"
-        wait_for(lambda: sum(max(0, o) for o in committed(kafka_bootstrap, group, topic, 2)) >= 20, 120, "touches")
+        wait_until_committed(kafka_bootstrap, topic_prefix, 20, 2, proc, "campaign.events")
         produce(
             kafka_bootstrap,
             f"{topic_prefix}raw.orders",

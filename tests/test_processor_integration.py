@@ -286,11 +286,14 @@ def wait_for_orders(bootstrap: str, prefix: str, ids: range, proc: Proc) -> None
     )
 
 
-def wait_until_committed(bootstrap: str, prefix: str, messages: int, partitions: int, proc: Proc) -> None:
-    """Until the processor has committed ``messages`` raw.orders messages: an offset is committed only once
-    every output of the events below it is acknowledged, so the output topics are complete up to there.
-    (Seeing one output is not enough: the others may still be in flight when the test kills the worker.)"""
-    group, topic = f"{prefix}p", f"{prefix}raw.orders"
+def wait_until_committed(
+    bootstrap: str, prefix: str, messages: int, partitions: int, proc: Proc, topic: str = "raw.orders"
+) -> None:
+    """Until the processor has committed ``messages`` messages of ``topic``: an offset is committed only
+    once every output of the events below it is acknowledged, so the output topics are complete up to
+    there. (Seeing one output is not enough: the others may still be in flight when the test kills the
+    worker.)"""
+    group, topic = f"{prefix}p", f"{prefix}{topic}"
 
     def done() -> bool:
         assert proc.alive(), proc.output()
@@ -386,8 +389,7 @@ def test_a_restore_from_changelogs_on_a_new_disk_emits_no_second_creation(
         consume_until(
             kafka_bootstrap, f"{topic_prefix}orders", lambda ms: len(ms) >= 40, alive=proc.alive, deadline_s=120
         )
-        group, raw = f"{topic_prefix}p", f"{topic_prefix}raw.orders"
-        wait_for(lambda: sum(max(0, o) for o in committed(kafka_bootstrap, group, raw, 2)) >= 40, 60, "a commit")
+        wait_until_committed(kafka_bootstrap, topic_prefix, 40, 2, proc)
         proc.kill()
     shutil.rmtree(tmp_path / "state-p")
     repeats = [order_event(n, "processing", 1) for n in range(1, 41)]
@@ -423,7 +425,7 @@ def test_a_restore_that_lost_a_position_still_sends_its_contact(
     by_contact, contacts_topic = f"{topic_prefix}processor.by-contact", f"{topic_prefix}contacts"
     with running(args, env, tmp_path / "first.log") as proc:
         sent = consume_until(kafka_bootstrap, contacts_topic, lambda ms: len(ms) >= 1, alive=proc.alive)
-        wait_for(lambda: sum(max(0, o) for o in committed(kafka_bootstrap, group, by_contact, 2)) >= 1, 60, "a commit")
+        wait_until_committed(kafka_bootstrap, topic_prefix, 1, 2, proc, "processor.by-contact")
         proc.kill()
     shutil.rmtree(tmp_path / "state-p")
 

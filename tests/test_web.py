@@ -5,7 +5,6 @@ items against the database, open Activity; unknown ids and bad input are error p
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -197,13 +196,8 @@ def test_insights_follow_the_sinks_writes_new_customers_and_top_categories(page:
         prepare(conn)
         write_batch(conn, Batch(orders=[earlier], activities=[activity(earlier)], messages=1), "test")
     returning = page.locator("table.customers tr", has_text=(NOW - dt.timedelta(days=2)).strftime("%Y-%m"))
-    deadline = time.monotonic() + 30
-    while True:  # as above: until a refresh has taken the new day
-        page.goto(f"{web}/insights")
-        cell = returning.locator("td").nth(2)
-        if (cell.count() and cell.inner_text() != "0") or time.monotonic() > deadline:
-            break
-        page.wait_for_timeout(250)
+    month_cell = f'table.customers tr:has-text("{(NOW - dt.timedelta(days=2)):%Y-%m}") >> td >> nth=2'
+    reload_until(page, f"{web}/insights", month_cell, "0", differs=True)  # as above: until a refresh took it
     expect(page.locator(".new-total")).to_have_text(str(before + 1))
     expect(returning.locator("td").nth(2)).not_to_have_text("0")
 

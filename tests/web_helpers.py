@@ -32,15 +32,22 @@ def serve_web(
         yield f"http://127.0.0.1:{port}"
 
 
-def reload_until(page: Page, url: str, locator: str, text: str, seconds: float = 30) -> None:
-    """Reload ``url`` until ``locator`` has ``text``: summaries (RFM, campaigns) follow the sink through
-    the app's background refresh, every few seconds."""
+def reload_until(page: Page, url: str, locator: str, text: str, seconds: float = 30, *, differs: bool = False) -> None:
+    """Reload ``url`` until ``locator`` has ``text`` (``differs``: until its text is no longer ``text``):
+    summaries (RFM, campaigns, Insights) follow the sink through the app's background refresh, every few
+    seconds."""
     deadline = time.monotonic() + seconds
     while True:
         page.goto(url)
         found = page.locator(locator)
-        if found.count() and text in (found.first.text_content() or ""):
+        if found.count():
+            shown = found.first.text_content() or ""
+            if (shown.strip() != text) if differs else (text in shown):
+                return
+        if time.monotonic() > deadline:  # fails with the page's text
+            if differs:
+                expect(found.first).not_to_have_text(text)
+            else:
+                expect(found.first).to_contain_text(text)
             return
-        if time.monotonic() > deadline:
-            expect(found.first).to_contain_text(text)  # fails with the page's text
         page.wait_for_timeout(250)
