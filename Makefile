@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 stack-up: install
-	@if [ -z "$$ORDERSYNC_KAFKA_BOOTSTRAP" ] || [ -z "$$ORDERSYNC_DATABASE_URL" ]; then $(BIN)/ordersync stack up; fi
+	$(BIN)/ordersync stack up
 
 stack-down: install
 	$(BIN)/ordersync stack down

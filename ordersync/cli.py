@@ -455,23 +455,20 @@ def process_command(
 
     import faust
 
-    from ordersync.processors.app import ProcessorOptions, create_app
+    from ordersync.processors.app import ProcessorOptions, create_app, topics_of
     from ordersync.runtime.automations import load_automations
     from ordersync.runtime.stores import load_stores
-    from ordersync.topics_admin import create_topics, replication, wait_until_ready
+    from ordersync.topics_admin import create_processor_topics, wait_until_ready
 
     settings = Settings.from_env()
-    report = create_topics(settings)
-    if output_prefix:
-        create_topics(
-            settings.with_prefix(output_prefix),
-            {"orders", "activity", "contacts", "triggers", "dlq"},
-        )
+    wiring = Wiring.with_prefix(settings.topic_prefix, output_prefix)
+    app_id = app_id or wiring.processor_group
+    # Every topic it reads or writes, internal ones included, before it subscribes (topics_admin.py).
+    created, report = create_processor_topics(settings, wiring, app_id)
     for name, diffs in report.differing.items():
         click.echo(f"warning: {name} differs from the catalogue: {'; '.join(diffs)}", err=True)
     stores = load_stores(config_path) if config_path else []
-    app_id = app_id or Wiring.with_prefix(settings.topic_prefix).processor_group
-    copies = replication(settings)  # faust creates its changelog and internal topics with as many
+    copies = created[0].replication_factor  # faust creates its changelog and internal topics with as many
     opts = ProcessorOptions(
         bootstrap=settings.kafka_bootstrap,
         topic_prefix=settings.topic_prefix,
@@ -488,13 +485,16 @@ def process_command(
         replay=output_prefix is not None,  # outputs beside the live ones: a replay of history
     )
     opts.data_dir.mkdir(parents=True, exist_ok=True)
-    inputs = [settings.topic_prefix + name for name in ("raw.orders", "raw.customers", "contacts.import")]
+    app = create_app(opts)
+    unwired = topics_of(app) - {t.name for t in created}
+    if unwired:  # a topic faust would subscribe to without its settings, perhaps before it exists
+        click.echo(f"error: the processor uses topics the wiring does not create: {sorted(unwired)}", err=True)
+        sys.exit(1)
     try:
-        wait_until_ready(settings, inputs, app_id)
+        wait_until_ready(settings, sorted(topics_of(app)), app_id)
     except TimeoutError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
-    app = create_app(opts)
     # faust and aiokafka log a debug line per message; with only the root level set (what the worker
     # does) each still builds a LogRecord: ~6% of the processor's time in a profile.
     level = logging.getLevelName({"crit": "CRITICAL", "warn": "WARNING"}.get(loglevel, loglevel.upper()))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType  # type: ignore[attr-defined]
 
 from ordersync.runtime.settings import Settings
-from ordersync.schemas.topics import Topic, catalogue, differences
+from ordersync.schemas.topics import Topic, Wiring, catalogue, differences
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,11 @@ def create_topics(settings: Settings, only: set[str] | None = None) -> CreateRep
     topics = catalogue(settings.topic_prefix, settings.partitions, replication(settings, admin))
     if only is not None:
         topics = [t for t in topics if t.spec.short_name in only]
+    return create_missing(admin, topics)
+
+
+def create_missing(admin: AdminClient, topics: list[Topic]) -> CreateReport:
+    """Create those of ``topics`` that do not exist; report existing ones whose settings differ."""
     existing = describe(admin, [t.name for t in topics])
     missing = [t for t in topics if t.name not in existing]
     report = CreateReport(created=[], unchanged=[], differing={})
@@ -98,6 +103,16 @@ def create_topics(settings: Settings, only: set[str] | None = None) -> CreateRep
             else:
                 report.unchanged.append(topic.name)
     return report
+
+
+def create_processor_topics(settings: Settings, wiring: Wiring, app_id: str) -> tuple[list[Topic], CreateReport]:
+    """Every topic the processor ``app_id`` reads or writes, internal ones included (schemas/topics.py
+    ``Wiring.processor_topics``), created before it subscribes: a topic faust creates itself as it
+    subscribes can be missing from the metadata its group's first assignment sees, and that topic's
+    partitions are then assigned to nobody, for good."""
+    admin = admin_client(settings)
+    topics = wiring.processor_topics(app_id, settings.partitions, replication(settings, admin))
+    return topics, create_missing(admin, topics)
 
 
 def list_topics(settings: Settings) -> list[tuple[Topic, ExistingTopic | None]]:

@@ -31,10 +31,8 @@ from ordersync.processors.outputs import OutputProducer
 from ordersync.processors.provenance import HistoryPolicy
 from ordersync.processors.tables import StateTable
 from ordersync.runtime.automations import Automations
-from ordersync.schemas.topics import TopicNames, Wiring
+from ordersync.schemas.topics import PROCESSOR_TABLES, TopicNames, Wiring
 
-# The internal repartition topic is not in the catalogue: only the processor reads it.
-BY_CONTACT = "processor.by-contact"
 # Per table and partition (16 databases with the defaults). faust's defaults (64 MiB write buffers, three
 # of them, and a 2 GiB block cache each) let a worker grow past 500 MiB with a million orders of state.
 ROCKSDB = {"write_buffer_size": 8 << 20, "max_write_buffer_number": 2, "block_cache_size": 8 << 20}
@@ -106,6 +104,7 @@ def create_app(opts: ProcessorOptions) -> faust.App:
         return app.topic(name, key_type=bytes, value_type=bytes, partitions=opts.partitions, internal=internal)
 
     def table(name: str) -> StateTable:
+        assert name in PROCESSOR_TABLES, f"{name}: a table's changelog must be in the wiring (schemas/topics.py)"
         declared = app.Table(
             name, default=None, partitions=opts.partitions, key_type=bytes, value_type=bytes, options=ROCKSDB
         )
@@ -120,7 +119,7 @@ def create_app(opts: ProcessorOptions) -> faust.App:
         raw_customers=topic(raw_customers),
         imports=topic(imports),
         campaign_events=topic(campaign_events),
-        by_contact=topic((opts.output_prefix or opts.topic_prefix) + BY_CONTACT, internal=True),
+        by_contact=topic(wiring.by_contact, internal=True),
         order_state=table("order-state"),
         contacts=table("contacts"),
         pending=table("pending"),
@@ -153,3 +152,9 @@ def create_app(opts: ProcessorOptions) -> faust.App:
     delivery.install(outputs, stored, handlers.confirmed.update, handlers.forward.flush)
 
     return app
+
+
+def topics_of(app: faust.App) -> set[str]:
+    """Every topic the worker subscribes to or keeps a changelog in: what must exist before it starts."""
+    read = {topic for agent in app.agents.values() for topic in agent.channel.topics}  # type: ignore[attr-defined]
+    return read | {table.changelog_topic.get_topic_name() for table in app.tables.values()}

@@ -169,15 +169,30 @@ class Settings(BaseSettings):
 
     @property
     def uses_external_kafka(self) -> bool:
-        return self.kafka_bootstrap_env is not None
+        """Set to somewhere other than the local stack's own address (which `stack env` exports)."""
+        return self.kafka_bootstrap_env is not None and self.kafka_bootstrap_env != self.stack_kafka_bootstrap
 
     @property
     def uses_external_database(self) -> bool:
-        return self.database_url_env is not None
+        """Set to a server other than the local stack's (any database on it, e.g. the demo's, is local)."""
+        if self.database_url_env is None:
+            return False
+        from psycopg.conninfo import conninfo_to_dict
+
+        try:
+            params = conninfo_to_dict(self.database_url_env)
+        except Exception:  # not parsed here: whatever it is, it is not the stack's
+            return True
+        local_hosts = {"127.0.0.1", "localhost"}
+        return not (params.get("host") in local_hosts and str(params.get("port")) == str(self.postgres_port))
+
+    @property
+    def stack_kafka_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
 
     @property
     def kafka_bootstrap(self) -> str:
-        return self.kafka_bootstrap_env or f"127.0.0.1:{self.kafka_port}"
+        return self.kafka_bootstrap_env or self.stack_kafka_bootstrap
 
     @property
     def database_url(self) -> str:

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 FOREVER = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
 COMPACTED = {"cleanup.policy": "compact"}
+# The processor's hand-off to its contact stage is read within moments; 30 days (not the broker's default
+# of 7) lets a worker stay down for weeks and still find what it had not handled (docs/processor.md).
+HANDOFF = {"cleanup.policy": "delete", "retention.ms": str(30 * 24 * 3600 * 1000), "retention.bytes": "-1"}
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,20 @@ class Topic:
         return self.spec.configs
 
 
+# The processor's own topics, beside the catalogue. faust names a table's changelog
+# "{app_id}-{table}-changelog"; every table the processor declares is listed here, so that every topic
+# it reads or writes is created, with its settings, before it subscribes (processors/app.py).
+BY_CONTACT = TopicSpec("processor.by-contact", "{list_id}:{email} of each item", None, HANDOFF,
+                       "The processor's items for its contact stage, partitioned by contact (internal).")  # fmt: skip
+PROCESSOR_TABLES = (
+    "order-state", "contacts", "pending", "join-offsets", "trigger-state", "trigger-timers", "attribution",
+)  # fmt: skip
+
+
+def changelog_spec(table: str) -> TopicSpec:
+    return TopicSpec(f"{table}-changelog", "the table's key", None, COMPACTED, f"The processor's {table} table.")
+
+
 def catalogue(prefix: str, partitions: int, replication_factor: int) -> list[Topic]:
     return [Topic(spec, prefix + spec.short_name, partitions, replication_factor) for spec in CATALOGUE]
 
@@ -116,11 +133,13 @@ def differences(topic: Topic, partitions: int, replication_factor: int, configs:
 
 @dataclass(frozen=True)
 class Wiring:
-    """Who reads what: the pipeline's consumer groups and the topics each one reads, in one place for the
-    processor, the sink, the CLI (lag metrics, replay) and the web app's Stores page.
+    """Who reads and writes what: the pipeline's consumer groups, the topics each one reads and writes,
+    and the processor's internal topics, in one place for the processor, the sink, the forwarder, the CLI
+    (topic creation, lag metrics, replay) and the web app's Stores page.
 
     ``prefix`` names the groups (``{prefix}processor``, ``{prefix}sink``); ``inputs`` is where the
-    processor reads, ``outputs`` where it writes and the sink reads (a replay writes under its own prefix).
+    processor reads, ``outputs`` where it writes and the sink reads (a replay writes under its own prefix
+    and reads the campaign events where they were imported).
     """
 
     prefix: str
@@ -133,6 +152,10 @@ class Wiring:
         return cls(out, TopicNames.with_prefix(prefix), TopicNames.with_prefix(out))
 
     @property
+    def input_prefix(self) -> str:
+        return self.inputs.raw_orders.removesuffix("raw.orders")
+
+    @property
     def processor_group(self) -> str:
         return f"{self.prefix}processor"
 
@@ -141,12 +164,32 @@ class Wiring:
         return f"{self.prefix}sink"
 
     @property
+    def forwarder_group(self) -> str:
+        return f"{self.prefix}triggers-forwarder"
+
+    @property
+    def by_contact(self) -> str:
+        return self.prefix + BY_CONTACT.short_name
+
+    @property
     def processor_reads(self) -> list[str]:
+        """The topics the processor's agents read from the stores' side (its own by-contact aside)."""
         return [
             self.inputs.raw_orders,
             self.inputs.raw_customers,
             self.inputs.contacts_import,
             self.inputs.campaign_events,
+        ]
+
+    @property
+    def processor_writes(self) -> list[str]:
+        return [
+            self.outputs.orders,
+            self.outputs.activity,
+            self.outputs.contacts,
+            self.outputs.triggers,
+            self.outputs.attributions,
+            self.outputs.dlq,
         ]
 
     @property
@@ -157,9 +200,29 @@ class Wiring:
             self.outputs.contacts,
             self.outputs.triggers,
             self.outputs.attributions,
-            self.outputs.campaign_events,
+            self.inputs.campaign_events,
         ]
+
+    @property
+    def forwarder_reads(self) -> list[str]:
+        return [self.outputs.triggers]
 
     def groups(self) -> dict[str, list[str]]:
         """Each consumer group and the topics it reads (consumer lag is measured over these)."""
-        return {self.processor_group: self.processor_reads, self.sink_group: self.sink_reads}
+        return {self.processor_group: [*self.processor_reads, self.by_contact], self.sink_group: self.sink_reads}
+
+    def processor_topics(self, app_id: str, partitions: int, replication_factor: int) -> list[Topic]:
+        """Every topic a processor worker named ``app_id`` reads or writes, internal ones included: what
+        must exist, with its settings, before it subscribes."""
+        external = {*self.processor_reads, *self.processor_writes}
+        topics = [
+            t
+            for prefix in dict.fromkeys((self.input_prefix, self.prefix))
+            for t in catalogue(prefix, partitions, replication_factor)
+            if t.name in external
+        ]
+        topics.append(Topic(BY_CONTACT, self.by_contact, partitions, replication_factor))
+        for table in PROCESSOR_TABLES:
+            spec = changelog_spec(table)
+            topics.append(Topic(spec, f"{app_id}-{spec.short_name}", partitions, replication_factor))
+        return topics

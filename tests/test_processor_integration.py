@@ -95,6 +95,34 @@ def test_duplicates_and_late_versions_emit_nothing_extra(
     assert [read_order_headers(m.headers()) for m in messages] == [(o["version"], False) for o in orders]
 
 
+def test_a_worker_on_a_cluster_without_its_internal_topics_creates_them_first_and_contacts_land(
+    env: dict[str, str], topic_prefix: str, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """A new cluster or prefix (the demo, a replay): only the raw topic exists when the worker starts.
+    Before, faust created processor.by-contact as it subscribed, the group's first assignment could miss
+    it, and nobody read it: orders landed, contacts never did."""
+    from ordersync.processors.app import ProcessorOptions, create_app, topics_of
+    from ordersync.topics_admin import admin_client, describe
+
+    settings = Settings.from_env(env)
+    create_topics(settings, {"raw.orders"})
+    produce(
+        kafka_bootstrap,
+        f"{topic_prefix}raw.orders",
+        [order_event(i, "processing", 1, billing={"email": f"c{i}@example.com"}) for i in range(1, 9)],
+    )
+    app_id = f"{topic_prefix}p"
+    with running(processor(env, tmp_path), env, tmp_path / "proc.log") as proc:
+        consume_until(
+            kafka_bootstrap, f"{topic_prefix}contacts", lambda ms: len(ms) >= 8, alive=proc.alive, deadline_s=120
+        )
+    used = topics_of(create_app(ProcessorOptions(kafka_bootstrap, topic_prefix, 2, 1, app_id, tmp_path / "x", {})))
+    found = describe(admin_client(settings), sorted(used))
+    assert set(found) == used  # every topic it uses exists, created with the wiring's settings:
+    assert found[f"{topic_prefix}processor.by-contact"].configs["retention.ms"] == str(30 * 24 * 3600 * 1000)
+    assert found[f"{app_id}-contacts-changelog"].configs["cleanup.policy"] == "compact"
+
+
 def test_order_before_customer_gets_one_contact_and_emailless_orders_match_later(
     env: dict[str, str], topics: str, kafka_bootstrap: str, tmp_path: Path
 ) -> None:

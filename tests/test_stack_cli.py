@@ -47,6 +47,15 @@ def test_stack_up_env_kill9_recovery_down() -> None:
         ORDERSYNC_STACK_POSTGRES_PORT=str(free_port()),
     )
     settings = Settings.from_env(env)
+    exported = {
+        **env,
+        "ORDERSYNC_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "ORDERSYNC_DATABASE_URL": settings.database_url,
+    }
+    # A cluster id from base64url may begin with "-" (about one in 64): `kafka-storage format -t -x...`
+    # took it for an option, and the id file is reused on every later try.
+    (state_dir / "kafka").mkdir(parents=True)
+    (state_dir / "kafka" / "cluster.id").write_text("-x6Plk2cSkOIYwB1IyPk3w\n")
     try:
         up = run_cli(env, "up")
         assert up.returncode == 0, up.stderr
@@ -75,8 +84,17 @@ def test_stack_up_env_kill9_recovery_down() -> None:
         assert kafka.pid() not in (None, kafka_pid) and pg.pid() not in (None, pg_pid)
         assert kafka.ready() and pg.ready()
         assert run_cli(env, "status").returncode == 0
+        # README's sequence: `eval "$(ordersync stack env)"`, then `stack status` and `stack down` still
+        # see the stack as theirs (they took its own address for an external cluster and left it running).
+        exported = {
+            **env,
+            "ORDERSYNC_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+            "ORDERSYNC_DATABASE_URL": settings.database_url,
+        }
+        status = run_cli(exported, "status")
+        assert status.returncode == 0 and "external" not in status.stdout, status.stdout
     finally:
-        down = run_cli(env, "down")
+        down = run_cli(exported, "down")
     assert down.returncode == 0, down.stderr
     assert LocalKafka(settings).pid() is None and LocalPostgres(settings).pid() is None
     shutil.rmtree(state_dir, ignore_errors=True)

@@ -38,18 +38,18 @@ def test_the_processor_and_the_sink_read_what_the_wiring_says(tmp_path: Path, ka
     """One home for who reads what (schemas/topics.py Wiring): the processor's agents, the sink's
     subscription and the consumer lag of `ordersync run` and the Stores page all come from it. Before,
     `ordersync run` measured the processor's lag without contacts.import."""
-    from ordersync.processors.app import BY_CONTACT, ProcessorOptions, create_app
+    from ordersync.processors.app import ProcessorOptions, create_app
     from ordersync.sinks.consumer import PostgresSink, SinkOptions
 
     wiring = Wiring.with_prefix("p.")
     opts = ProcessorOptions(kafka_bootstrap, "p.", 2, 1, wiring.processor_group, tmp_path, {})
     app = create_app(opts)
     read = {topic for agent in app.agents.values() for topic in agent.channel.topics}  # type: ignore[attr-defined]
-    assert read - {"p." + BY_CONTACT} == set(wiring.processor_reads)
+    assert read - {wiring.by_contact} == set(wiring.processor_reads)
     sink = PostgresSink(SinkOptions(kafka_bootstrap, "postgresql://nobody@127.0.0.1:1/x", "p.", wiring.sink_group))
     assert list(sink.topics) == wiring.sink_reads
     sink.consumer.close()
-    assert wiring.groups() == {"p.processor": wiring.processor_reads, "p.sink": wiring.sink_reads}
+    assert wiring.groups() == {"p.processor": [*wiring.processor_reads, "p.processor.by-contact"], "p.sink": wiring.sink_reads}
     assert "p.contacts.import" in wiring.processor_reads
 
 
@@ -65,3 +65,32 @@ def test_three_copies_on_a_real_cluster_one_on_the_local_broker() -> None:
     assert replication_for(None, 2) == 2
     assert replication_for(None, 5) == 3  # a real cluster: and min.insync.replicas=2 (catalogue)
     assert replication_for(2, 5) == 2  # ORDERSYNC_REPLICATION_FACTOR wins
+
+
+def test_every_topic_the_processor_uses_is_in_the_wiring(tmp_path: Path) -> None:
+    """The worker's subscriptions and changelogs, internal ones included, are all topics the wiring
+    creates before it starts: one that faust created as it subscribed could be missing from its group's
+    first assignment, and was then read by nobody (a demo with 0 contacts)."""
+    from ordersync.processors.app import ProcessorOptions, create_app, topics_of
+
+    for output_prefix in (None, "p.replay-1."):
+        wiring = Wiring.with_prefix("p.", output_prefix)
+        app = create_app(ProcessorOptions("127.0.0.1:1", "p.", 2, 1, "app", tmp_path, {}, output_prefix=output_prefix))
+        created = {t.name: t for t in wiring.processor_topics("app", 2, 1)}
+        used = topics_of(app)
+        assert used <= set(created)
+        assert {wiring.by_contact, "app-order-state-changelog", "app-trigger-timers-changelog"} <= used
+        assert set(wiring.processor_writes) <= set(created)
+        assert created[wiring.by_contact].configs["retention.ms"] == str(30 * 24 * 3600 * 1000)
+        assert created["app-contacts-changelog"].configs == {"cleanup.policy": "compact"}
+
+
+def test_internal_topics_of_a_replicated_cluster_need_two_replicas_in_sync() -> None:
+    topics = Wiring.with_prefix("p.").processor_topics("app", 12, 3)
+    assert all(t.configs.get("min.insync.replicas") == "2" for t in topics)
+
+
+def test_a_replay_reads_campaign_events_where_they_were_imported() -> None:
+    wiring = Wiring.with_prefix("p.", "p.replay-1.")
+    assert "p.campaign.events" in wiring.sink_reads
+    assert "p.replay-1.attributions" in wiring.sink_reads and "p.replay-1.attributions" in wiring.processor_writes

@@ -177,7 +177,8 @@ class LocalKafka:
         if not (self.log_dir / "meta.properties").exists():
             cluster_id = self._cluster_id()
             result = subprocess.run(
-                self._java(STORAGE_TOOL, "format", "-t", cluster_id, "-c", str(props), "--ignore-formatted"),
+                # "--cluster-id=ID": an id may begin with "-", which the tool takes for an option when apart.
+                self._java(STORAGE_TOOL, "format", f"--cluster-id={cluster_id}", "-c", str(props), "--ignore-formatted"),
                 capture_output=True,
                 text=True,
             )
