@@ -525,7 +525,12 @@ def db_migrate() -> None:
 @click.option("--consumer-name", default=None, help="Kafka group id and offsets key; default {prefix}sink.")
 @click.option("--batch-size", default=5000, show_default=True)
 @click.option("--idle-exit", type=float, default=None, help="Exit after this many seconds without messages.")
-def sink_command(consumer_name: str | None, batch_size: int, idle_exit: float | None) -> None:
+@click.option(
+    "--input-prefix",
+    default=None,
+    help="Read campaign events under this prefix (a replay's sink); default: the prefix.",
+)
+def sink_command(consumer_name: str | None, batch_size: int, idle_exit: float | None, input_prefix: str | None) -> None:
     """Write orders, activity and contacts into PostgreSQL, exactly once."""
 
     from ordersync.sinks.consumer import PostgresSink, SinkAlreadyRunning, SinkOptions
@@ -538,6 +543,7 @@ def sink_command(consumer_name: str | None, batch_size: int, idle_exit: float | 
         topic_prefix=settings.topic_prefix,
         consumer_name=consumer_name or Wiring.with_prefix(settings.topic_prefix).sink_group,
         batch_size=batch_size,
+        input_prefix=input_prefix,
     )
     try:
         totals = PostgresSink(opts).run(idle_exit_s=idle_exit)

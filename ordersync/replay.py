@@ -19,14 +19,13 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import TopicPartition
 
+from ordersync import catchup
+from ordersync.catchup import behind, committed, end_offsets, partitions, wait_until_drained
 from ordersync.runtime.settings import Settings
 from ordersync.schemas.topics import Wiring
-from ordersync.topics_admin import create_topics
-
-RAW_TOPICS = ("raw.orders", "raw.customers", "contacts.import")
-OUTPUT_TOPICS = ("orders", "activity", "contacts")
+from ordersync.topics_admin import create_processor_topics
 
 
 @dataclass(frozen=True)
@@ -44,53 +43,12 @@ def plan(settings: Settings) -> ReplayPlan:
     return ReplayPlan(replay_id, output_prefix, wiring.processor_group, wiring.sink_group)
 
 
-def _consumer(settings: Settings, group: str) -> Consumer:
-    return Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": group,
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-        }
-    )
-
-
-def _partitions(consumer: Consumer, topic: str) -> list[TopicPartition]:
-    md = consumer.list_topics(topic, timeout=30)
-    if topic not in md.topics or md.topics[topic].error is not None:
-        return []
-    return [TopicPartition(topic, p) for p in md.topics[topic].partitions]
-
-
-def end_offsets(settings: Settings, topics: list[str]) -> dict[tuple[str, int], int]:
-    consumer = _consumer(settings, "ordersync-replay-probe")
-    try:
-        out = {}
-        for topic in topics:
-            for tp in _partitions(consumer, topic):
-                out[(topic, tp.partition)] = consumer.get_watermark_offsets(tp, timeout=30)[1]
-        return out
-    finally:
-        consumer.close()
-
-
-def committed(settings: Settings, group: str, topics: list[str]) -> dict[tuple[str, int], int]:
-    consumer = _consumer(settings, group)
-    try:
-        tps = [tp for topic in topics for tp in _partitions(consumer, topic)]
-        return {(tp.topic, tp.partition): tp.offset for tp in consumer.committed(tps, timeout=30)}
-    finally:
-        consumer.close()
-
-
 def start_from(settings: Settings, group: str, topics: list[str], since: dt.datetime) -> None:
     """Commit, for the fresh processor group, the first offsets at or after ``since``."""
-    consumer = _consumer(settings, group)
+    consumer = catchup.probe_consumer(settings, group)
     try:
         millis = int(since.timestamp() * 1000)
-        tps = [
-            TopicPartition(tp.topic, tp.partition, millis) for topic in topics for tp in _partitions(consumer, topic)
-        ]
+        tps = [TopicPartition(tp.topic, tp.partition, millis) for topic in topics for tp in partitions(consumer, topic)]
         found = consumer.offsets_for_times(tps, timeout=30)
         ends = {(tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=30)[1] for tp in tps}
         fixed = [
@@ -100,25 +58,6 @@ def start_from(settings: Settings, group: str, topics: list[str], since: dt.date
         consumer.commit(offsets=fixed, asynchronous=False)
     finally:
         consumer.close()
-
-
-def _caught_up(done: dict[tuple[str, int], int], target: dict[tuple[str, int], int]) -> bool:
-    return all(done.get(k, -1) >= v for k, v in target.items() if v > 0)
-
-
-def sink_offsets(url: str, consumer_name: str) -> dict[tuple[str, int], int]:
-    import psycopg
-
-    try:
-        with psycopg.connect(url) as conn:
-            return {
-                (t, p): o
-                for t, p, o in conn.execute(
-                    "SELECT topic, partition, next_offset FROM sink_offsets WHERE consumer = %s", (consumer_name,)
-                )
-            }
-    except psycopg.Error:
-        return {}
 
 
 def run_replay(
@@ -131,20 +70,19 @@ def run_replay(
     log_dir: Path | None = None,
 ) -> ReplayPlan:
     the_plan = plan(settings)
+    wiring = Wiring.with_prefix(settings.topic_prefix, the_plan.output_prefix)
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="ordersync-replay-"))
-    raw = [settings.topic_prefix + t for t in RAW_TOPICS]
-    create_topics(settings)
-    out_settings = settings.with_prefix(the_plan.output_prefix)
-    create_topics(out_settings, set(OUTPUT_TOPICS) | {"triggers", "dlq"})
+    create_processor_topics(settings, wiring, the_plan.processor_id)
     if since is not None:
-        start_from(settings, the_plan.processor_id, raw, since)
-    raw_ends = end_offsets(settings, raw)
+        start_from(settings, the_plan.processor_id, wiring.processor_reads, since)
+    raw_ends = end_offsets(settings, wiring.processor_reads)
     env = {**os.environ, "ORDERSYNC_DATABASE_URL": target_url}
     process_args = [sys.executable, "-m", "ordersync.cli", "process", "--app-id", the_plan.processor_id,
                     "--output-prefix", the_plan.output_prefix, "--data-dir", str(log_dir / "state"), "--loglevel", "warn"]  # fmt: skip
     if config:
         process_args += ["--config", config]
-    sink_args = [sys.executable, "-m", "ordersync.cli", "sink", "--consumer-name", the_plan.sink_id]
+    sink_args = [sys.executable, "-m", "ordersync.cli", "sink", "--consumer-name", the_plan.sink_id,
+                 "--input-prefix", settings.topic_prefix]  # fmt: skip
     processor = subprocess.Popen(
         process_args, env=env, stdout=(log_dir / "processor.log").open("wb"), stderr=subprocess.STDOUT
     )
@@ -158,17 +96,17 @@ def run_replay(
             f"replay {the_plan.replay_id}: processing {sum(raw_ends.values())} raw events (logs in {log_dir})",
             file=sys.stderr,
         )
-        while not _caught_up(committed(settings, the_plan.processor_id, raw), raw_ends):
+        # First what the raw topics held at the start (they may grow meanwhile), then everything that
+        # follows from it: the processor's hand-off, and every topic the sink reads.
+        while behind(committed(settings, the_plan.processor_id, wiring.processor_reads), raw_ends):
             _check(processor, sink, deadline, log_dir)
             time.sleep(1)
-        internal = [the_plan.output_prefix + "processor.by-contact"]
-        while not _caught_up(committed(settings, the_plan.processor_id, internal), end_offsets(settings, internal)):
-            _check(processor, sink, deadline, log_dir)
-            time.sleep(1)
-        outputs = end_offsets(out_settings, [the_plan.output_prefix + t for t in OUTPUT_TOPICS])
-        while not _caught_up(sink_offsets(target_url, the_plan.sink_id), outputs):
-            _check(processor, sink, deadline, log_dir)
-            time.sleep(1)
+        left = wait_until_drained(
+            settings, wiring, target_url, processor_group=the_plan.processor_id, sink_name=the_plan.sink_id,
+            deadline_s=max(0.0, deadline - time.monotonic()), check=lambda: _check(processor, sink, deadline, log_dir),
+        )  # fmt: skip
+        if not left.done:
+            raise TimeoutError(f"replay did not catch up in time ({left}); see {log_dir}")
     finally:
         for proc in (processor, sink):
             if proc.poll() is None:

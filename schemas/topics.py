@@ -207,6 +207,11 @@ class Wiring:
     def forwarder_reads(self) -> list[str]:
         return [self.outputs.triggers]
 
+    def subject(self, topic: str) -> str | None:
+        """The Avro subject of a topic's values (None: not Avro, or not a catalogue topic)."""
+        spec = find(self.prefix, topic) or find(self.input_prefix, topic)
+        return spec.value_subject if spec else None
+
     def groups(self) -> dict[str, list[str]]:
         """Each consumer group and the topics it reads (consumer lag is measured over these)."""
         return {self.processor_group: [*self.processor_reads, self.by_contact], self.sink_group: self.sink_reads}

@@ -63,21 +63,14 @@ class SinkOptions:
     batch_size: int = 5000
     batch_wait_s: float = 0.05  # a batch waits at most this long for more messages (latency vs. batch size)
     retry_max_s: float = 10.0
+    input_prefix: str | None = None  # where campaign events are imported, if not under topic_prefix (a replay)
 
 
 class PostgresSink:
     def __init__(self, opts: SinkOptions) -> None:
         self.opts = opts
-        wiring = Wiring.with_prefix(opts.topic_prefix)
-        subjects = {
-            wiring.outputs.orders: "order",
-            wiring.outputs.activity: "activity",
-            wiring.outputs.contacts: "contact",
-            wiring.outputs.triggers: "trigger",
-            wiring.outputs.campaign_events: "campaign_event",
-            wiring.outputs.attributions: "attribution",
-        }
-        self.topics = {topic: subjects[topic] for topic in wiring.sink_reads}
+        wiring = Wiring.with_prefix(opts.input_prefix or opts.topic_prefix, opts.topic_prefix)
+        self.topics = {topic: str(wiring.subject(topic)) for topic in wiring.sink_reads}
         self.dlq_topic = wiring.outputs.dlq
         self._stop = threading.Event()
         self._db = Reconnecting(opts.database_url, retry_max_s=opts.retry_max_s)  # offsets, migrations

@@ -24,6 +24,8 @@ COMPARED: dict[str, tuple[str, str]] = {
     "contact_categories": ("*", "contact_id, category"),
     "contact_checkout": ("*", "contact_id"),
     "contacts": ("contact_id, list_id, email", "contact_id"),
+    "campaign_events": ("*", "list_id, event_id"),
+    "attributions": ("*", "store_id, source_order_id"),
 }
 
 

@@ -16,7 +16,7 @@ from ordersync.schemas import encode
 from ordersync.topics_admin import create_topics
 from tests.endpoints import Endpoints
 from tests.kafka_helpers import produce
-from tests.processes import running, wait_for
+from tests.processes import ordersync, running, wait_for
 from tests.raw_events import woo_doc, woo_event
 
 
@@ -70,6 +70,15 @@ def test_replay_after_a_status_map_change(
     }
     create_topics(Settings.from_env(env))
     produce(kafka_bootstrap, f"{topic_prefix}raw.orders", events())
+    # Campaign events are history too: the replay's sink reads them where they were imported (it read
+    # "{replay prefix}campaign.events", which nobody writes, and --verify did not compare them).
+    campaign_csv = tmp_path / "campaign.csv"
+    campaign_csv.write_text(
+        "type,campaign_id,campaign_name,email,occurred_at,holdout\n"
+        "send,spring,Spring sale,zoe.muller@example.com,2024-03-13T09:00:00Z,false\n"
+        "open,spring,Spring sale,zoe.muller@example.com,2024-03-13T10:00:00Z,\n"
+    )
+    assert ordersync("campaigns", "import", str(campaign_csv), "--list", "7", env=env).returncode == 0
     new_map = stores(tmp_path / "new.toml", "COMPLETED")  # the change: refunded orders count as completed
     # The live pipeline, already running with the new map.
     with running(["process", "--config", str(new_map), "--data-dir", str(tmp_path / "live"), "--loglevel", "warn"], env, tmp_path / "p.log") as proc, \
@@ -80,8 +89,11 @@ def test_replay_after_a_status_map_change(
             with psycopg.connect(database_url) as conn:
                 if not _has_tables(conn):
                     return False
-                row = conn.execute("SELECT (SELECT count(*) FROM activity), (SELECT count(*) FROM contacts)").fetchone()
-            return row is not None and row[0] >= 7 and row[1] >= 1
+                row = conn.execute(
+                    "SELECT (SELECT count(*) FROM activity), (SELECT count(*) FROM contacts),"
+                    " (SELECT count(*) FROM campaign_events)"
+                ).fetchone()
+            return row is not None and row[0] >= 7 and row[1] >= 1 and row[2] >= 2
 
         wait_for(lambda: not proc.alive() or not sink.alive() or landed(), 180, "the live pipeline")
         assert proc.alive() and sink.alive(), proc.output()[-2000:] + sink.output()[-2000:]
@@ -97,6 +109,7 @@ def test_replay_after_a_status_map_change(
         code = replay.wait(400)
         assert code == 0, replay.output()[-3000:]
         assert "orders" in replay.output() and "DIFFERENT" not in replay.output()
+        assert any(line.split()[:3] == ["campaign_events", "2", "2"] for line in replay.output().splitlines())
 
     # Rebuilt with the old map: the difference is found and reported.
     with psycopg.connect(target_db, autocommit=True) as conn:

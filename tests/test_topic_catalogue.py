@@ -49,7 +49,10 @@ def test_the_processor_and_the_sink_read_what_the_wiring_says(tmp_path: Path, ka
     sink = PostgresSink(SinkOptions(kafka_bootstrap, "postgresql://nobody@127.0.0.1:1/x", "p.", wiring.sink_group))
     assert list(sink.topics) == wiring.sink_reads
     sink.consumer.close()
-    assert wiring.groups() == {"p.processor": [*wiring.processor_reads, "p.processor.by-contact"], "p.sink": wiring.sink_reads}
+    assert wiring.groups() == {
+        "p.processor": [*wiring.processor_reads, "p.processor.by-contact"],
+        "p.sink": wiring.sink_reads,
+    }
     assert "p.contacts.import" in wiring.processor_reads
 
 

@@ -178,7 +178,9 @@ class LocalKafka:
             cluster_id = self._cluster_id()
             result = subprocess.run(
                 # "--cluster-id=ID": an id may begin with "-", which the tool takes for an option when apart.
-                self._java(STORAGE_TOOL, "format", f"--cluster-id={cluster_id}", "-c", str(props), "--ignore-formatted"),
+                self._java(
+                    STORAGE_TOOL, "format", f"--cluster-id={cluster_id}", "-c", str(props), "--ignore-formatted"
+                ),
                 capture_output=True,
                 text=True,
             )
