@@ -15,6 +15,7 @@ import statistics
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,9 @@ from typing import Any
 import click
 import psycopg
 
+from ordersync.catchup import wait_until_drained
 from ordersync.runtime.settings import Settings, without_password
+from ordersync.schemas.topics import Wiring
 from ordersync.segmentation import build_query
 from ordersync.sinks.contact_view import load, render_text
 from ordersync.supervisor import Child, Supervisor
@@ -38,6 +41,13 @@ EXAMPLE_SEGMENTS: dict[str, dict[str, Any]] = {
         "all": [{"order_count": {"op": ">=", "value": 3}}, {"lapsed": {"days": 90}}]
     },
 }
+
+
+# Orders matched to a contact that is not (yet) in PostgreSQL.
+CONTACTLESS_ORDERS = (
+    "SELECT count(*) FROM orders o WHERE o.contact_id IS NOT NULL"
+    " AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.contact_id = o.contact_id)"
+)
 
 
 def free_port() -> int:
@@ -155,10 +165,11 @@ def prepare(settings: Settings, orders: int, rate: float, database: str = DEMO_D
 
 def run_demo(settings: Settings, orders: int, rate: float, live_seconds: float, serve_port: int | None = None) -> int:
     setup = prepare(settings, orders, rate)
-    prefix, db_url, env, config, work = setup.prefix, setup.db_url, setup.env, setup.config, setup.work
+    prefix, db_url, config, work = setup.prefix, setup.db_url, setup.config, setup.work
     woo_port, ps_port, woo_orders, ps_orders = setup.woo_port, setup.ps_port, setup.woo_orders, setup.ps_orders
     sims, pipeline = setup.sims, setup.pipeline
     began = dt.datetime.now(dt.UTC)
+    problems: list[str] = []
     supervisor = Supervisor(sims + pipeline, work / "logs" / prefix.rstrip("."))
     click.echo(
         f"ordersync demo: {woo_orders} WooCommerce + {ps_orders} PrestaShop orders of history, {rate}/s live changes per shop"
@@ -182,27 +193,66 @@ def run_demo(settings: Settings, orders: int, rate: float, live_seconds: float, 
             if landed >= orders:
                 break
             time.sleep(2)
-        click.echo(
-            f"\n  history landed in {time.monotonic() - started:.0f} s; watching live orders for {live_seconds:.0f} s"
-        )
+        click.echo(f"\n  history landed in {time.monotonic() - started:.0f} s; waiting for its contacts")
+        # Contacts leave the processor after a second hop, so they land after the orders: campaigns are
+        # sent to list 1's contacts, which must all be there first.
+        if not wait_until(lambda: query_one(db_url, CONTACTLESS_ORDERS) == 0, 300):
+            problems.append(f"{query_one(db_url, CONTACTLESS_ORDERS)} orders still name a contact that never landed")
         campaigns = send_campaigns(db_url, settings.with_prefix(prefix), work)
-        click.echo(f"  campaigns sent (imported as campaign events): {campaigns}")
+        click.echo(
+            f"  campaigns sent (imported as campaign events): {campaigns.imported} events for {campaigns.contacts} contacts"
+        )
+        click.echo(f"  watching live orders for {live_seconds:.0f} s")
         live_from = dt.datetime.now(dt.UTC)
         time.sleep(live_seconds)
-        summary(db_url, live_from, prefix, config, env, began)
+        # Drain: the stores' side stops, then the processor and the sink finish what is in the topics.
+        supervisor.retire({child.name for child in sims} | {"connectors", "webhooks"})
+        wiring = Wiring.with_prefix(prefix)
+        left = wait_until_drained(
+            settings.with_prefix(prefix), wiring, db_url, processor_group=wiring.processor_group,
+            sink_name=wiring.sink_group, deadline_s=300,
+        )  # fmt: skip
+        if not left.done:
+            problems.append(
+                f"the pipeline did not catch up within 300 s: {left.processor_behind} records not processed,"
+                f" {left.sink_behind} not written to PostgreSQL"
+            )
+        problems += summary(db_url, live_from, prefix, campaigns, began)
     except KeyboardInterrupt:
         click.echo("\ninterrupted: stopping")
         return 130
     finally:
         supervisor.stop()
         supervisor.shutdown(grace_s=30)
+    if problems:
+        click.echo("\nThe demo did not do its whole job:", err=True)
+        for problem in problems:
+            click.echo(f"  - {problem}", err=True)
+        click.echo(f"logs in {supervisor.log_dir}", err=True)
+        return 1
     if serve_port is not None:
         serve(settings.model_copy(update={"database_url_env": db_url, "topic_prefix": prefix}),
               supervisor.store_health_file, serve_port, config)  # fmt: skip
     return 0
 
 
-def send_campaigns(db_url: str, settings: Settings, work: Path) -> str:
+def wait_until(condition: Callable[[], bool], deadline_s: float) -> bool:
+    end = time.monotonic() + deadline_s
+    while not condition():
+        if time.monotonic() > end:
+            return False
+        time.sleep(1)
+    return True
+
+
+@dataclass(frozen=True)
+class CampaignsSent:
+    imported: int
+    contacts: int
+    refused: int
+
+
+def send_campaigns(db_url: str, settings: Settings, work: Path) -> CampaignsSent:
     """Two campaigns to list 1's contacts, as a sending platform's export would say, an hour ago: "Autumn
     sale" to a third of them with another third held out (a third of the recipients click), "Newsletter"
     to the rest (half of them open). The live orders that follow from these contacts are credited to them."""
@@ -235,14 +285,18 @@ def send_campaigns(db_url: str, settings: Settings, work: Path) -> str:
                 out.writerow(["open", "news", "Newsletter", email, (sent + dt.timedelta(minutes=30)).isoformat(), ""])
     names = TopicNames.with_prefix(settings.topic_prefix)
     report = import_csv(path, "1", Publisher(settings.kafka_bootstrap), names.campaign_events, names.dlq)
-    return f"{report.imported} events for {len(emails)} contacts ({len(report.rejected)} rows refused)"
+    return CampaignsSent(report.imported, len(emails), len(report.rejected))
 
 
-def campaigns_summary(conn: psycopg.Connection[Any]) -> None:
+def campaigns_summary(conn: psycopg.Connection[Any], sent: CampaignsSent) -> list[str]:
     """Revenue per campaign: credited to it (attributed) and, with a holdout, what sending added."""
     from ordersync.segmentation.campaigns import campaign_results, refresh
 
     refresh(conn)
+    problems = []
+    stored = conn.execute("SELECT count(*) FROM campaign_events WHERE list_id = '1'").fetchone()
+    if sent.imported == 0 or stored is None or stored[0] < sent.imported:
+        problems.append(f"{sent.imported} campaign events imported, {stored[0] if stored else 0} in PostgreSQL")
     click.echo("\nCampaigns (live orders credited to the last click, else open; incremental = sent vs holdout)")
     for r in campaign_results(conn, "1"):
         inc = r.incremental
@@ -256,9 +310,10 @@ def campaigns_summary(conn: psycopg.Connection[Any]) -> None:
             f"  {r.name or r.campaign_id:<12} {r.recipients:>4} sent, {r.holdout:>4} held out, {r.clickers:>3} clicked:"
             f" {r.orders:>3} orders credited, {r.revenue:>10,.2f} {r.currency or ''}; {added}"
         )
+    return problems
 
 
-def triggers_summary(conn: psycopg.Connection[Any], began: dt.datetime) -> None:
+def triggers_summary(conn: psycopg.Connection[Any], began: dt.datetime) -> list[str]:
     """Automation triggers by kind: only live changes fire (docs/contract.md "Triggers"). A trigger
     dated before the demo began would have come from a store change of the history: there must be none."""
     click.echo("\nAutomation triggers fired (live changes only; timers shortened to seconds for the demo)")
@@ -274,6 +329,10 @@ def triggers_summary(conn: psycopg.Connection[Any], began: dt.datetime) -> None:
         (began,),
     ).fetchone()
     click.echo(f"  {from_history[0] if from_history else 0:>6}  fired by the history import (must be 0)")
+    problems = [] if fired else ["no automation trigger fired"]
+    if from_history and from_history[0]:
+        problems.append(f"{from_history[0]} triggers fired for orders of the history")
+    return problems
 
 
 def serve(settings: Settings, health_file: Path, port: int, config: Path) -> None:
@@ -289,11 +348,15 @@ def serve(settings: Settings, health_file: Path, port: int, config: Path) -> Non
 
 
 def summary(
-    db_url: str, live_from: dt.datetime, prefix: str, config: Path, env: dict[str, str], began: dt.datetime
-) -> None:
+    db_url: str, live_from: dt.datetime, prefix: str, campaigns: CampaignsSent, began: dt.datetime
+) -> list[str]:
+    """Prints what the pipeline did; returns what it should have done and did not (empty: all done)."""
     with psycopg.connect(db_url) as conn:
-        triggers_summary(conn, began)
-        campaigns_summary(conn)
+        problems = triggers_summary(conn, began)
+        problems += campaigns_summary(conn, campaigns)
+        contacts = conn.execute("SELECT count(*) FROM contacts").fetchone()
+        if not contacts or not contacts[0]:
+            problems.append("no contact reached PostgreSQL")
         click.echo("\nOrders per normalised status per store")
         rows = conn.execute(
             "SELECT store_id, status, count(*), sum(net_total) FILTER (WHERE currency = 'EUR') FROM orders WHERE NOT deleted"
@@ -311,6 +374,8 @@ def summary(
             query, params = build_query(segment, list_id="1", count=True)
             row = conn.execute(query, params).fetchone()
             click.echo(f"  {row[0] if row else 0:>6} contacts  {name}")
+            if not row or not row[0]:
+                problems.append(f"the example segment '{name}' is empty")
         email = conn.execute(
             "SELECT c.email FROM contacts c JOIN orders o USING (contact_id) GROUP BY c.email ORDER BY count(*) DESC, c.email LIMIT 1"
         ).fetchone()
@@ -348,4 +413,4 @@ def summary(
         click.echo(f"  .venv/bin/ordersync contact {email[0]} --list 1")
     click.echo("  .venv/bin/ordersync tail activity --limit 5")
     click.echo("  .venv/bin/ordersync campaigns report --list 1")
-    _ = (config, env)
+    return problems

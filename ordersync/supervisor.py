@@ -48,6 +48,7 @@ class Child:
     heartbeat_file: Path | None = None
     hangs: int = 0
     beats: bool = True  # it calls runtime.heartbeat; False for helpers that do not (simulators)
+    retired: bool = False  # stopped on purpose: not restarted
 
     @property
     def up(self) -> bool:
@@ -117,6 +118,8 @@ class Supervisor:
                 self.start(child)
         while not self.stopping.wait(1.0):
             for child in self.children:
+                if child.retired:
+                    continue
                 if child.up and self.hung(child):
                     child.hangs += 1
                     log.warning("%s made no progress for %.0fs: killing it", child.name, self.hang_after_s)
@@ -148,16 +151,26 @@ class Supervisor:
     def stop(self, *_: Any) -> None:
         self.stopping.set()
 
+    def retire(self, names: set[str], grace_s: float = 60) -> None:
+        """Stop these children for good (a drain: the producers first, so that nothing new comes in)."""
+        for child in reversed(self.children):
+            if child.name in names:
+                child.retired = True
+                self._terminate(child, grace_s)
+
     def shutdown(self, grace_s: float = 60) -> None:
         # In reverse start order: producers first, then the processor, the sink last.
         for child in reversed(self.children):
-            if child.up and child.proc is not None:
-                child.proc.send_signal(signal.SIGTERM)
-                try:
-                    child.proc.wait(grace_s)
-                except subprocess.TimeoutExpired:
-                    child.proc.kill()
-                log.info("stopped %s", child.name)
+            self._terminate(child, grace_s)
+
+    def _terminate(self, child: Child, grace_s: float) -> None:
+        if child.up and child.proc is not None:
+            child.proc.send_signal(signal.SIGTERM)
+            try:
+                child.proc.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                child.proc.kill()
+            log.info("stopped %s", child.name)
 
 
 class Metrics:

@@ -156,5 +156,5 @@ def create_app(opts: ProcessorOptions) -> faust.App:
 
 def topics_of(app: faust.App) -> set[str]:
     """Every topic the worker subscribes to or keeps a changelog in: what must exist before it starts."""
-    read = {topic for agent in app.agents.values() for topic in agent.channel.topics}  # type: ignore[attr-defined]
+    read = {topic for agent in app.agents.values() for topic in agent.channel.topics}
     return read | {table.changelog_topic.get_topic_name() for table in app.tables.values()}
