@@ -570,7 +570,13 @@ def triggers_forward(url: str | None, name: str, timeout: float, idle_exit: floa
 
     import psycopg
 
-    from ordersync.sinks.forward import SAVE_HEALTH, Destination, ForwardHealth, TriggerForwarder
+    from ordersync.sinks.forward import (
+        SAVE_HEALTH,
+        Destination,
+        ForwardHealth,
+        TriggerForwarder,
+        plain_http_elsewhere,
+    )
 
     configure_logging()
     settings = Settings.from_env()
@@ -581,9 +587,16 @@ def triggers_forward(url: str | None, name: str, timeout: float, idle_exit: floa
     if settings.triggers_secret is None:
         click.echo("error: ORDERSYNC_TRIGGERS_SECRET is not set: triggers are always signed", err=True)
         sys.exit(2)
+    if plain_http_elsewhere(url):
+        click.echo(
+            "warning: the trigger URL is plain http:// to another machine: triggers carry personal data"
+            " unencrypted, and a redirect to https:// is not followed (each such trigger is dead-lettered)",
+            err=True,
+        )
     destination = Destination(
-        name, url, settings.triggers_secret.get_secret_value().encode(), settings.triggers_attempts, timeout
-    )
+        name, url, settings.triggers_secret.get_secret_value().encode(), settings.triggers_attempts, timeout,
+        in_flight=settings.triggers_in_flight,
+    )  # fmt: skip
     wiring = Wiring.with_prefix(settings.topic_prefix)
     last_saved = 0.0
 
@@ -603,7 +616,7 @@ def triggers_forward(url: str | None, name: str, timeout: float, idle_exit: floa
         settings.kafka_bootstrap,
         wiring.outputs.triggers,
         wiring.outputs.dlq,
-        f"{settings.topic_prefix}triggers-{name}",
+        wiring.forwarder_group(name),
         destination,
         on_health=save,
     )

@@ -133,6 +133,8 @@ class Settings(BaseSettings):
     triggers_url: str | None = None  # ORDERSYNC_TRIGGERS_URL
     triggers_secret: SecretStr | None = None  # ORDERSYNC_TRIGGERS_SECRET
     triggers_attempts: int = Field(8, ge=1, le=100)  # ORDERSYNC_TRIGGERS_ATTEMPTS
+    # Triggers delivered at once (a contact's always one after the other, in order).
+    triggers_in_flight: int = Field(64, ge=1, le=1000)  # ORDERSYNC_TRIGGERS_IN_FLIGHT
     # The key a sending platform signs its campaign event webhooks with (unset: the endpoint refuses all).
     campaign_webhook_secret: SecretStr | None = None  # ORDERSYNC_CAMPAIGN_WEBHOOK_SECRET
 

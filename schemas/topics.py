@@ -163,9 +163,9 @@ class Wiring:
     def sink_group(self) -> str:
         return f"{self.prefix}sink"
 
-    @property
-    def forwarder_group(self) -> str:
-        return f"{self.prefix}triggers-forwarder"
+    def forwarder_group(self, destination: str) -> str:
+        """The trigger forwarder's group for one destination (each reads every trigger)."""
+        return f"{self.prefix}triggers-{destination}"
 
     @property
     def by_contact(self) -> str:

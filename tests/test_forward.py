@@ -193,3 +193,118 @@ def test_the_forwarder_refuses_to_run_unsigned(subprocess_env: dict[str, str]) -
 
     result = ordersync("triggers", "forward", "--url", "http://127.0.0.1:9/x", env=subprocess_env)
     assert result.returncode == 2 and "ORDERSYNC_TRIGGERS_SECRET" in result.stderr
+
+
+def test_a_plain_http_url_to_another_machine_is_warned_about() -> None:
+    from ordersync.sinks.forward import plain_http_elsewhere
+
+    assert plain_http_elsewhere("http://hooks.example.com/x") and plain_http_elsewhere("http://10.0.0.5/x")
+    assert not plain_http_elsewhere("https://hooks.example.com/x")
+    assert not plain_http_elsewhere("http://127.0.0.1:8080/x") and not plain_http_elsewhere("http://localhost/x")
+    assert not plain_http_elsewhere("http://[::1]:9/x")
+
+
+def test_offsets_are_committed_up_to_the_first_trigger_still_in_flight() -> None:
+    from ordersync.sinks.forward import OffsetTracker
+
+    offsets = OffsetTracker()
+    for offset in (10, 11, 12, 13):
+        offsets.consumed(0, offset)
+    offsets.consumed(1, 4)
+    offsets.finished(0, 12)
+    offsets.finished(0, 10)
+    assert offsets.committable() == {0: 11, 1: 4}  # 11 is in flight: 12 is done but not committable
+    offsets.finished(0, 11)
+    offsets.finished(0, 13)
+    offsets.finished(1, 4)
+    assert offsets.committable() == {0: 14, 1: 5} and offsets.open == 0
+    offsets.forget({1})
+    assert offsets.committable() == {0: 14}
+
+
+class Redirector:
+    """Answers every POST with a redirect elsewhere, as a URL missing its https or its trailing slash does."""
+
+    def __init__(self, statuses: list[int], location: str) -> None:
+        self.statuses = list(statuses)
+        handler_self = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers["Content-Length"]))
+                self.send_response(handler_self.statuses.pop(0) if handler_self.statuses else 302)
+                self.send_header("Location", location)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+
+
+@pytest.mark.broker
+def test_a_redirect_is_never_taken_for_a_delivery(
+    subprocess_env: dict[str, str], topic_prefix: str, kafka_bootstrap: str, tmp_path: Path, receiver_factory: Any
+) -> None:
+    """urllib turned a POST answered 301/302/303 into a body-less GET to wherever it pointed, and counted
+    that GET's 200 as delivered. Now no redirect is followed: each trigger is dead-lettered with the target."""
+    env = {**subprocess_env, "ORDERSYNC_TOPIC_PREFIX": topic_prefix, "ORDERSYNC_TRIGGERS_SECRET": SECRET}
+    create_topics(Settings.from_env(env))
+    sent = _triggers(3, 1)
+    produce(
+        kafka_bootstrap,
+        f"{topic_prefix}triggers",
+        [(f"7:{t['contact_id']}".encode(), encode("trigger", t)) for t in sent],
+    )
+    elsewhere = receiver_factory([])  # where the redirects point: must receive nothing
+    redirector = Redirector([301, 302, 307], elsewhere.url)
+    try:
+        proc = Proc(["triggers", "forward", "--url", redirector.url, "--idle-exit", "3"], env, tmp_path / "f.log")
+        try:
+            assert proc.wait(120) == 0, proc.output()[-2000:]
+            output = proc.output()
+        finally:
+            proc.close()
+    finally:
+        redirector.server.shutdown()
+    assert "delivered=0 dead_lettered=3" in output
+    assert elsewhere.ids() == []
+    reasons = sorted(dict(m.headers())["dlq.reason"].decode() for m in drain(kafka_bootstrap, f"{topic_prefix}dlq"))
+    assert [r.split(" redirect")[0] for r in reasons] == ["default: HTTP 301", "default: HTTP 302", "default: HTTP 307"]
+    assert all(f"redirect to {elsewhere.url} (not followed)" in r for r in reasons)
+
+
+@pytest.mark.broker
+def test_a_dead_letter_kafka_refuses_stops_the_forwarder_without_committing(
+    subprocess_env: dict[str, str], topic_prefix: str, kafka_bootstrap: str, tmp_path: Path, receiver_factory: Any
+) -> None:
+    """A failed dead-letter write passed `flush() == 0` and the trigger's offset was committed: lost. Now
+    only an acknowledged dead letter lets the offset go; otherwise the forwarder stops, and its restart
+    (once Kafka takes the dead letter) sends it there."""
+    from tests.kafka_helpers import set_topic_config
+
+    env = {**subprocess_env, "ORDERSYNC_TOPIC_PREFIX": topic_prefix, "ORDERSYNC_TRIGGERS_SECRET": SECRET,
+           "ORDERSYNC_TRIGGERS_ATTEMPTS": "1"}  # fmt: skip
+    create_topics(Settings.from_env(env))
+    set_topic_config(kafka_bootstrap, f"{topic_prefix}dlq", {"max.message.bytes": "64"})  # every dead letter refused
+    (refused,) = _triggers(1, 1)
+    produce(kafka_bootstrap, f"{topic_prefix}triggers", [(b"7:x", encode("trigger", refused))])
+    receiver = receiver_factory([(422, 0)])
+    args = ["triggers", "forward", "--url", receiver.url, "--idle-exit", "3"]
+    proc = Proc(args, env, tmp_path / "f1.log")
+    try:
+        assert proc.wait(120) != 0, proc.output()[-2000:]
+        assert "dead letter was not written" in proc.output()
+    finally:
+        proc.close()
+    set_topic_config(kafka_bootstrap, f"{topic_prefix}dlq", {"max.message.bytes": "1048588"})
+    again = Proc(args, env, tmp_path / "f2.log")
+    try:
+        assert again.wait(120) == 0, again.output()[-2000:]
+        assert "delivered=1 dead_lettered=0" in again.output()  # read again: it was not committed
+    finally:
+        again.close()
+    assert receiver.ids() == [refused["trigger_id"]] * 2
