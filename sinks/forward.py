@@ -35,6 +35,7 @@ from ordersync.schemas.signatures import SIGNATURE, sign
 log = logging.getLogger(__name__)
 
 TRIGGER_ID = "X-Ordersync-Trigger-Id"
+READ_AHEAD = 16  # triggers read per one in flight, at most, so that lanes never wait for the broker
 RETRYABLE = {408, 425, 429}  # and every 5xx; any other answer is the destination refusing this trigger
 
 
@@ -228,6 +229,7 @@ class TriggerForwarder:
         self._revoked: set[int] = set()  # by the rebalance callback, for the event loop to drop
         self._failure: BaseException | None = None
         self._quiet_since: float | None = None  # since the last trigger or assignment (None: not yet assigned)
+        self._slots = asyncio.Semaphore(destination.in_flight)  # triggers being delivered, at most
 
     def run(self, idle_exit_s: float | None = None) -> ForwardHealth:
         """Forward until stopped (or idle this long). A trigger written with a schema this version does not
@@ -257,12 +259,18 @@ class TriggerForwarder:
         connector = aiohttp.TCPConnector(limit=self.destination.in_flight)
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
             last_commit = time.monotonic()
+            self._slots = asyncio.Semaphore(self.destination.in_flight)
+            # Read ahead of what is in flight, up to a bound: paused there (consume() still keeps the
+            # group membership alive) and resumed at half, since a resume fetches again from the broker.
+            most, paused = self.destination.in_flight * READ_AHEAD, False
             try:
                 while not self.stopping and self._failure is None:
-                    room = self.destination.in_flight - self.offsets.open
-                    # Paused while full: consume() still keeps the group membership alive.
-                    self._flow(room > 0)
-                    messages = await asyncio.to_thread(self.consumer.consume, max(1, room), 0.2)
+                    held = self.offsets.open
+                    pause = held > most // 2 if paused else held >= most
+                    if pause != paused:
+                        paused = pause
+                        self._flow(not paused)
+                    messages = await asyncio.to_thread(self.consumer.consume, max(1, most - held), 0.2)
                     self._drop_revoked()
                     for msg in messages:
                         self._take(session, msg)
@@ -330,7 +338,8 @@ class TriggerForwarder:
         try:
             while lane.waiting:
                 msg = lane.waiting[0]
-                await self._forward(session, msg)
+                async with self._slots:
+                    await self._forward(session, msg)
                 lane.waiting.popleft()
                 self.offsets.finished(msg.partition() or 0, msg.offset() or 0)
         except asyncio.CancelledError:
