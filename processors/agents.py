@@ -24,7 +24,7 @@ from ordersync.processors.order_stage import step_order
 from ordersync.processors.outputs import OutputProducer
 from ordersync.processors.provenance import HistoryPolicy
 from ordersync.processors.triggers import Timer, dump_state, load_state, on_purchase, on_timer, purchase_of
-from ordersync.processors.values import NormaliseError
+from ordersync.processors.values import DocumentError, NormaliseError, document_errors
 from ordersync.processors.watchdog import Watchdog
 from ordersync.runtime import heartbeat
 from ordersync.runtime.automations import Automations
@@ -40,11 +40,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# What a store document or a record can raise when it does not fit: the event is dead-lettered.
-BAD_EVENT_ERRORS = (NormaliseError, EncodeError, AttributeError, ArithmeticError, KeyError, TypeError, ValueError)
+# What an event's own content raises (its store document read inside document_errors, its records checked
+# against the contract): the event is dead-lettered. Anything else stops the worker uncommitted.
+BAD_EVENT_ERRORS = (NormaliseError, EncodeError)
 # Records of one message are told apart by position = offset * SLOTS + index (docs/processor.md).
 SLOTS = 1 << 16
 RAW_ORDER_SUBJECTS = ("raw_order_event", "raw_order_batch")
+
+
+def event_reason(exc: Exception) -> str:
+    """The dead letter's reason: what the document raised (as before), or the contract's complaint."""
+    return str(exc) if isinstance(exc, DocumentError) else f"{type(exc).__name__}: {exc}"
 
 
 def _headers(event: EventT[bytes]) -> list[tuple[str, bytes]]:
@@ -243,7 +249,7 @@ class Handlers:
             if step.forward is not None and step.forward[1]["kind"] == "order":
                 encode("order", step.forward[1]["order"])  # proves it fits the contract before it waits
         except BAD_EVENT_ERRORS as exc:
-            reason = f"{type(exc).__name__}: {exc}"
+            reason = event_reason(exc)
             if batched:  # the one event, as a raw_order_event of its own
                 value = encode("raw_order_event", raw)
                 self.dead.send(event, "normalise", reason, key.encode(), value, batch_index=index)
@@ -269,10 +275,11 @@ class Handlers:
         if raw is None:
             return
         try:
-            hint, consent = hint_from_customer(raw["platform"], raw["document"], raw["source_customer_id"])
-            modified = customer_modified_at(raw["platform"], raw["document"], raw["store_timezone"])
-        except BAD_EVENT_ERRORS as exc:
-            self.dead.send(event, "normalise", f"{type(exc).__name__}: {exc}")
+            with document_errors():
+                hint, consent = hint_from_customer(raw["platform"], raw["document"], raw["source_customer_id"])
+                modified = customer_modified_at(raw["platform"], raw["document"], raw["store_timezone"])
+        except NormaliseError as exc:
+            self.dead.send(event, "normalise", event_reason(exc))
             return
         email = normalise_email(hint.email)
         if email is None:

@@ -21,7 +21,7 @@ from ordersync.processors.activity import StoredEntry, decide, is_redelivery, st
 from ordersync.processors.join import ContactIdentity, Outputs, attach, routing_key
 from ordersync.processors.normalise import normalise_order
 from ordersync.processors.provenance import LIVE, HistoryPolicy
-from ordersync.processors.values import micros
+from ordersync.processors.values import document_errors, micros
 from ordersync.schemas.identity import contact_id
 from ordersync.schemas.records import RawOrderEvent
 
@@ -48,8 +48,10 @@ def step_order(
     (the caller dead-letters the event)."""
     entry = json.loads(entry_bytes) if entry_bytes is not None else None
     previous = state_before(entry, position)
-    result = normalise_order(raw, overrides, previous["version"] if previous else None)
-    order = policy.mark(raw, result.order)
+    known_version = previous["version"] if previous else None
+    with document_errors():
+        result = normalise_order(raw, overrides, known_version)
+        order = policy.mark(raw, result.order)
     decision = decide(previous, order)
     observed = micros(raw["fetched_at"])
     redelivered = is_redelivery(entry, position)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -13,6 +15,28 @@ MAX_MONEY = Decimal("99999999999999")  # precision 20, scale 6
 
 class NormaliseError(ValueError):
     """The document cannot become a normalised order; the message says which field and why."""
+
+
+class DocumentError(NormaliseError):
+    """A store document of an unexpected shape: its message is what reading it raised."""
+
+
+# What reading a store document of an unexpected shape raises (a field missing, of another type, a number
+# out of range): that document's fault, so its event is dead-lettered.
+DOCUMENT_ERRORS = (AttributeError, ArithmeticError, KeyError, TypeError, ValueError)
+
+
+@contextmanager
+def document_errors() -> Iterator[None]:
+    """Around code that reads one store document, and only that: its errors become NormaliseError (the
+    event is dead-lettered). The same errors anywhere else (the processor's own state, a bug) are not the
+    event's, and stop the worker uncommitted."""
+    try:
+        yield
+    except NormaliseError:
+        raise
+    except DOCUMENT_ERRORS as exc:
+        raise DocumentError(f"{type(exc).__name__}: {exc}") from exc
 
 
 def money(value: Any, field: str) -> Decimal:

@@ -7,6 +7,8 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from ordersync.processors import envelope
 from ordersync.processors.activity import decide
 from ordersync.processors.contacts import customer_alias, merge, new_contact
@@ -367,3 +369,25 @@ def test_two_changes_in_one_second_are_ordered_by_when_the_store_was_read() -> N
     poll_first = step_order(earlier, None, 1, None)  # type: ignore[arg-type]
     then = step_order(later, poll_first.state, 2, None)  # type: ignore[arg-type]
     assert [o["status"] for o in then.emit.orders] == ["COMPLETED"]
+
+
+def test_only_the_events_own_errors_are_dead_lettered_a_broken_state_stops_the_worker() -> None:
+    """The order stage caught KeyError/TypeError/ValueError/AttributeError around everything, state
+    decoding included: a state entry of an unexpected shape sent every later event of that order to the
+    dead-letter topic, silently freezing it. Now a document that does not fit is the event's fault (a
+    NormaliseError, dead-lettered), and anything else (here the stored state) is not: it stops the worker
+    uncommitted (processors/agents.py stop_without_commit)."""
+    from ordersync.processors.agents import BAD_EVENT_ERRORS
+    from ordersync.processors.order_stage import step_order
+    from ordersync.processors.values import NormaliseError
+    from tests.raw_events import woo_doc, woo_event
+
+    broken_document = woo_event(woo_doc(total={"not": "money"}))
+    with pytest.raises(NormaliseError):
+        step_order(broken_document, None, 1, None)
+    with pytest.raises(Exception) as raised:
+        step_order(woo_event(woo_doc()), b'{"unexpected": "shape"}', 2, None)
+    assert not isinstance(raised.value, BAD_EVENT_ERRORS)
+    with pytest.raises(Exception) as raised:
+        step_order(woo_event(woo_doc()), b"not json", 2, None)
+    assert not isinstance(raised.value, BAD_EVENT_ERRORS)
