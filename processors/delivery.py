@@ -25,6 +25,7 @@ import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer
 from faust.exceptions import ProducerSendError
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
@@ -96,6 +97,37 @@ def short_fetch_wait() -> None:
     AIOKafkaConsumerThread._create_worker_consumer = _with_short_fetch_wait  # type: ignore[method-assign]
 
 
+class FaustChanged(RuntimeError):
+    """The faust methods these patches replace or rely on no longer have the shape they were written for."""
+
+
+def check_faust_shape() -> None:
+    """Fail loudly at start, not silently at the first commit, when a faust upgrade changed what these
+    patches assume: the commit path calls ``_handle_attached(commit_offsets)`` before committing and
+    crashes on ``ProducerSendError``; the consumer thread builds its consumer in
+    ``_create_worker_consumer(self, transport)``; aiokafka keeps the fetch wait in ``_fetch_max_wait_ms``."""
+    import inspect
+
+    problems = []
+    if list(inspect.signature(Consumer._handle_attached).parameters) != ["self", "commit_offsets"]:
+        problems.append("Consumer._handle_attached(self, commit_offsets)")
+    if not inspect.iscoroutinefunction(Consumer._handle_attached):
+        problems.append("Consumer._handle_attached is a coroutine")
+    commit = inspect.getsource(Consumer._commit_tps)
+    if "self._handle_attached(commit_offsets)" not in commit or "ProducerSendError" not in commit:
+        problems.append("Consumer._commit_tps calls _handle_attached and crashes on ProducerSendError")
+    if list(inspect.signature(_create_worker_consumer).parameters) != ["self", "transport"]:
+        problems.append("AIOKafkaConsumerThread._create_worker_consumer(self, transport)")
+    if "_fetch_max_wait_ms" not in inspect.getsource(AIOKafkaConsumer.__init__):
+        problems.append("aiokafka's AIOKafkaConsumer keeps _fetch_max_wait_ms")
+    if problems:
+        raise FaustChanged(
+            "faust or aiokafka changed under processors/delivery.py's patches; no longer true: "
+            + "; ".join(problems)
+            + ". Check the new version's commit path before running (pyproject pins faust-streaming)."
+        )
+
+
 def install(
     outputs: OutputProducer | None = None,
     on_stored: Callable[[dict[tuple[str, int], int]], None] | None = None,
@@ -104,6 +136,7 @@ def install(
 ) -> None:
     """Patch faust's consumer (process-wide; the processor is the only faust app in its process).
     ``before_confirm`` runs first at each commit: the place to send records held back for batching."""
+    check_faust_shape()
     _guard.outputs, _guard.on_stored, _guard.on_confirmed = outputs, on_stored, on_confirmed
     _guard.before_confirm = before_confirm
     Consumer._handle_attached = checked_handle_attached  # type: ignore[method-assign]

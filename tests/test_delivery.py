@@ -108,3 +108,20 @@ def test_the_processor_consumer_waits_at_most_the_short_fetch_wait(kafka_bootstr
             await consumer.stop()
 
     asyncio.run(run())
+
+
+def test_a_faust_upgrade_that_changes_the_patched_commit_path_fails_at_start(monkeypatch: Any) -> None:
+    """The delivery gate replaces one of faust's private methods: an upgrade that renamed it, or stopped
+    calling it before the commit, would commit unacknowledged outputs with no error. Checked at start."""
+    from faust.transport.consumer import Consumer
+
+    from ordersync.processors.delivery import FaustChanged, check_faust_shape
+
+    check_faust_shape()  # the pinned version
+
+    async def commit_without_the_gate(self: Any, tps: Any, start_new_transaction: bool) -> bool:
+        return await self._commit_offsets(self._filter_committable_offsets(tps))
+
+    monkeypatch.setattr(Consumer, "_commit_tps", commit_without_the_gate)
+    with pytest.raises(FaustChanged, match="_commit_tps calls _handle_attached"):
+        check_faust_shape()
