@@ -42,7 +42,7 @@ demo: install
 	$(BIN)/ordersync demo
 
 bench: stack-up
-	for b in connector_backfill processor replay live sink segments web pipeline; do $(BIN)/python bench/$$b.py || exit 1; done
+	for b in connector_backfill processor replay live sink segments web pipeline forward; do $(BIN)/python bench/$$b.py || exit 1; done
 
 clean: stack-down
 	rm -rf .stack $(VENV)
