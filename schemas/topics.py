@@ -182,26 +182,18 @@ class Wiring:
         ]
 
     @property
+    def processor_records(self) -> list[str]:
+        """What the processor derives, for the sink to store."""
+        o = self.outputs
+        return [o.orders, o.activity, o.contacts, o.triggers, o.attributions]
+
+    @property
     def processor_writes(self) -> list[str]:
-        return [
-            self.outputs.orders,
-            self.outputs.activity,
-            self.outputs.contacts,
-            self.outputs.triggers,
-            self.outputs.attributions,
-            self.outputs.dlq,
-        ]
+        return [*self.processor_records, self.outputs.dlq]
 
     @property
     def sink_reads(self) -> list[str]:
-        return [
-            self.outputs.orders,
-            self.outputs.activity,
-            self.outputs.contacts,
-            self.outputs.triggers,
-            self.outputs.attributions,
-            self.inputs.campaign_events,
-        ]
+        return [*self.processor_records, self.inputs.campaign_events]
 
     @property
     def forwarder_reads(self) -> list[str]:
