@@ -102,7 +102,12 @@ def on_alias(
 
     The matched orders are remembered with the offset that matched them (not dropped): if the worker dies
     before those outputs are published, the same event comes again (``redelivery``) and must re-emit them.
+    A customer record older than the one stored (read late, e.g. from before an e-mail change) changes
+    nothing: it would move later orders back to the old e-mail's contact.
     """
+    stored = contacts.get(key)
+    if stored is not None and not redelivery and envelope.loads(stored)["version"] > contact["version"]:
+        return Outputs()
     contacts[key] = envelope.dumps(contact)
     out = Outputs()
     waiting = envelope.loads(pending[key]) if key in pending else None
@@ -192,17 +197,20 @@ def join_item(
         out = on_contact(contacts, key, item["contact"])
     else:
         out = on_alias(contacts, pending, key, item["contact"], position, redelivery)
+    # An alias key stores the store customer's raw copy, not the contact: the contact itself lives (merged
+    # with every other source) at its {list}:{email} key, and re-emitting the copy would overwrite it.
+    alias = ":customer:" in key
     if redelivery:
         stored_contact = contacts.get(key)
         if stored_contact is not None:
-            if not out.contacts:
+            if not out.contacts and not alias:
                 out.contacts.append(envelope.loads(stored_contact))
             contacts[key] = stored_contact
         stored_pending = pending.get(key)
         if stored_pending is not None:
             pending[key] = stored_pending
         return out, last
-    if unplaced and not out.contacts:
+    if unplaced and not out.contacts and not alias:
         out.contacts.append(envelope.loads(contacts[key]))
     if kind != "hint" or out.contacts:  # a hint that found its contact changed nothing
         return out, position

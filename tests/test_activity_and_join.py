@@ -391,3 +391,30 @@ def test_only_the_events_own_errors_are_dead_lettered_a_broken_state_stops_the_w
     with pytest.raises(Exception) as raised:
         step_order(woo_event(woo_doc()), b"not json", 2, None)
     assert not isinstance(raised.value, BAD_EVENT_ERRORS)
+
+
+def test_an_alias_key_never_emits_its_raw_customer_copy_and_ignores_an_older_customer() -> None:
+    """A store customer's contact is stored twice: merged at {list}:{email}, and as the raw customer copy at
+    its alias key (for orders without e-mail). A redelivered alias item re-emitted the copy, at a version
+    equal to the merged one, so the sink applied it: consent NULL, origin and other stores' refs lost.
+    And an older customer record read late moved later orders back to the old e-mail's contact."""
+    key = customer_alias("7", "woo-ch", "55")
+    at = dt.datetime(2025, 1, 1, tzinfo=UTC)
+    old = new_contact(
+        "7", "old@example.com", ContactHint("old@example.com", None, None, None, "55"), "STORE_CUSTOMER", "woo-ch", at
+    )
+    new = new_contact("7", "new@example.com", ContactHint("new@example.com", None, None, None, "55"), "STORE_CUSTOMER", "woo-ch", at + dt.timedelta(days=1))  # fmt: skip
+    contacts: dict[str, Any] = {}
+    pending: dict[str, Any] = {}
+    alias_item = {"kind": "alias", "contact": new}
+    first, kept = join_item(contacts, pending, key, alias_item, 50, None)
+    assert first.contacts == [] and kept == 50
+    again, _ = join_item(contacts, pending, key, alias_item, 50, 50)  # redelivered after a crash
+    assert again.contacts == []
+    restored, _ = join_item(dict(contacts), {}, key, alias_item, 50, None)  # restored without its position
+    assert restored.contacts == []
+    # The older record, read late: the alias keeps the newer e-mail, so orders without e-mail follow it.
+    join_item(contacts, pending, key, {"kind": "alias", "contact": old}, 51, 50)
+    o = normalise_order(woo_event(woo_doc(billing={"email": ""}, customer_id=55))).order
+    later = on_order(contacts, pending, key, o, [], hint(email=None, customer="55"))
+    assert later.orders[0]["contact_id"] == new["contact_id"]
