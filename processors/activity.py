@@ -55,6 +55,7 @@ class StoredEntry(OrderMemory, total=False):
     history: list[list[Any]]  # [position, OrderMemory | None] pairs, oldest first (see below)
     route: str  # the contact stage's key the order went through (processors/order_stage.py), if it did
     observed: int  # when the stored version was fetched from the store (µs): breaks ties within a second
+    contact: str  # the e-mail the order was last matched by: its delete names that contact too
     offset: int  # entries written before the history existed: one step
     prior: OrderMemory | None
 
@@ -183,7 +184,7 @@ def state_before(entry: StoredEntry | None, offset: int) -> OrderMemory | None:
         # The state before the first change at or after this offset was the state this event saw.
         return next(prior for off, prior in history if off >= offset)
     return cast(
-        OrderMemory, {k: v for k, v in entry.items() if k not in ("offset", "prior", "history", "route", "observed")}
+        OrderMemory, {k: v for k, v in entry.items() if k not in ("offset", "prior", "history", "route", "observed", "contact")}
     )
 
 

@@ -71,6 +71,9 @@ def step_order(
         stored["observed"] = observed
         if ":customer:" in key:
             stored["route"] = key  # where its delete must go too
+        known = order["contact_email"] or (entry.get("contact") if entry is not None else None)
+        if known:
+            stored["contact"] = known
         state = json.dumps(stored)
     if order["contact_email"] and not order["deleted"]:
         email = order["contact_email"]
@@ -87,6 +90,10 @@ def step_order(
     if ":customer:" in key:
         item = {"kind": "order", "order": order, "activities": decision.activities, "hint": dict(vars(hint))}
         return OrderStep(Outputs(), (key, item), _bytes(state))
+    matched_by = entry.get("contact") if entry is not None and order["deleted"] else None
+    if matched_by:  # a delete names the contact its order had, so that contact's summary and timers see it
+        contact = ContactIdentity(contact_id=contact_id(order["list_id"], matched_by), email=matched_by)
+        return OrderStep(attach(order, decision.activities, contact), None, _bytes(state))
     return OrderStep(attach(order, decision.activities, None), None, _bytes(state))
 
 

@@ -234,3 +234,32 @@ def test_the_example_stores_file_has_valid_rules_and_a_bad_rule_names_its_list_a
         parse_automations({"automations": {"2": {"vip_spent": {"EUR": "-5"}}}})
     with pytest.raises(ConfigError, match=r"list '2'.*thank_you_sttus"):
         parse_automations({"automations": {"2": {"thank_you_sttus": "COMPLETED"}}})
+
+
+def test_a_deleted_orders_abandoned_checkout_timer_does_not_fire() -> None:
+    """A delete carried no contact (its record names nobody), so it never reached the contact's summary
+    and the abandoned-checkout timer of a deleted pending order still fired. The order stage now remembers
+    the e-mail it matched the order by, and the delete names that contact."""
+    from ordersync.processors.order_stage import step_order
+    from ordersync.processors.triggers import purchase_of
+    from tests.raw_events import woo_doc, woo_event
+
+    created = step_order(woo_event(woo_doc(status="pending")), None, 1, None)
+    assert created.state is not None
+    deleted_event = woo_event(
+        woo_doc(status="pending"), operation="DELETE", source_modified_at=T0 + dt.timedelta(days=900)
+    )
+    deleted = step_order(deleted_event, created.state, 2, None)
+    order = deleted.emit.orders[0]
+    assert order["deleted"] and order["contact_id"] == created.emit.orders[0]["contact_id"]
+
+    stage = Contact(AutomationRules(abandoned_after_h=4, first_order=False))
+    first = purchase_of(created.emit.orders[0])
+    assert first is not None
+    stage.send(first)
+    assert [t.kind for t in stage.timers] == ["CHECKOUT_ABANDONED"]
+    gone = purchase_of(order)
+    assert gone is not None  # before, None: nobody to tell
+    stage.send(gone)
+    stage.run_timers()
+    assert stage.kinds() == []
