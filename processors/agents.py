@@ -260,7 +260,7 @@ class Handlers:
             state.put(partition, key, step.state)
         for order, value in zip(step.emit.orders, orders, strict=True):
             self.emit.order(order, value)
-            self._purchased(order)
+            self._purchased(order, step.seen_as)
         for activity, value in zip(step.emit.activities, activities, strict=True):
             self.emit.activity(activity, value)
         if step.forward is not None:
@@ -344,12 +344,14 @@ class Handlers:
         self._sent()
 
     # -- triggers: each emitted order with a contact, folded into that contact's summary ----------------
-    def _purchased(self, order: Order) -> None:
+    def _purchased(self, order: Order, seen_as: str | None = None) -> None:
         if not self.automations.summarised(order["list_id"]):
             return
         purchase = purchase_of(order)
         if purchase is None:
             return
+        if seen_as is not None:
+            purchase["seen_as"] = seen_as
         key = contact_key(purchase["list_id"], purchase["email"])
         if self.automations.enabled(purchase["list_id"]):
             self.forward.add(key, {"kind": "purchase", **purchase})

@@ -33,6 +33,9 @@ class OrderStep:
     emit: Outputs  # what goes out now (order and activity records)
     forward: tuple[str, dict[str, Any]] | None  # (routing key, item) for the contact stage
     state: bytes | None  # the order's new state entry to store (None: keep what is stored)
+    # The status the order had when it was last matched to another contact (its e-mail was corrected):
+    # the new contact's automations treat it as an order they already know, not a new one.
+    seen_as: str | None = None
 
 
 def step_order(
@@ -86,7 +89,9 @@ def step_order(
             "store_id": order["store_id"],
             "at": order["created_at"],
         }
-        return OrderStep(attach(order, decision.activities, contact), (key, item), _bytes(state))
+        before = entry.get("contact") if entry is not None else None
+        seen_as = previous["status"] if previous is not None and before and before != email else None
+        return OrderStep(attach(order, decision.activities, contact), (key, item), _bytes(state), seen_as)
     if ":customer:" in key:
         item = {"kind": "order", "order": order, "activities": decision.activities, "hint": dict(vars(hint))}
         return OrderStep(Outputs(), (key, item), _bytes(state))

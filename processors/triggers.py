@@ -16,7 +16,7 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from ordersync.processors import envelope
 from ordersync.processors.values import micros
@@ -50,6 +50,7 @@ class Purchase(TypedDict):
     deleted: bool
     historical: bool
     version: int
+    seen_as: NotRequired[str]  # its status under the contact it had before its e-mail was corrected
 
 
 def purchase_of(order: Order) -> Purchase | None:
@@ -230,10 +231,10 @@ def on_purchase(
                 return Step(state, triggers, [Timer.from_json(t) for t in timers])
         return Step(state)
     state = {**state, "orders": dict(state["orders"]), "pos": position}
-    previous = state["orders"].get(p["order_key"])
+    previous = state["orders"].get(p["order_key"]) or _known_elsewhere(p, rules)
     if previous is not None and p["version"] < previous["v"]:
         return Step(state)  # an older version overtaken by a newer one (a late alias match): nothing new
-    first = not state["orders"]
+    first = not state["orders"] and "seen_as" not in p
     reached = previous is not None and previous["thanked"]
     entry = {
         "v": p["version"],
@@ -266,6 +267,15 @@ def on_purchase(
         recorded = envelope.dumps([step.triggers, [t.to_json() for t in step.timers]]).decode()
         state["recent"] = [*recent, [position, recorded]]
     return step
+
+
+def _known_elsewhere(p: Purchase, rules: AutomationRules) -> dict[str, Any] | None:
+    """An order new to this contact but not to the shop (its e-mail was corrected): what the contact it had
+    knew of it, as far as its automations go, so that it is thanked and counted as a first order once per
+    order, not once per contact."""
+    if "seen_as" not in p:
+        return None
+    return {"v": -1, "s": p["seen_as"], "done": None, "thanked": p["seen_as"] == rules.thank_you_status}
 
 
 def _vip(

@@ -263,3 +263,28 @@ def test_a_deleted_orders_abandoned_checkout_timer_does_not_fire() -> None:
     stage.send(gone)
     stage.run_timers()
     assert stage.kinds() == []
+
+
+def test_an_order_whose_email_is_corrected_is_not_thanked_or_a_first_order_again() -> None:
+    """Once per order, not per contact: a completed order whose e-mail the shop corrects moves to another
+    contact, whose summary did not know it. It was thanked again and got FIRST_ORDER again, under new ids."""
+    from ordersync.processors.order_stage import step_order
+    from ordersync.processors.triggers import purchase_of
+    from tests.raw_events import woo_doc, woo_event
+
+    typo = {"first_name": "Zoë", "last_name": "Müller", "email": "zoe@exmaple.com"}
+    fixed = {**typo, "email": "zoe@example.com"}
+    first = step_order(woo_event(woo_doc(status="completed", billing=typo)), None, 1, None)
+    doc = woo_doc(status="completed", billing=fixed, date_modified_gmt="2024-03-14T09:30:00")
+    corrected = step_order(woo_event(doc), first.state, 2, None)
+    assert first.seen_as is None and corrected.seen_as == "COMPLETED"
+
+    old, new = Contact(), Contact()
+    bought = purchase_of(first.emit.orders[0])
+    assert bought is not None
+    old.send(bought)
+    assert sorted(old.kinds()) == ["FIRST_ORDER", "ORDER_THANK_YOU"]
+    moved = purchase_of(corrected.emit.orders[0])
+    assert moved is not None and moved["email"] == "zoe@example.com"
+    new.send({**moved, "seen_as": corrected.seen_as})  # what the agent hands on
+    assert new.kinds() == []
