@@ -184,7 +184,8 @@ def state_before(entry: StoredEntry | None, offset: int) -> OrderMemory | None:
         # The state before the first change at or after this offset was the state this event saw.
         return next(prior for off, prior in history if off >= offset)
     return cast(
-        OrderMemory, {k: v for k, v in entry.items() if k not in ("offset", "prior", "history", "route", "observed", "contact")}
+        OrderMemory,
+        {k: v for k, v in entry.items() if k not in ("offset", "prior", "history", "route", "observed", "contact")},
     )
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 import faust
-from faust.types import EventT
+from faust.types import TP, EventT
 
 from ordersync.processors import attribution, envelope
 from ordersync.processors.contacts import customer_alias, customer_modified_at, hint_from_customer, new_contact
@@ -23,7 +23,16 @@ from ordersync.processors.join import Outputs, join_item
 from ordersync.processors.order_stage import step_order
 from ordersync.processors.outputs import OutputProducer
 from ordersync.processors.provenance import HistoryPolicy
-from ordersync.processors.triggers import Timer, dump_state, load_state, on_purchase, on_timer, purchase_of
+from ordersync.processors.triggers import (
+    Timer,
+    dump_state,
+    item_time,
+    load_state,
+    on_purchase,
+    on_timer,
+    purchase_of,
+    timers_due_by,
+)
 from ordersync.processors.values import DocumentError, NormaliseError, document_errors
 from ordersync.processors.watchdog import Watchdog
 from ordersync.runtime import heartbeat
@@ -202,6 +211,8 @@ class Handlers:
         self.outputs = outputs
         self.overrides = overrides
         self.dead = DeadLetters(outputs, topology.outputs.dlq)
+        self.stream_us: dict[int, int] = {}  # per by-contact partition: the latest event time seen (µs)
+        self.next_offsets: dict[tuple[str, int], int] = {}  # per input partition: after the last handled
         self._by_contact = topology.by_contact.get_topic_name()
         self.forward = Forwarder(outputs, self._by_contact, partitions)
         self.emit = Emitter(outputs, topology)
@@ -330,7 +341,11 @@ class Handlers:
         # One item per message was the format before batching; such messages may still be queued.
         items = body if isinstance(body, list) else [(cast(bytes, event.key).decode(), body)]
         out = Outputs()
+        partition = event.message.partition
         for index, (key, item) in enumerate(items):
+            at = item_time(item)
+            if at is not None and at > self.stream_us.get(partition, -1):
+                self.stream_us[partition] = at
             position = event.message.offset * SLOTS + index
             if item["kind"] in ("purchase", "credit"):
                 self._purchase(event.message.partition, position, key, item)
@@ -390,13 +405,17 @@ class Handlers:
         for trigger in step.triggers:
             self.emit.trigger(trigger)
 
-    def due_timers(self, partitions: list[int], now: float) -> list[tuple[int, str]]:
-        """Check every timer due by ``now`` (epoch seconds) in the active ``partitions``: send the triggers
-        that still hold. Returns the timers checked; the caller removes them once the sends are confirmed
-        (a crash before that checks them again: same trigger ids)."""
-        bound = f"{int(now * 1_000_000) + 1:020d}"
+    def due_timers(self, partitions: list[int], wall_us: int, caught_up: bool) -> list[tuple[int, str]]:
+        """Check every timer due in the active ``partitions`` (on stream time, or on the wall clock once
+        ``caught_up``: processors/triggers.py ``timers_due_by``): send the triggers that still hold.
+        Returns the timers checked; the caller removes them once the sends are confirmed (a crash before
+        that checks them again: same trigger ids)."""
         checked = []
         for partition in partitions:
+            due_by = timers_due_by(self.stream_us.get(partition), wall_us, caught_up)
+            if due_by is None:
+                continue
+            bound = f"{due_by + 1:020d}"
             for key, value in self.topology.trigger_timers.items_before(partition, bound):
                 timer = Timer.from_json(envelope.loads(value))
                 state = load_state(self.topology.trigger_state.get(partition, timer.contact))
@@ -429,6 +448,24 @@ async def stop_without_commit(
     await app.crash(exc)
 
 
+async def caught_up(app: faust.App, handlers: Handlers, actives: set[TP]) -> bool:
+    """Has this worker handled everything its partitions hold (so the wall clock may drive timers)? A
+    partition with nothing handled since the start counts from the group's committed offset."""
+    if not actives:
+        return False
+    ends = await app.consumer.highwaters(*actives)
+    for tp, end in ends.items():
+        if not end:
+            continue
+        done = handlers.next_offsets.get((tp.topic, tp.partition))
+        if done is None:
+            thread = app.consumer._thread  # type: ignore[attr-defined]  # faust's consumer thread (aiokafka)
+            done = await thread.call_thread(thread._ensure_consumer().committed, tp) or 0
+        if done < end:
+            return False
+    return True
+
+
 def register(
     app: faust.App,
     topology: Topology,
@@ -453,6 +490,7 @@ def register(
                     await stop_without_commit(app, outputs, name, event, exc)
                     return
                 event.ack()
+                handlers.next_offsets[(event.message.topic, event.message.partition)] = event.message.offset + 1
 
         app.agent(topic, name=name)(run)
 
@@ -471,6 +509,15 @@ def register(
         outputs.poll()
         heartbeat.beat()  # for the supervisor: the event loop turns and no agent is stuck
 
+    read = {
+        topology.raw_orders,
+        topology.raw_customers,
+        topology.imports,
+        topology.campaign_events,
+        topology.by_contact,
+    }
+    read_names = {t.get_topic_name() for t in read}
+
     @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
     async def timers() -> None:
         # Only partitions this worker owns, and never while they are being restored: a standby's or a
@@ -478,8 +525,10 @@ def register(
         if app.rebalancing or app.in_recovery or outputs.failed:
             return
         by_contact = topology.by_contact.get_topic_name()
-        partitions = sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == by_contact)
-        checked = handlers.due_timers(partitions, time.time())
+        actives = app.assignor.assigned_actives()
+        partitions = sorted(tp.partition for tp in actives if tp.topic == by_contact)
+        inputs = {tp for tp in actives if tp.topic in read_names}  # not the changelogs the assignment also holds
+        checked = handlers.due_timers(partitions, int(time.time() * 1_000_000), await caught_up(app, handlers, inputs))
         if checked:
             await outputs.confirm()
             for partition, key in checked:

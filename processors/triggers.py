@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, NotRequired, TypedDict
@@ -346,4 +347,31 @@ def on_timer(state: dict[str, Any] | None, timer: Timer, rules: AutomationRules)
             suggested_categories=list(rule.suggest_categories),
             suggested_products=list(rule.suggest_products),
         )
+    return None
+
+
+def timers_due_by(stream_us: int | None, wall_us: int, caught_up: bool) -> int | None:
+    """Up to when (µs since the epoch) a by-contact partition's timers may fire. On stream time, the
+    latest event time its items carried, while the worker has input left to read: a completion still in
+    the backlog must be read before its checkout's abandoned check falls due (the wall clock ran ahead of
+    it after downtime). On the wall clock once everything there is has been read, so that a quiet shop's
+    timers still fire. None: nothing fires yet (no event since the start, and input left to read)."""
+    if caught_up:
+        return wall_us if stream_us is None else max(wall_us, stream_us)
+    return None if stream_us is None else min(stream_us, wall_us)
+
+
+def item_time(item: Mapping[str, Any]) -> int | None:
+    """The event time (µs) a contact-stage item carries: what moves its partition's stream time."""
+    kind = item["kind"]
+    if kind == "purchase":
+        return int(item["modified_us"])
+    if kind == "credit":
+        return int(item["created_us"])
+    if kind == "touch":
+        return int(item["at"])
+    if kind == "hint":
+        return micros(item["at"])
+    if kind == "order":
+        return micros(item["order"]["modified_at"])
     return None

@@ -288,3 +288,17 @@ def test_an_order_whose_email_is_corrected_is_not_thanked_or_a_first_order_again
     assert moved is not None and moved["email"] == "zoe@example.com"
     new.send({**moved, "seen_as": corrected.seen_as})  # what the agent hands on
     assert new.kinds() == []
+
+
+def test_timers_run_on_stream_time_until_the_worker_has_caught_up() -> None:
+    from ordersync.processors.triggers import item_time, timers_due_by
+
+    wall = micros(T0)
+    assert timers_due_by(None, wall, caught_up=False) is None  # nothing read yet, input left: nothing fires
+    assert timers_due_by(wall - 3_600_000_000, wall, caught_up=False) == wall - 3_600_000_000
+    assert timers_due_by(wall - 3_600_000_000, wall, caught_up=True) == wall
+    assert timers_due_by(None, wall, caught_up=True) == wall
+    assert timers_due_by(wall + 5, wall, caught_up=False) == wall  # a store clock ahead of ours
+    assert item_time({"kind": "purchase", **purchase(1)}) == purchase(1)["modified_us"]
+    assert item_time({"kind": "hint", "at": T0}) == wall
+    assert item_time({"kind": "contact", "contact": {}}) is None

@@ -159,3 +159,38 @@ def test_checkout_abandoned_fires_after_the_delay_unless_completed_and_survives_
     assert {t["order_key"] for t in abandoned} == {"woo-ch:2"}
     assert abandoned[0]["fired_at"] == now + dt.timedelta(seconds=28.8)
     assert dt.datetime.now(dt.UTC) >= abandoned[0]["fired_at"]
+
+
+def test_a_checkout_completed_in_the_backlog_is_not_called_abandoned_after_a_restart(
+    env: dict[str, str], topic_prefix: str, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """After downtime: two checkouts were opened three hours ago (the abandoned check falls due after one
+    hour), one was completed half an hour later, and all of it waits in raw.orders behind 3,000 other
+    orders. Timers used to fire on the wall clock ahead of unread input: the completed checkout was called
+    abandoned before its completion was read. Now they fire on stream time (the event times the contact
+    stage has seen) until the worker has caught up, and on the wall clock only then."""
+    create_topics(Settings.from_env(env))
+    config = tmp_path / "stores.toml"
+    config.write_text('[automations."7"]\nabandoned_after_h = 1\nwin_back_after_days = 0\n')
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    opened, paid = now - dt.timedelta(hours=3), now - dt.timedelta(hours=2, minutes=30)
+    backlog = [
+        raw(1, "paid@example.com", "pending", opened, "POLL"),
+        raw(2, "left@example.com", "pending", opened, "POLL"),
+        # Another list's orders (no automations) between the checkouts and the completion.
+        *(raw(100 + i, f"o{i}@example.com", "pending", opened, "POLL", list_id="8") for i in range(3000)),
+        raw(1, "paid@example.com", "completed", paid, "POLL", created=opened),
+    ]
+    produce(kafka_bootstrap, f"{topic_prefix}raw.orders", backlog)
+    with running(process_args(env, tmp_path / "state", config), env, tmp_path / "p.log") as proc:
+        consume_until(
+            kafka_bootstrap,
+            f"{topic_prefix}triggers",
+            lambda ms: any(decode(m.value())["kind"] == "CHECKOUT_ABANDONED" for m in ms),
+            alive=proc.alive,
+            deadline_s=240,
+        )
+    # Both timers fell due in the pass that fired order 2's (all caught up, wall clock): order 1's found
+    # its order completed.
+    abandoned = [t for t in triggers(kafka_bootstrap, topic_prefix) if t["kind"] == "CHECKOUT_ABANDONED"]
+    assert [t["order_key"] for t in abandoned] == ["woo-ch:2"]
