@@ -154,16 +154,69 @@ def _live_orders(state: dict[str, Any]) -> list[dict[str, Any]]:
     return [o for o in state["orders"].values() if not o["deleted"]]
 
 
+def _archive(state: dict[str, Any]) -> dict[str, Any]:
+    return state.get("archive") or EMPTY_ARCHIVE
+
+
 def spent(state: dict[str, Any], currency: str) -> Decimal:
     """Completed orders' totals net of refunds, in one currency."""
-    return sum(
+    kept = sum(
         (Decimal(o["net"]) for o in _live_orders(state) if o["s"] == "COMPLETED" and o["cur"] == currency), Decimal(0)
     )
+    return kept + Decimal(_archive(state)["spent"].get(currency, "0"))
+
+
+def order_count(state: dict[str, Any]) -> int:
+    return len(_live_orders(state)) + int(_archive(state)["n"])
+
+
+def _latest(state: dict[str, Any], when: str) -> int | None:
+    """The latest creation ("c") or first completion ("done") time among the contact's live orders."""
+    times = [o[when] for o in _live_orders(state) if o[when] is not None]
+    folded = _archive(state)[when]
+    return max([*times, folded] if folded is not None else times, default=None)
 
 
 def _last_order_at(state: dict[str, Any]) -> dt.datetime | None:
-    latest = max((o["c"] for o in _live_orders(state)), default=None)
+    latest = _latest(state, "c")
     return _at(latest) if latest is not None else None
+
+
+# A contact's summary keeps its newest orders one by one and folds older settled ones into an archive
+# (count, spend per currency, latest times): a contact with thousands of orders made one table value over
+# a megabyte, rewritten whole on every order.
+MAX_KEPT_ORDERS = 300
+EMPTY_ARCHIVE: dict[str, Any] = {"n": 0, "spent": {}, "c": None, "done": None}
+
+
+def archived(state: dict[str, Any], p: Purchase) -> bool:
+    """An order not kept one by one and created no later than the newest archived one: folded into the
+    archive (or as old as what was), so not news."""
+    newest = _archive(state)["c"]
+    return p["order_key"] not in state["orders"] and newest is not None and p["created_us"] <= newest
+
+
+def fold_oldest(state: dict[str, Any], keep: int = MAX_KEPT_ORDERS) -> dict[str, Any]:
+    """The summary with its oldest settled orders (neither waiting nor the newest ``keep``) archived."""
+    orders = state["orders"]
+    if len(orders) <= keep:
+        return state
+    by_age = sorted(orders, key=lambda k: orders[k]["c"])
+    settled = [k for k in by_age if orders[k]["s"] not in WAITING or orders[k]["deleted"]]
+    folding = settled[: len(orders) - keep]
+    archive = {**_archive(state), "spent": dict(_archive(state)["spent"])}
+    for key in folding:
+        o = orders[key]
+        if o["deleted"]:
+            continue
+        archive["n"] += 1
+        if o["s"] == "COMPLETED":
+            archive["spent"][o["cur"]] = str(Decimal(archive["spent"].get(o["cur"], "0")) + Decimal(o["net"]))
+        for when in ("c", "done"):
+            if o[when] is not None and (archive[when] is None or o[when] > archive[when]):
+                archive[when] = o[when]
+    kept = {k: v for k, v in orders.items() if k not in set(folding)}
+    return {**state, "orders": kept, "archive": archive}
 
 
 def build(
@@ -194,7 +247,7 @@ def build(
         "rule": None,
         "suggested_categories": [],
         "suggested_products": [],
-        "order_count": len(_live_orders(state)),
+        "order_count": order_count(state),
         "last_order_at": _last_order_at(state),
         "fired_at": at,
     }
@@ -232,6 +285,8 @@ def on_purchase(
                 return Step(state, triggers, [Timer.from_json(t) for t in timers])
         return Step(state)
     state = {**state, "orders": dict(state["orders"]), "pos": position}
+    if archived(state, p):
+        return Step(state)  # an old order folded into the archive: its late changes are not news
     previous = state["orders"].get(p["order_key"]) or _known_elsewhere(p, rules)
     if previous is not None and p["version"] < previous["v"]:
         return Step(state)  # an older version overtaken by a newer one (a late alias match): nothing new
@@ -251,6 +306,7 @@ def on_purchase(
         entry["done"] = p["modified_us"]
     before = {currency: spent(state, currency) for currency in rules.vip_spent}
     state["orders"][p["order_key"]] = entry
+    state = fold_oldest(state)
     step = Step(state)
     live = not p["historical"] and not p["deleted"]
     at = _at(p["modified_us"])
@@ -304,7 +360,7 @@ def _timers(
     created = _at(p["created_us"])
     if previous is None and p["status"] in WAITING and rules.abandoned_after:
         timers.append(Timer(created + rules.abandoned_after, "CHECKOUT_ABANDONED", p["order_key"], contact, p))
-    if previous is None and rules.win_back_after and len(_live_orders(state)) >= 2:
+    if previous is None and rules.win_back_after and order_count(state) >= 2:
         timers.append(Timer(created + rules.win_back_after, "WIN_BACK", p["order_key"], contact, p))
     if p["status"] == "COMPLETED" and (previous is None or previous["s"] != "COMPLETED"):
         for rule in rules.upsell:
@@ -324,13 +380,15 @@ def on_timer(state: dict[str, Any] | None, timer: Timer, rules: AutomationRules)
         return None
     current: Purchase = {**p, "status": entry["s"], "net_total": entry["net"]}
     if timer.kind == "CHECKOUT_ABANDONED":
-        completed_since = any(o["done"] is not None and o["done"] >= p["created_us"] for o in _live_orders(state))
+        latest_done = _latest(state, "done")
+        completed_since = latest_done is not None and latest_done >= p["created_us"]
         if entry["s"] not in WAITING or completed_since:
             return None
         return build("CHECKOUT_ABANDONED", current, state, timer.subject, timer.due)
     if timer.kind == "WIN_BACK":
-        newer = any(o["c"] > p["created_us"] for o in _live_orders(state))
-        if newer or len(_live_orders(state)) < 2:
+        latest_created = _latest(state, "c")
+        newer = latest_created is not None and latest_created > p["created_us"]
+        if newer or order_count(state) < 2:
             return None
         return build("WIN_BACK", current, state, timer.subject, timer.due)
     if timer.kind == "UPSELL":

@@ -58,9 +58,11 @@ class Contact:
         self.timers: list[Timer] = []
         self.fired: list[dict[str, Any]] = []
 
-    def send(self, p: Purchase) -> Step:
+    def send(self, p: Purchase, confirmed: bool = False) -> Step:
+        """``confirmed``: every earlier item's outputs are acknowledged (what the commit gate reports)."""
         self.position += 1
-        step = on_purchase(self.state, p, "1:a@example.com", self.rules, self.position)
+        below = self.position if confirmed else 0
+        step = on_purchase(self.state, p, "1:a@example.com", self.rules, self.position, below)
         self.state = step.state
         self.timers += step.timers
         self.fired += step.triggers
@@ -302,3 +304,25 @@ def test_timers_run_on_stream_time_until_the_worker_has_caught_up() -> None:
     assert item_time({"kind": "purchase", **purchase(1)}) == purchase(1)["modified_us"]
     assert item_time({"kind": "hint", "at": T0}) == wall
     assert item_time({"kind": "contact", "contact": {}}) is None
+
+
+def test_a_contact_with_thousands_of_orders_keeps_a_bounded_summary_with_the_same_figures() -> None:
+    """One value per contact held every order: about 7,000 orders went over a megabyte (over the
+    changelog's record limit: a crash loop), and every order rewrote it whole. Now the newest 500 are kept
+    one by one and older settled ones folded into an archive, with the same spend and counts."""
+    from ordersync.processors.triggers import MAX_KEPT_ORDERS, dump_state, order_count, spent
+
+    contact = Contact(AutomationRules(vip_spent={"EUR": Decimal("1000000")}))
+    n = 3000
+    for i in range(1, n + 1):
+        contact.send(purchase(i, "COMPLETED" if i % 3 else "CANCELED", net_total=Decimal("10.50")), confirmed=True)
+    state = contact.state
+    assert state is not None
+    assert len(state["orders"]) == MAX_KEPT_ORDERS and len(dump_state(state)) < 128 * 1024
+    completed = sum(1 for i in range(1, n + 1) if i % 3)
+    assert order_count(state) == n and spent(state, "EUR") == Decimal("10.50") * completed
+    fired = len(contact.fired)
+    contact.send(purchase(1, "COMPLETED", version=9))  # a late change to an archived order: not news
+    assert len(contact.fired) == fired and order_count(contact.state or {}) == n
+    contact.send(purchase(n + 1, "COMPLETED"))  # a new order still counts and is thanked
+    assert contact.kinds()[-1] == "ORDER_THANK_YOU" and contact.fired[-1]["order_count"] == n + 1
