@@ -54,6 +54,11 @@ log = logging.getLogger(__name__)
 BAD_EVENT_ERRORS = (NormaliseError, EncodeError)
 # Records of one message are told apart by position = offset * SLOTS + index (docs/processor.md).
 SLOTS = 1 << 16
+# A Kafka record's value, at most: librdkafka refuses a larger message (message.max.bytes, 1,000,000 by
+# default, checked before compression) for good, which would stop the worker on every restart. A hand-off
+# message is cut below a quarter of it; one order whose records are over it is dead-lettered.
+MAX_RECORD_BYTES = 1_000_000 - 4096  # room for the key and headers
+MAX_MESSAGE_BYTES = MAX_RECORD_BYTES // 4
 RAW_ORDER_SUBJECTS = ("raw_order_event", "raw_order_batch")
 
 
@@ -120,13 +125,29 @@ class Forwarder:
         self.held += 1
 
     def flush(self) -> None:
-        """Send what was held: one message per partition (cut below 65,536 items)."""
+        """Send what was held: one message per partition, cut below 65,536 items and MAX_MESSAGE_BYTES."""
         for partition, items in self._by_partition.items():
-            for start in range(0, len(items), SLOTS - 1):
-                value = envelope.dumps(items[start : start + SLOTS - 1])
+            for value in pack([envelope.dumps(item) for item in items], MAX_MESSAGE_BYTES, SLOTS - 1):
                 self._outputs.send(self._topic, None, value, partition=partition)
         self._by_partition.clear()
         self.held = 0
+
+
+def pack(encoded: list[bytes], max_bytes: int, max_items: int) -> list[bytes]:
+    """JSON arrays of the encoded items, in order, each at most ``max_bytes`` and ``max_items`` (an item
+    larger than ``max_bytes`` alone: the handlers refuse any that would not fit a record)."""
+    messages: list[bytes] = []
+    group: list[bytes] = []
+    size = 2
+    for item in encoded:
+        if group and (size + len(item) + 1 > max_bytes or len(group) >= max_items):
+            messages.append(b"[" + b",".join(group) + b"]")
+            group, size = [], 2
+        group.append(item)
+        size += len(item) + 1
+    if group:
+        messages.append(b"[" + b",".join(group) + b"]")
+    return messages
 
 
 class HintedContacts:
@@ -257,8 +278,12 @@ class Handlers:
             )
             orders = [encode("order", order) for order in step.emit.orders]
             activities = [encode("activity", activity) for activity in step.emit.activities]
-            if step.forward is not None and step.forward[1]["kind"] == "order":
+            sizes = [len(value) for value in (*orders, *activities)]
+            if step.forward is not None and step.forward[1]["kind"] == "order":  # it waits for its customer
                 encode("order", step.forward[1]["order"])  # proves it fits the contract before it waits
+                sizes.append(len(envelope.dumps(step.forward)))
+            if max(sizes, default=0) > MAX_RECORD_BYTES:
+                raise EncodeError(f"the order's records are {max(sizes):,} bytes, over a record's {MAX_RECORD_BYTES:,}")
         except BAD_EVENT_ERRORS as exc:
             reason = event_reason(exc)
             if batched:  # the one event, as a raw_order_event of its own

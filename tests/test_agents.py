@@ -53,3 +53,15 @@ def test_forwarded_items_leave_as_one_message_per_partition_in_order() -> None:
         assert [item["n"] for _, item in items] == sorted(item["n"] for _, item in items)
     forward.flush()
     assert len(out.sent) == len({murmur2_partition(k.encode(), 4) for k in keys})  # nothing left behind
+
+
+def test_hand_off_messages_are_cut_by_bytes_too() -> None:
+    """Cut at 20,000 items only, a message of large items (orders waiting for their customer) reached
+    about 2.8 MB: over a record's limit, refused for good, and the worker stopped on every restart."""
+    from ordersync.processors.agents import MAX_MESSAGE_BYTES, pack
+
+    items = [envelope.dumps([f"1:c{i}@example.com", {"kind": "order", "pad": "x" * 3000}]) for i in range(1000)]
+    messages = pack(items, MAX_MESSAGE_BYTES, 65_535)
+    assert len(messages) > 1 and all(len(m) <= MAX_MESSAGE_BYTES for m in messages)
+    assert [tuple(i) for m in messages for i in envelope.loads(m)] == [tuple(envelope.loads(i)) for i in items]
+    assert [len(envelope.loads(m)) for m in pack(items[:5], MAX_MESSAGE_BYTES, 2)] == [2, 2, 1]

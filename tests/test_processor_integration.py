@@ -482,3 +482,29 @@ def test_a_restore_that_lost_a_position_still_sends_its_contact(
     with running(args, env, tmp_path / "second.log") as proc:
         again = consume_until(kafka_bootstrap, contacts_topic, lambda ms: len(ms) >= 1, alive=proc.alive)
     assert [decode(m.value())["contact_id"] for m in again] == [decode(sent[0].value())["contact_id"]]
+
+
+def test_an_order_too_large_for_a_record_is_dead_lettered_and_the_stream_goes_on(
+    env: dict[str, str], topics: str, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """4,000 lines of one product in 60 categories: a raw event of a few hundred kilobytes whose order
+    record is megabytes. librdkafka refused it for good and the worker stopped on every restart; now the
+    event goes to the dead-letter topic with the size, and the next order is emitted."""
+    lines = [{"id": i + 1, "name": "Sock", "product_id": 22, "variation_id": 0, "quantity": 1, "total": "1.00",
+              "sku": None, "price": 1} for i in range(4000)]  # fmt: skip
+    giant = woo_event(woo_doc(30, line_items=lines, total="4004.95"))
+    giant["context"]["product_categories"] = [
+        {
+            "product_id": "22",
+            "categories": [{"id": str(c), "name": f"Category number {c}", "slug": f"c{c}"} for c in range(60)],
+        }
+    ]
+    value = encode("raw_order_event", giant)
+    assert len(value) < 900_000
+    produce(kafka_bootstrap, f"{topics}raw.orders", [(b"woo-ch:30", value), order_event(31, "completed", 5)])
+    with running(processor(env, tmp_path), env, tmp_path / "proc.log") as proc:
+        consume_until(kafka_bootstrap, f"{topics}orders", lambda ms: len(ms) >= 1, alive=proc.alive, deadline_s=120)
+        dead = consume_until(kafka_bootstrap, f"{topics}dlq", lambda ms: len(ms) >= 1, alive=proc.alive, deadline_s=60)
+    reason = dict(dead[0].headers() or [])["dlq.reason"].decode()
+    assert dead[0].key() == b"woo-ch:30" and "bytes, over a record's" in reason
+    assert [decode(m.value())["source_order_id"] for m in drain(kafka_bootstrap, f"{topics}orders")] == ["31"]
