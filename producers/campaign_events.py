@@ -34,7 +34,7 @@ from ordersync.schemas import encode
 from ordersync.schemas.dead_letters import dead_letter_headers
 from ordersync.schemas.identity import contact_id, normalise_email
 from ordersync.schemas.records import CampaignEvent
-from ordersync.schemas.signatures import SIGNATURE, verify
+from ordersync.schemas.signatures import SIGNATURE, SeenSignatures, verify
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,8 @@ def import_csv(path: Path, list_id: str, publisher: Publisher, topic: str, dlq_t
 
 class CampaignWebhook:
     """``POST /webhooks/campaigns/{list_id}``: a JSON array of events (or ``{"events": [...]}``), signed
-    with ``X-Ordersync-Signature`` (schemas/signatures.py). 401 without a valid signature; 202 once Kafka
+    with ``X-Ordersync-Signature`` over the list and the body (schemas/signatures.py). 401 without a valid
+    signature, or with one already used (a replay within the tolerance window); 202 once Kafka
     holds every event; 400 naming each event that does not fit (those go to the dead-letter topic, the
     others are stored: the platform need not send them again); 503 if Kafka did not take them."""
 
@@ -160,6 +161,7 @@ class CampaignWebhook:
         self.secret = secret
         self.lists = lists
         self.refused = 0
+        self.seen = SeenSignatures()
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/webhooks/campaigns/{list_id}", self.handle)
@@ -168,10 +170,15 @@ class CampaignWebhook:
         list_id = request.match_info["list_id"]
         body = await request.read()
         header = request.headers.get(SIGNATURE, "")
-        if self.secret is None or not verify(self.secret, header, body, time.time()):
+        # The list is signed with the body: a request signed for one list is refused by another.
+        if self.secret is None or not verify(self.secret, header, body, time.time(), scope=list_id):
             self.refused += 1
-            log.warning("campaign events for list %s refused: missing or invalid signature", list_id)
+            log.warning("campaign events for list %s refused: missing or invalid signature", list_id[:40])
             return web.json_response({"error": "invalid signature"}, status=401)
+        if not self.seen.first(header):
+            self.refused += 1
+            log.warning("campaign events for list %s refused: a signature already used", list_id[:40])
+            return web.json_response({"error": "this signature was used already"}, status=401)
         if list_id not in self.lists:
             return web.json_response({"error": f"no store feeds list {list_id!r}"}, status=404)
         try:

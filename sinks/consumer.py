@@ -66,6 +66,15 @@ class SinkOptions:
     input_prefix: str | None = None  # where campaign events are imported, if not under topic_prefix (a replay)
 
 
+@dataclass(frozen=True)
+class Unstaged:
+    """A batch with a value PostgreSQL's types refuse (formatting it for COPY failed): written one
+    message at a time instead, each refused one dead-lettered."""
+
+    offsets: dict[tuple[str, int], int]
+    reason: str
+
+
 class PostgresSink:
     def __init__(self, opts: SinkOptions) -> None:
         self.opts = opts
@@ -86,7 +95,7 @@ class PostgresSink:
         # Order messages whose headers give their version, undecoded, per (Kafka key, deleted): only the
         # newest of each is decoded at flush (the batch keeps only the newest anyway).
         self._held_orders: dict[tuple[bytes, bool], list[tuple[int, int, Message]]] = {}
-        self._handoff: Handoff[tuple[Staged, list[Message]]] | None = (
+        self._handoff: Handoff[tuple[Staged | Unstaged, list[Message]]] | None = (
             None  # passes batches to the writer process, while run() runs
         )
         self._adapters: psycopg.Cursor[Any] | None = None  # formats rows for COPY; never runs a statement
@@ -115,13 +124,16 @@ class PostgresSink:
         """PostgreSQL gone away (restart, failover): reconnect with backoff until it is back or we stop."""
         return self._db.run(what, action, give_up=self._stop.is_set)
 
-    def _write_counted(self, handed: tuple[Staged, list[Message]]) -> None:
+    def _write_counted(self, handed: tuple[Staged | Unstaged, list[Message]]) -> None:
         assert self._writer is not None, "writes happen inside run()"
         staged, messages = handed
-        try:
-            result = self._writer.write(staged)
-        except BatchRefused as exc:
-            result = self._write_one_by_one(messages, staged.offsets, str(exc))
+        if isinstance(staged, Unstaged):
+            result = self._write_one_by_one(messages, staged.offsets, staged.reason)
+        else:
+            try:
+                result = self._writer.write(staged)
+            except BatchRefused as exc:
+                result = self._write_one_by_one(messages, staged.offsets, str(exc))
         self.totals["orders"] += result.orders
         self.totals["activities"] += result.activities
         self.totals["contacts"] += result.contacts
@@ -142,8 +154,8 @@ class PostgresSink:
             single.offsets = {}
             try:
                 result = self._writer.write(stage(single, adapters))
-            except BatchRefused as exc:
-                self._dead_letter(msg, f"refused by PostgreSQL: {exc}")
+            except (BatchRefused, psycopg.DataError) as exc:
+                self._dead_letter(msg, f"refused by PostgreSQL: {type(exc).__name__}: {exc}")
                 continue
             written = [written[0] + result.orders, written[1] + result.activities, written[2] + result.contacts]
         self._confirm_dead_letters()
@@ -290,7 +302,11 @@ class PostgresSink:
         self._confirm_dead_letters()
         messages, self._batch, self._batch_messages = self._batch_messages, Batch(), []
         assert self._handoff is not None and self._adapters is not None, "flush() runs inside run()"
-        self._handoff.submit((stage(batch, self._adapters), messages))
+        try:
+            staged: Staged | Unstaged = stage(batch, self._adapters)
+        except psycopg.DataError as exc:  # a value PostgreSQL cannot take: found and dead-lettered one by one
+            staged = Unstaged(batch.offsets, f"{type(exc).__name__}: {exc}")
+        self._handoff.submit((staged, messages))
 
     def stop(self, *_: object) -> None:
         self._stop.set()

@@ -86,11 +86,15 @@ def stage(batch: Batch, adapters: psycopg.Cursor[Any]) -> Staged:
 
 
 def without_nul_batch(batch: Batch) -> Batch:
+    """Every record of the batch cleaned of U+0000 (a campaign name with one stopped the sink for good)."""
     return replace(
         batch,
         orders=without_nul(batch.orders),
         activities=without_nul(batch.activities),
         contacts=without_nul(batch.contacts),
+        triggers=without_nul(batch.triggers),
+        campaign_events=without_nul(batch.campaign_events),
+        attributions=without_nul(batch.attributions),
     )
 
 

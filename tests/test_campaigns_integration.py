@@ -86,6 +86,8 @@ def test_the_webhook_refuses_unsigned_events_and_names_the_ones_that_do_not_fit(
     config = tmp_path / "stores.toml"
     config.write_text(
         '[[store]]\nid = "woo"\nplatform = "woocommerce"\nbase_url = "http://127.0.0.1:9"\nlist_id = "1"\n'
+        'timezone = "UTC"\nconsumer_key_env = "W_KEY"\nconsumer_secret_env = "W_SECRET"\nwebhook_secret_env = "W_HOOK"\n\n'
+        '[[store]]\nid = "woo2"\nplatform = "woocommerce"\nbase_url = "http://127.0.0.1:9"\nlist_id = "2"\n'
         'timezone = "UTC"\nconsumer_key_env = "W_KEY"\nconsumer_secret_env = "W_SECRET"\nwebhook_secret_env = "W_HOOK"\n'
     )
     port = free_port()
@@ -112,11 +114,24 @@ def test_the_webhook_refuses_unsigned_events_and_names_the_ones_that_do_not_fit(
         old = {SIGNATURE: sign(SECRET.encode(), int(time.time()) - 3600, body)}  # replayed an hour later
         assert http_json(url, body, old)[0] == 401
         assert not events(kafka_bootstrap, topic_prefix), "an unsigned event was stored"
-        status, answer = http_json(url, body, {SIGNATURE: sign(SECRET.encode(), int(time.time()), body)})
+        unscoped = {SIGNATURE: sign(SECRET.encode(), int(time.time()), body)}  # the list not signed
+        assert http_json(url, body, unscoped)[0] == 401
+        future = {SIGNATURE: sign(SECRET.encode(), int(time.time()) + 240, body, "1")}  # 4 minutes ahead
+        assert http_json(url, body, future)[0] == 401
+        signed = {SIGNATURE: sign(SECRET.encode(), int(time.time()), body, "1")}
+        status, answer = http_json(url, body, signed)
         assert status == 400, answer
         assert json.loads(answer) == {"accepted": 2, "rejected": ["event 1: email is missing or not an e-mail address"]}
-        other = f"http://127.0.0.1:{port}/webhooks/campaigns/99"
-        assert http_json(other, body, {SIGNATURE: sign(SECRET.encode(), int(time.time()), body)})[0] == 404
+        assert http_json(url, body, signed)[0] == 401  # the same request again, within the window
+        # Signed for list 1, sent unchanged to list 2: refused (it was stored in list 2 before).
+        other = f"http://127.0.0.1:{port}/webhooks/campaigns/2"
+        assert http_json(other, body, {SIGNATURE: sign(SECRET.encode(), int(time.time()), body, "1")})[0] == 401
+        nowhere = f"http://127.0.0.1:{port}/webhooks/campaigns/99"
+        assert http_json(nowhere, body, {SIGNATURE: sign(SECRET.encode(), int(time.time()), body, "99")})[0] == 404
+        # Malformed signatures: 401 with one log line, never a 500 with a traceback.
+        for bad in ("t=1" + "9" * 5000 + ",v1=" + "a" * 64, "t=1800000000,v1=ü" + "a" * 63, "t=,v1=", "x" * 5000):
+            assert http_json(url, body, {SIGNATURE: bad})[0] == 401
+        assert "Traceback" not in hook.output()
     assert sorted(e["event_id"] for e in events(kafka_bootstrap, topic_prefix)) == ["x1", "x2"]
     assert dead_letters(kafka_bootstrap, topic_prefix) == ["event 1: email is missing or not an e-mail address"]
 

@@ -308,3 +308,25 @@ def test_a_dead_letter_kafka_refuses_stops_the_forwarder_without_committing(
     finally:
         again.close()
     assert receiver.ids() == [refused["trigger_id"]] * 2
+
+
+def test_a_malformed_signature_header_is_refused_without_an_error() -> None:
+    """A non-ASCII v1 made hmac.compare_digest raise TypeError, a huge t an OverflowError: unauthenticated
+    500s with a traceback each. Both are plain refusals now."""
+    body = payload(trigger())
+    for header in ("t=1800000000,v1=ü" + "a" * 63, "t=1" + "9" * 5000 + ",v1=" + "a" * 64, "t=1e9,v1=x", "=,=", ""):
+        assert not verify(SECRET.encode(), header, body, now=1_800_000_000)
+
+
+def test_a_signature_is_bound_to_its_scope_and_to_a_narrow_window() -> None:
+    from ordersync.schemas.signatures import SeenSignatures
+
+    body = b"[]"
+    header = sign(SECRET.encode(), 1_800_000_000, body, "1")
+    assert verify(SECRET.encode(), header, body, now=1_800_000_010, scope="1")
+    assert not verify(SECRET.encode(), header, body, now=1_800_000_010, scope="2")  # another list
+    assert not verify(SECRET.encode(), header, body, now=1_800_000_010)
+    assert not verify(SECRET.encode(), header, body, now=1_800_000_000 - 120, scope="1")  # 2 minutes ahead
+    seen = SeenSignatures()
+    assert seen.first(header, now=1_800_000_010) and not seen.first(header, now=1_800_000_020)
+    assert seen.first(header, now=1_800_000_000 + 1000)  # outside the window: verify refuses it anyway

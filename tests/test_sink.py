@@ -373,3 +373,28 @@ def test_a_delete_that_arrives_before_its_order_keeps_it_deleted(clean_db: str) 
         write_batch(conn, Batch(orders=[{**live, "version": 9}], messages=1), "test")
         assert conn.execute("SELECT deleted, version FROM orders WHERE source_order_id = '7'").fetchone() == (False, 9)
     summaries_match_recomputation(clean_db)
+
+
+def test_a_campaign_event_with_nul_does_not_stop_the_sink(
+    env: dict[str, str], clean_db: str, kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    """A signed webhook or CSV row with U+0000 in its campaign name was accepted, and the sink then exited
+    with "PostgreSQL text fields cannot contain NUL" on that batch and on every restart: nothing more
+    reached PostgreSQL. Every record is cleaned now, and whatever PostgreSQL's types still refuse is
+    written message by message, the refused one dead-lettered."""
+    from tests.samples import campaign_event
+
+    created = _dt.datetime(2024, 5, 1, tzinfo=UTC)
+    poisoned = {**campaign_event(), "campaign_name": "Spring\x00 sale", "url": "https://x.example/\x00"}
+    produce(
+        kafka_bootstrap, f"{topic_prefix}campaign.events", [(b"7:zoe@example.ch", encode("campaign_event", poisoned))]
+    )
+    fine = [order(n, f"c{n}@example.com", created=created) for n in range(1, 4)]
+    publish(kafka_bootstrap, topic_prefix, fine, [activity(o) for o in fine], [])
+    with running(["sink", "--idle-exit", "5"], env, tmp_path / "sink.log") as proc:
+        assert proc.wait(180) == 0, proc.output()[-3000:]
+    with psycopg.connect(clean_db) as conn:
+        assert conn.execute("SELECT campaign_name, url FROM campaign_events").fetchall() == [
+            ("Spring sale", "https://x.example/")
+        ]
+        assert conn.execute("SELECT count(*) FROM orders").fetchone() == (3,)
