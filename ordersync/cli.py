@@ -402,6 +402,7 @@ def campaigns_report(list_id: str | None, fmt: str, window_days: int) -> None:
     import psycopg
 
     from ordersync.segmentation.campaigns import COLUMNS, as_row, campaign_results, refresh
+    from ordersync.segmentation.export import cell, printable
 
     settings = Settings.from_env()
     try:
@@ -416,8 +417,9 @@ def campaigns_report(list_id: str | None, fmt: str, window_days: int) -> None:
     elif fmt == "csv":
         writer = csv.DictWriter(sys.stdout, fieldnames=list(COLUMNS))
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: cell(v) for k, v in r.items()} for r in rows)
     else:
+        rows = [{k: printable(v) for k, v in r.items()} for r in rows]
         shown = ("campaign", "currency", "recipients", "holdout", "clickers", "orders", "revenue", "revenue_per_recipient",
                  "conversion", "incremental_revenue", "ci_low", "ci_high", "lift", "significant")  # fmt: skip
         widths = {c: max([len(c), *(len(r[c]) for r in rows)]) for c in shown}

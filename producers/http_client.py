@@ -161,7 +161,7 @@ def header_int(headers: dict[str, str], name: str, store_id: str, url: str) -> i
     value = headers.get(name)
     if value is None:
         return None
-    if not (value.strip().isascii() and value.strip().isdigit()):
+    if not (value.strip().isascii() and value.strip().isdigit()) or len(value.strip()) > 18:
         raise StoreError(store_id, url, f"unreadable {name} header {value[:40]!r}: not a whole number")
     return int(value)
 

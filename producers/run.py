@@ -3,8 +3,9 @@
 Each store runs in its own loop. In follow mode that loop never ends while the process runs: a store
 that fails (unreachable, 5xx past the HTTP retries, Kafka not acknowledging, credentials refused) is
 marked failing in the health board, waits a capped, jittered backoff (credentials refused: a slow,
-fixed pace) and starts again from its cursor. One store's trouble never touches another's. Anything
-else is a fault of this process, not of a store: it ends the process with a non-zero exit.
+fixed pace) and starts again from its cursor. One store's trouble never touches another's: an error of
+any other kind inside one store's loop (an answer of a shape nobody foresaw, a bug on its path) is that
+store's failure too, logged with its traceback once, never the end of every store's connector.
 """
 
 from __future__ import annotations
@@ -97,7 +98,10 @@ async def connect(
             try:
                 await attempt(store)
                 return
-            except STORE_FAULTS as exc:
+            except Exception as exc:
+                if not isinstance(exc, STORE_FAULTS):  # unforeseen: this store's failure, with the details
+                    log.error("%s: unexpected %s", store.id, type(exc).__name__, exc_info=exc)
+                    exc = StoreError(store.id, store.base_url, f"unexpected {type(exc).__name__}: {exc}"[:300])
                 board.failed(store.id, str(exc))
                 if not follow:
                     errors.append(str(exc))

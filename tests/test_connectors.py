@@ -345,10 +345,13 @@ def test_a_stores_bad_answers_fail_that_store_alone_and_keep_its_credentials(
             shop("woocommerce", "redirecting", env, tmp_path, orders=20) as redirecting,
             shop("woocommerce", "garbled", env, tmp_path, orders=20, seed=3) as garbled,
             shop("prestashop", "healthy", env, tmp_path, orders=50, seed=2) as healthy,
+            shop("woocommerce", "huge", env, tmp_path, orders=20, seed=4) as huge,
         ):
             redirecting.faults(redirect_to=f"http://127.0.0.1:{collector.server_port}/steal")
             garbled.faults(headers={"X-WP-Total": "n/a"})
-            config = stores_toml(tmp_path / "stores.toml", redirecting, garbled, healthy)
+            # All digits, but past what int() reads (4,300): a ValueError that ended every store's connector.
+            huge.faults(headers={"X-WP-Total": "9" * 5000})
+            config = stores_toml(tmp_path / "stores.toml", redirecting, garbled, healthy, huge)
             code, output = connect(env, config, tmp_path / "connect.log")
             history = {f"healthy:{order_id}" for order_id in healthy.truth()}
     finally:
@@ -356,6 +359,7 @@ def test_a_stores_bad_answers_fail_that_store_alone_and_keep_its_credentials(
     assert code == 1, output
     assert "store redirecting: HTTP 302 redirects to another origin" in output, output
     assert "store garbled: unreadable X-WP-Total header 'n/a'" in output, output
+    assert "store huge: unreadable X-WP-Total header '9999" in output, output
     assert not any("Authorization" in headers for headers in _Collector.seen), _Collector.seen
     assert T_WOO_SECRET_VALUE not in output
     published = raw_keys(kafka_bootstrap, f"{topic_prefix}raw.orders")

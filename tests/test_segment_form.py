@@ -79,3 +79,20 @@ def test_formula_cells_behind_white_space_are_defused_too(name: str) -> None:
 
     assert cell(name) == "'" + name
     assert cell("Ana =") == "Ana ="
+
+
+@pytest.mark.parametrize("name", ['\uff1dHYPERLINK("http://evil")', " \uff0bcmd", "\uff20SUM(A1)", "\uff0d2+3"])
+def test_full_width_formula_starts_are_defused_and_plain_numbers_kept(name: str) -> None:
+    """Some spreadsheets read a full-width equals sign as =. Campaign names come from sending platforms."""
+    from ordersync.segmentation.export import cell
+
+    assert cell(name) == "'" + name
+    assert cell("-35.659737") == "-35.659737" and cell("+12") == "+12" and cell("12.5") == "12.5"
+
+
+def test_terminal_escapes_are_shown_not_run() -> None:
+    from ordersync.segmentation.export import printable
+
+    assert printable("Spring\x1b[2J\x1b]0;pwned\x07 sale") == "Spring\\x1b[2J\\x1b]0;pwned\\x07 sale"
+    assert printable("Frühling -20 %") == "Frühling -20 %"
+    assert printable("a\u009bb") == "a\\x9bb"
