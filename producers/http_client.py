@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -72,6 +74,8 @@ class StoreHttp:
         self._session: aiohttp.ClientSession | None = None
         self._limit = asyncio.Semaphore(concurrency)
         self.retries = 0
+        # Told (epoch seconds until, reason) when the store asked to wait (Retry-After): for the health board.
+        self.on_wait: Callable[[float, str], None] | None = None
 
     async def __aenter__(self) -> StoreHttp:
         self._session = aiohttp.ClientSession(timeout=self.timeout, auth=self.auth)
@@ -150,6 +154,8 @@ class StoreHttp:
                 self.attempts - 1,
                 pause,
             )
+            if wait is not None and self.on_wait is not None:  # the store said how long: show it
+                self.on_wait(time.time() + pause, f"{reason}, Retry-After")
             await asyncio.sleep(pause)
             delay = min(delay * 2, self.max_backoff_s)
         raise StoreError(self.store_id, shown, f"gave up after {self.attempts} attempts: {reason}")
@@ -174,10 +180,17 @@ def _looks_like_json(text: str) -> bool:
     return bool(stripped) and stripped[0] in "[{" and stripped[-1] in "]}"
 
 
+MAX_RETRY_AFTER_S = 3600.0  # a store asking for longer (Retry-After: 1e308) is asked again after an hour
+
+
 def _retry_after(value: str | None) -> float | None:
+    """Seconds a store asks us to wait, at most MAX_RETRY_AFTER_S (None: not a number of seconds)."""
     if value is None:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         return None
+    if seconds != seconds:  # NaN
+        return None
+    return min(MAX_RETRY_AFTER_S, max(0.0, seconds))

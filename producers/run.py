@@ -74,6 +74,7 @@ async def connect(
 
     async def attempt(store: StoreConfig) -> None:
         source, http = make_source(store)
+        http.on_wait = lambda until, why: board.waiting(store.id, until, why)
         async with http:
             connector = Connector(store, source, publisher, cursors, topics)
             connectors.append(connector)

@@ -30,6 +30,8 @@ class StoreHealth:
     backfill_total: int | None = None
     backfill_complete: bool = False
     last_webhook: float | None = None  # epoch seconds of the last webhook accepted (the webhook receiver's file)
+    waiting_until: float | None = None  # the store asked to wait (Retry-After) until then (epoch seconds)
+    waiting_reason: str | None = None
 
     def failing_for(self, now: float) -> float:
         return 0.0 if self.failing_since is None else now - self.failing_since
@@ -53,6 +55,8 @@ class HealthBoard:
         health.last_success = time.time()
         health.consecutive_failures = 0
         health.failing_since = None
+        changed |= health.waiting_until is not None
+        health.waiting_until = health.waiting_reason = None
         # Rewriting the file for every poll of a healthy store is needless; once a second is plenty.
         if changed or self.path is None or _age_s(self.path) > 1.0:
             self._write()
@@ -65,6 +69,13 @@ class HealthBoard:
         self.succeeded(store_id)
         if finishing:
             self._write()
+
+    def waiting(self, store_id: str, until: float, reason: str) -> None:
+        """The store asked to be left alone until ``until`` (Retry-After): shown, not silent."""
+        health = self.stores[store_id]
+        health.waiting_until, health.waiting_reason = until, reason[:200]
+        health.failing_since = health.failing_since or time.time()
+        self._write()
 
     def failed(self, store_id: str, error: str) -> None:
         health = self.stores[store_id]

@@ -364,3 +364,34 @@ def test_a_stores_bad_answers_fail_that_store_alone_and_keep_its_credentials(
     assert T_WOO_SECRET_VALUE not in output
     published = raw_keys(kafka_bootstrap, f"{topic_prefix}raw.orders")
     assert {key for key in published if key.startswith("healthy:")} == history
+
+
+def test_a_store_asking_to_wait_forever_is_asked_again_within_an_hour_and_shows_it(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """`Retry-After: 1e308` stalled a connector silently while its health showed no failure. The wait is
+    capped at an hour, and the health board says until when and why (the Stores page and /health read it)."""
+    import json
+    import time
+
+    from ordersync.producers.http_client import _retry_after
+
+    assert _retry_after("1e308") == 3600 and _retry_after("inf") == 3600 and _retry_after("nan") is None
+    assert _retry_after("-5") == 0 and _retry_after("2") == 2 and _retry_after("Wed, 21 Oct 2015") is None
+    health_file = tmp_path / "stores.health.json"
+    with shop("woocommerce", "slow", env, tmp_path, orders=10) as slow:
+        slow.faults(failing=429, headers={"Retry-After": "1e308"})
+        config = stores_toml(tmp_path / "stores.toml", slow)
+        args = ["connect", "--config", str(config), "--follow"]
+        with running(args, {**env, "ORDERSYNC_STORE_HEALTH_FILE": str(health_file)}, tmp_path / "c.log") as proc:
+
+            def waiting() -> bool:
+                assert proc.alive(), proc.output()[-2000:]
+                health = json.loads(health_file.read_text()) if health_file.exists() else {}
+                return bool(health.get("slow", {}).get("waiting_until"))
+
+            wait_for(waiting, 60, "the store's wait on the health board")
+    slow_health = json.loads(health_file.read_text())["slow"]
+    assert time.time() + 3000 < slow_health["waiting_until"] <= time.time() + 3600
+    assert "HTTP 429" in slow_health["waiting_reason"] and "Retry-After" in slow_health["waiting_reason"]
+    assert slow_health["failing_since"] is not None

@@ -185,7 +185,12 @@ async def stores(request: Request) -> Response:
     for name in names:
         h = health.get(name)
         failing_for = h.failing_for(now) if h else 0.0
-        state = "failing" if failing_for > failing_after else ("retrying" if h and h.consecutive_failures else "ok")
+        waiting = h is not None and (h.waiting_until or 0) > now
+        state = (
+            "failing"
+            if failing_for > failing_after
+            else ("retrying" if h and (h.consecutive_failures or waiting) else "ok")
+        )
         rows.append({"store": name, "health": h, "state": state, "failing_for": failing_for,
                      "dead": dead.get(name, StoreDeadLetters())})  # fmt: skip
     destinations = await db(request, queries.destinations)

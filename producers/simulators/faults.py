@@ -77,7 +77,7 @@ def fault_middleware(faults: Faults) -> Any:
             return web.json_response(
                 {"code": "too_many_requests", "message": "Slow down", "data": {"status": 429}},
                 status=429,
-                headers={"Retry-After": "1"},
+                headers={"Retry-After": "1", **{k: v for k, v in faults.headers.items() if k == "Retry-After"}},
             )
         if status == 200:  # an HTML error page with a 200, as misconfigured PHP hosts send
             return web.Response(text="<html><body><h1>Fatal error</h1></body></html>", content_type="text/html")
