@@ -123,6 +123,8 @@ class Settings(BaseSettings):
     web_allowed_hosts: str | None = None  # ORDERSYNC_WEB_ALLOWED_HOSTS
     # A session unused this long ends (logging out ends it at once).
     web_session_idle_s: Seconds = 12 * 3600.0  # ORDERSYNC_WEB_SESSION_IDLE_S
+    # ... and one ends this long after the login, however much it is used (the cookie's Max-Age too).
+    web_session_max_s: Seconds = 24 * 3600.0  # ORDERSYNC_WEB_SESSION_MAX_S
     # PostgreSQL use: pages share a pool of this many connections, each query stops after the timeout,
     # and at most this many CSV exports stream at once (one more gets a 503).
     web_pool_size: int = Field(10, ge=1, le=200)  # ORDERSYNC_WEB_POOL_SIZE

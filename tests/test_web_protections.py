@@ -102,6 +102,17 @@ def test_sessions_end_after_their_idle_time_and_are_forgotten() -> None:
     assert len(sessions) == 1
 
 
+def test_a_session_ends_at_its_absolute_lifetime_however_much_it_is_used() -> None:
+    """Sessions ended after 12 h idle only: one used every hour lived for ever (and the cookie said 14 days)."""
+    sessions = Sessions(idle_s=60, max_s=300)
+    sid = sessions.start(0.0)
+    assert all(sessions.touch(sid, float(t)) for t in range(30, 300, 30))
+    assert not sessions.touch(sid, 301.0)
+    web = client(ORDERSYNC_WEB_SESSION_MAX_S="3600", **ACCOUNT)
+    cookie = web.get("/login").headers.get("set-cookie", "")  # the CSRF token already sets the cookie
+    assert "Max-Age=3600" in cookie and "1209600" not in cookie
+
+
 def test_the_login_throttle_counts_the_account_too() -> None:
     web = client(**ACCOUNT)
     for _ in range(5):

@@ -336,7 +336,7 @@ def create_app(
     page); ``host``: the address it is bound to (the Host names it answers to follow from it);
     ``automation_rules``: the processor's trigger rules, shown on the Automations page."""
     access = Access.from_settings(settings)
-    sessions = Sessions(settings.web_session_idle_s)
+    sessions = Sessions(settings.web_session_idle_s, settings.web_session_max_s)
     hosts = allowed_hosts(host, settings.web_allowed_hosts, access.login_required)
     secret = settings.web_session_secret.get_secret_value() if settings.web_session_secret else secrets.token_hex(32)
     app = Starlette(
@@ -364,6 +364,7 @@ def create_app(
                 session_cookie="ordersync_session",
                 same_site="lax",
                 https_only=settings.web_https,
+                max_age=int(settings.web_session_max_s),  # the cookie ends with the session, not 14 days later
             ),
             Middleware(BaseHTTPMiddleware, dispatch=login_gate(access, sessions)),
         ],

@@ -141,12 +141,15 @@ class LoginThrottle:
 
 
 class Sessions:
-    """The sessions the server knows: a cookie names one by a random id, logging out forgets it, and one
-    unused for ``idle_s`` has ended. Held by the app process: restarting it ends every session."""
+    """The sessions the server knows: a cookie names one by a random id, logging out forgets it, one
+    unused for ``idle_s`` has ended, and so has one older than ``max_s`` however much it is used. Held by
+    the app process: restarting it ends every session."""
 
-    def __init__(self, idle_s: float) -> None:
+    def __init__(self, idle_s: float, max_s: float = 24 * 3600.0) -> None:
         self.idle_s = idle_s
+        self.max_s = max_s
         self._last_used: dict[str, float] = {}
+        self._started: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def start(self, now: float) -> str:
@@ -154,6 +157,7 @@ class Sessions:
         with self._lock:
             self._forget_idle(now)
             self._last_used[sid] = now
+            self._started[sid] = now
         return sid
 
     def touch(self, sid: object, now: float) -> bool:
@@ -162,8 +166,9 @@ class Sessions:
             return False
         with self._lock:
             last = self._last_used.get(sid)
-            if last is None or now - last > self.idle_s:
+            if last is None or now - last > self.idle_s or now - self._started.get(sid, now) > self.max_s:
                 self._last_used.pop(sid, None)
+                self._started.pop(sid, None)
                 return False
             self._last_used[sid] = now
             return True
@@ -172,11 +177,16 @@ class Sessions:
         if isinstance(sid, str):
             with self._lock:
                 self._last_used.pop(sid, None)
+                self._started.pop(sid, None)
 
     def _forget_idle(self, now: float) -> None:
-        idle = [sid for sid, last in self._last_used.items() if now - last > self.idle_s]
-        for sid in idle:
-            del self._last_used[sid]
+        ended = [
+            sid
+            for sid, last in self._last_used.items()
+            if now - last > self.idle_s or now - self._started[sid] > self.max_s
+        ]
+        for sid in ended:
+            del self._last_used[sid], self._started[sid]
 
     def __len__(self) -> int:
         return len(self._last_used)
