@@ -61,12 +61,13 @@ def test_an_ipv6_client_cannot_rotate_through_its_64() -> None:
     assert throttle.blocked_for("::ffff:10.0.0.1", "m", 3.0) == 0  # an IPv4 client seen over IPv6
 
 
-def test_one_account_is_throttled_from_any_address() -> None:
+def test_one_account_is_throttled_for_every_address_that_guessed() -> None:
     throttle = LoginThrottle(attempts=3, window_s=60, account_attempts=10)
     for n in range(10):
         throttle.failed(f"10.0.{n}.1", "m", float(n))
-    assert throttle.blocked_for("10.9.9.9", "m", 10.0) > 0
-    assert throttle.blocked_for("10.9.9.9", "other", 10.0) == 0
+    assert throttle.blocked_for("10.0.3.1", "m", 10.0) > 0  # one wrong guess of its own, then the account's
+    assert throttle.blocked_for("10.0.3.1", "other", 10.0) == 0
+    assert throttle.blocked_for("10.9.9.9", "m", 10.0) == 0  # a clean client: never locked out
 
 
 def test_the_throttle_forgets_old_failures_and_bounds_its_memory() -> None:

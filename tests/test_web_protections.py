@@ -118,3 +118,18 @@ def test_the_login_throttle_counts_the_account_too() -> None:
     for _ in range(5):
         assert log_in(web, "wrong") == 401
     assert log_in(web, "correct horse") == 429
+
+
+def test_guessing_from_many_addresses_cannot_lock_the_owner_out() -> None:
+    """20 wrong guesses from several addresses locked the only account: the right password from a clean
+    address got 429. A client with no recent failure is never refused now; the guessers are slowed."""
+    from ordersync.web.auth import LoginThrottle
+
+    throttle = LoginThrottle()
+    for n in range(20):
+        throttle.failed(f"203.0.113.{n % 5}", "marketer", now=100.0 + n)
+    assert throttle.blocked_for("198.51.100.7", "marketer", now=130.0) == 0  # the owner, from a clean address
+    assert throttle.blocked_for("203.0.113.9", "marketer", now=130.0) == 0  # a new address: its first guess
+    throttle.failed("203.0.113.9", "marketer", now=131.0)
+    assert throttle.blocked_for("203.0.113.9", "marketer", now=132.0) > 0  # then the account's limit holds
+    assert throttle.blocked_for("203.0.113.1", "marketer", now=132.0) > 0

@@ -85,9 +85,11 @@ def client_key(address: str) -> str:
 
 class LoginThrottle:
     """Wrong passwords are counted per client (IPv4 address, IPv6 /64) and per account name within
-    ``window_s``: past ``attempts`` from one client, or ``account_attempts`` for one account from anywhere,
-    that client or account waits out the window. Guessing gets slow; counts older than the window are
-    forgotten, and at most ``max_keys`` clients are remembered."""
+    ``window_s``: past ``attempts`` from one client, that client waits out the window; past
+    ``account_attempts`` for one account from anywhere, every client that has itself failed recently waits
+    too. A client with no recent failure is never refused: guessing from many addresses gets slow, but
+    nobody can lock the account's owner out. Counts older than the window are forgotten, and at most
+    ``max_keys`` clients are remembered."""
 
     def __init__(
         self, attempts: int = 5, window_s: float = 300.0, account_attempts: int = 20, max_keys: int = 10_000
@@ -115,10 +117,10 @@ class LoginThrottle:
 
     def blocked_for(self, client: str, user: str, now: float) -> float:
         """Seconds before ``client`` may try ``user``'s password again (0: now)."""
-        return max(
-            self._wait("client " + client_key(client), self.attempts, now),
-            self._wait("account " + user, self.account_attempts, now),
-        )
+        mine = "client " + client_key(client)
+        if not self._recent(mine, now):
+            return 0.0
+        return max(self._wait(mine, self.attempts, now), self._wait("account " + user, self.account_attempts, now))
 
     def failed(self, client: str, user: str, now: float) -> None:
         if now - self._swept_at > self.window_s or len(self._failures) >= self.max_keys:
