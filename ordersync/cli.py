@@ -247,7 +247,7 @@ def webhook_serve(config_path: str, host: str, port: int, access_log: bool) -> N
         secret = settings.campaign_webhook_secret
         campaign_events = CampaignWebhook(
             publisher, names.campaign_events, names.dlq, secret.get_secret_value().encode() if secret else None,
-            {store.list_id for store in stores},
+            {store.list_id for store in stores}, body_timeout_s=settings.webhook_body_timeout_s,
         )  # fmt: skip
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)

@@ -16,10 +16,12 @@ A row or object that does not fit is never dropped: it goes to the dead-letter t
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import datetime as dt
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -44,6 +46,11 @@ CHANNELS = ("EMAIL", "SMS", "PUSH", "OTHER")
 TRUE, FALSE = ("1", "true", "yes", "y"), ("", "0", "false", "no", "n")
 
 
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+MAX_EVENTS = 1000  # per webhook request: a platform sends more in several
+SHOWN_REASONS = 20  # in a webhook's answer; the count says how many more
+
+
 class BadEvent(ValueError):
     """The reason one row or object is not a campaign event."""
 
@@ -61,10 +68,12 @@ def _flag(fields: Mapping[str, Any], name: str) -> bool:
 
 
 def _text(fields: Mapping[str, Any], name: str, limit: int = 500) -> str | None:
+    """A field as text, control characters (NUL, escapes) removed: they come from outside, and one NUL
+    in a campaign name stopped the sink (PostgreSQL stores none)."""
     value = fields.get(name)
     if value is None:
         return None
-    text = str(value).strip()
+    text = CONTROL.sub("", str(value)).strip()
     if len(text) > limit:
         raise BadEvent(f"{name} is longer than {limit} characters")
     return text or None
@@ -92,7 +101,10 @@ def event_from(fields: Mapping[str, Any], list_id: str, source: str, received_at
         raise BadEvent(f"occurred_at is not an ISO 8601 time: {(when or '')[:40]!r}") from None
     if occurred.tzinfo is None:
         raise BadEvent("occurred_at has no UTC offset (say Z or +01:00: times are stored in UTC)")
-    occurred = occurred.astimezone(dt.UTC)
+    try:
+        occurred = occurred.astimezone(dt.UTC)
+    except OverflowError:
+        raise BadEvent(f"occurred_at is out of range: {(when or '')[:40]!r}") from None
     channel = (_text(fields, "channel") or "EMAIL").upper()
     if channel not in CHANNELS:
         raise BadEvent(f"channel must be one of {', '.join(c.lower() for c in CHANNELS)}, not {channel.lower()[:40]!r}")
@@ -120,8 +132,13 @@ def event_from(fields: Mapping[str, Any], list_id: str, source: str, received_at
     }
 
 
+def keyed(event: CampaignEvent) -> tuple[str, bytes]:
+    """The event's Kafka key (its contact's) and value."""
+    return f"{event['list_id']}:{event['email']}", encode("campaign_event", event)
+
+
 def publish_event(publisher: Publisher, deliveries: Deliveries, topic: str, event: CampaignEvent) -> None:
-    publisher.publish(deliveries, topic, f"{event['list_id']}:{event['email']}", encode("campaign_event", event))
+    publisher.publish(deliveries, topic, *keyed(event))
 
 
 def import_csv(path: Path, list_id: str, publisher: Publisher, topic: str, dlq_topic: str) -> ImportReport:
@@ -135,7 +152,17 @@ def import_csv(path: Path, list_id: str, publisher: Publisher, topic: str, dlq_t
         missing = [name for name in ("type", "campaign_id", "email", "occurred_at") if name not in headers]
         if missing:
             raise ValueError(f"{path}: the header row lacks {', '.join(missing)}")
-        for line, raw in enumerate(reader, start=2):
+        line = 1
+        while True:
+            line += 1
+            try:
+                raw = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:  # e.g. a field over the csv module's limit: this row, not the file
+                key, reason = f"{list_id}:line-{line}", f"line {line}: {exc}"
+                report.reject(publisher, deliveries, dlq_topic, key, {}, reason, "campaigns-import", path)
+                continue
             row = {k.strip().lower(): (v or "") for k, v in raw.items() if k}
             try:
                 event = event_from(row, list_id, "IMPORT", received)
@@ -156,8 +183,12 @@ class CampaignWebhook:
     holds every event; 400 naming each event that does not fit (those go to the dead-letter topic, the
     others are stored: the platform need not send them again); 503 if Kafka did not take them."""
 
-    def __init__(self, publisher: Publisher, topic: str, dlq_topic: str, secret: bytes | None, lists: set[str]) -> None:
+    def __init__(
+        self, publisher: Publisher, topic: str, dlq_topic: str, secret: bytes | None, lists: set[str],
+        body_timeout_s: float = 10.0,
+    ) -> None:  # fmt: skip
         self.publisher, self.topic, self.dlq_topic = publisher, topic, dlq_topic
+        self.body_timeout_s = body_timeout_s
         self.secret = secret
         self.lists = lists
         self.refused = 0
@@ -168,7 +199,12 @@ class CampaignWebhook:
 
     async def handle(self, request: web.Request) -> web.Response:
         list_id = request.match_info["list_id"]
-        body = await request.read()
+        try:  # a sender that trickles its body holds no connection for long
+            body = await asyncio.wait_for(request.read(), self.body_timeout_s)
+        except TimeoutError:
+            return web.json_response(
+                {"error": "the body did not arrive in time"}, status=408, headers={"Connection": "close"}
+            )
         header = request.headers.get(SIGNATURE, "")
         # The list is signed with the body: a request signed for one list is refused by another.
         if self.secret is None or not verify(self.secret, header, body, time.time(), scope=list_id):
@@ -188,25 +224,42 @@ class CampaignWebhook:
         events = doc.get("events") if isinstance(doc, dict) else doc
         if not isinstance(events, list):
             return await self._refuse_body(list_id, body, 'expected a JSON array of events or {"events": [...]}')
-        received = dt.datetime.now(dt.UTC)
+        if len(events) > MAX_EVENTS:
+            return web.json_response(
+                {"error": f"{len(events)} events in one request: at most {MAX_EVENTS}, send the rest in more"},
+                status=413,
+            )
+        # Checking and encoding a thousand events is CPU work: off the event loop, which serves everyone.
+        good, bad = await asyncio.to_thread(self._check_all, events, list_id)
         deliveries = Deliveries()
-        rejected = []
-        for index, fields in enumerate(events):
-            try:
-                if not isinstance(fields, dict):
-                    raise BadEvent("not a JSON object")
-                publish_event(self.publisher, deliveries, self.topic, event_from(fields, list_id, "WEBHOOK", received))
-            except BadEvent as exc:
-                reason = f"event {index}: {exc}"
-                rejected.append(reason)
-                self._dead_letter(deliveries, list_id, json.dumps(fields).encode(), reason)
+        for key, value in good:
+            self.publisher.publish(deliveries, self.topic, key, value)
+        for reason, raw in bad:
+            self._dead_letter(deliveries, list_id, raw, reason)
         try:
             await self.publisher.wait(deliveries, 30)
         except PublishError as exc:
             log.error("campaign events for list %s not acknowledged by Kafka: %s", list_id, exc)
             return web.json_response({"error": "not stored, try again"}, status=503)
-        accepted = len(events) - len(rejected)
-        return web.json_response({"accepted": accepted, "rejected": rejected}, status=400 if rejected else 202)
+        rejected = [reason for reason, _ in bad]
+        answer: dict[str, Any] = {"accepted": len(good), "rejected": rejected[:SHOWN_REASONS]}
+        if len(rejected) > SHOWN_REASONS:
+            answer["more_rejected"] = len(rejected) - SHOWN_REASONS
+        return web.json_response(answer, status=400 if rejected else 202)
+
+    @staticmethod
+    def _check_all(events: list[Any], list_id: str) -> tuple[list[tuple[str, bytes]], list[tuple[str, bytes]]]:
+        """(key, encoded event) of each event that fits; (reason, its JSON) of each that does not."""
+        received = dt.datetime.now(dt.UTC)
+        good, bad = [], []
+        for index, fields in enumerate(events):
+            try:
+                if not isinstance(fields, dict):
+                    raise BadEvent("not a JSON object")
+                good.append(keyed(event_from(fields, list_id, "WEBHOOK", received)))
+            except BadEvent as exc:
+                bad.append((f"event {index}: {exc}", json.dumps(fields).encode()))
+        return good, bad
 
     def _dead_letter(self, deliveries: Deliveries, list_id: str, value: bytes, reason: str) -> None:
         headers = dead_letter_headers(reason, "campaigns-webhook", list=list_id)

@@ -40,8 +40,18 @@ def test_a_row_becomes_an_event_in_utc_with_a_derived_contact_and_a_stable_id() 
         ({"holdout": "true"}, "holdout is for sends"),
         ({"machine": "perhaps"}, "machine must be true or false"),
         ({"channel": "fax"}, "channel must be one of"),
+        ({"occurred_at": "0001-01-01T00:00:00+01:00"}, "out of range"),  # was an OverflowError: a 500
+        ({"occurred_at": "9999-12-31T23:59:59-01:00"}, "out of range"),
     ],
 )
 def test_a_row_that_does_not_fit_says_why(change: dict[str, str], reason: str) -> None:
     with pytest.raises(BadEvent, match=reason):
         event_from({**ROW, **change}, "1", "IMPORT", NOW)
+
+
+def test_control_characters_never_enter_an_event() -> None:
+    """A NUL in a campaign name was accepted and then stopped the sink for good (PostgreSQL stores none)."""
+    event = event_from(
+        {**ROW, "campaign_name": "Spring\x00 sale\x1b[31m", "url": "https://x.example/\x07a"}, "1", "WEBHOOK", NOW
+    )
+    assert (event["campaign_name"], event["url"]) == ("Spring sale[31m", "https://x.example/a")

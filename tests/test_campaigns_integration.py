@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ def env(subprocess_env: dict[str, str], topic_prefix: str) -> dict[str, str]:
         "W_KEY": "ck",
         "W_SECRET": "cs",
         "W_HOOK": "woo-hook",
+        "ORDERSYNC_WEBHOOK_BODY_TIMEOUT_S": "1",
     }
 
 
@@ -132,8 +134,22 @@ def test_the_webhook_refuses_unsigned_events_and_names_the_ones_that_do_not_fit(
         for bad in ("t=1" + "9" * 5000 + ",v1=" + "a" * 64, "t=1800000000,v1=ü" + "a" * 63, "t=,v1=", "x" * 5000):
             assert http_json(url, body, {SIGNATURE: bad})[0] == 401
         assert "Traceback" not in hook.output()
+        # Too many objects in one request: refused whole, with how many are allowed.
+        many = json.dumps([batch[0]] * 1001).encode()
+        assert http_json(url, many, {SIGNATURE: sign(SECRET.encode(), int(time.time()), many, "1")})[0] == 413
+        # Many bad ones: each dead-lettered, the answer summarised (was one reason per object, 26 MB).
+        bad = json.dumps([{"type": "open"}] * 30).encode()
+        status, answer = http_json(url, bad, {SIGNATURE: sign(SECRET.encode(), int(time.time()), bad, "1")})
+        summary = json.loads(answer)
+        assert status == 400 and len(summary["rejected"]) == 20 and summary["more_rejected"] == 10
+        # A body that trickles: 408 once the body deadline passes (20 slow connections stayed open 49 s).
+        with socket.create_connection(("127.0.0.1", port)) as slow:
+            slow.sendall(b"POST /webhooks/campaigns/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n[")
+            slow.settimeout(30)
+            assert slow.recv(200).startswith(b"HTTP/1.1 408")
     assert sorted(e["event_id"] for e in events(kafka_bootstrap, topic_prefix)) == ["x1", "x2"]
-    assert dead_letters(kafka_bootstrap, topic_prefix) == ["event 1: email is missing or not an e-mail address"]
+    reasons = dead_letters(kafka_bootstrap, topic_prefix)
+    assert reasons[0] == "event 1: email is missing or not an e-mail address" and len(reasons) == 1 + 30
 
 
 def test_orders_are_credited_to_the_last_click_else_the_last_open_once_and_across_a_sigkill(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import psycopg
@@ -19,6 +20,7 @@ from starlette.testclient import TestClient
 from ordersync.runtime.settings import Settings
 from ordersync.segmentation.conditions import MAX_CONDITIONS, MAX_DEPTH
 from ordersync.web.app import create_app
+from tests.endpoints import Endpoints
 from tests.sink_data import load_segment_fixture, segment_fixture
 
 CONTACTS, ORDERS = segment_fixture(dt.datetime.now(dt.UTC).replace(microsecond=0))
@@ -130,3 +132,35 @@ def test_one_export_more_than_the_cap_is_refused(web: TestClient) -> None:
     assert done.status_code == 200 and done.text.startswith("email,")
     again = web.get(url)  # the finished export gave its slot back
     assert again.status_code == 200
+
+
+def test_exports_the_client_abandons_give_their_slots_back(
+    web: TestClient, database_url: str, endpoints: Endpoints, tmp_path: Path
+) -> None:
+    """A burst of exports whose clients went away kept every slot taken (every export answered 503 for
+    about 6 minutes): the slot was given back by the rows' own `finally`, which a generator never started
+    does not run. The response gives it back now, however it ends."""
+    import socket
+    import urllib.error
+    import urllib.request
+
+    from tests.processes import wait_for
+    from tests.web_helpers import serve_web
+
+    path = "/segments/export.csv?" + urlencode({"mode": "json", "json": json.dumps({"ordered": {"last_days": 36500}})})
+    with serve_web(database_url, endpoints, tmp_path / "web.log", env={"ORDERSYNC_WEB_MAX_EXPORTS": "2"}) as url:
+        port = int(url.rsplit(":", 1)[1])
+        for _ in range(12):  # each closes at once, before anything is read
+            with socket.create_connection(("127.0.0.1", port)) as s:
+                s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+
+        def exports() -> bool:
+            try:
+                with urllib.request.urlopen(url + path, timeout=10) as answer:
+                    return answer.status == 200 and answer.read().startswith(b"email,")
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 503, exc.code
+                return False
+
+        wait_for(exports, 20, "an export after the abandoned ones")
+        assert all(exports() for _ in range(3))

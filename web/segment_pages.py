@@ -3,6 +3,7 @@ first contacts, CSV export, and segments saved by name for the CLI (`ordersync s
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -21,6 +22,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from ordersync.segmentation import SegmentError, build_query, rfm, saved, uses_rfm
 from ordersync.segmentation.conditions import MAX_DEPTH, check_size
@@ -236,9 +238,41 @@ async def delete(request: Request) -> Response:
     return RedirectResponse("/segments", status_code=303)
 
 
+class ExportSlot:
+    """One of the app's export slots, given back exactly once however the export ends."""
+
+    def __init__(self, slots: threading.BoundedSemaphore) -> None:
+        self._slots, self._lock, self._held = slots, threading.Lock(), True
+
+    def release(self) -> None:
+        with self._lock:
+            if self._held:
+                self._held = False
+                self._slots.release()
+
+
+class ExportResponse(StreamingResponse):
+    """A CSV stream that gives its slot back when the response ends, however it ends: a client that went
+    away before the first chunk never ran the rows' own ``finally`` (a generator not started has none to
+    run), and one that went away later left it for the garbage collector: a burst of aborted exports made
+    every export answer 503 for minutes."""
+
+    def __init__(self, rows: Iterator[str], slot: ExportSlot, headers: dict[str, str]) -> None:
+        super().__init__(rows, media_type="text/csv; charset=utf-8", headers=headers)
+        self._rows, self._slot = rows, slot
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with contextlib.suppress(ValueError):  # still running in its thread: it ends by itself
+                self._rows.close()  # type: ignore[attr-defined]  # a generator: returns its connection
+            self._slot.release()
+
+
 def _csv_rows(
     pool: ConnectionPool,
-    slot: threading.BoundedSemaphore,
+    slot: ExportSlot,
     query: sql.Composed,
     params: list[Any],
     before: Callable[[psycopg.Connection[Any]], None],
@@ -272,12 +306,13 @@ def _export(request: Request, draft: Draft, who: Access, filename: str) -> Respo
         query, params = build_query(draft.document, list_id=draft.list_id, lists=who.lists)
     except SegmentError as exc:
         raise HTTPException(400, f"cannot export: {exc}") from None
-    slot: threading.BoundedSemaphore = request.app.state.export_slots
-    if not slot.acquire(blocking=False):  # each export holds a connection for as long as it is read
+    slots: threading.BoundedSemaphore = request.app.state.export_slots
+    if not slots.acquire(blocking=False):  # each export holds a connection for as long as it is read
         raise HTTPException(503, "too many exports are running: try again when one has finished")
+    slot = ExportSlot(slots)
     headers = {"Content-Disposition": f'attachment; filename="{filename}.csv"'}
     rows = _csv_rows(request.app.state.pool, slot, query, params, lambda conn: _refresh_rfm(conn, draft, who))
-    return StreamingResponse(rows, media_type="text/csv; charset=utf-8", headers=headers)
+    return ExportResponse(rows, slot, headers)
 
 
 async def export(request: Request) -> Response:
