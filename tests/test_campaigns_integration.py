@@ -260,3 +260,21 @@ def test_a_list_with_automations_and_attribution_gets_both_from_each_live_order(
     assert kinds == sorted(
         (kind, f"woo-ch:{500 + n}") for n in range(1, 11) for kind in ("FIRST_ORDER", "ORDER_THANK_YOU")
     )
+
+
+def test_a_giant_csv_field_refuses_its_row_and_the_import_goes_on(
+    env: dict[str, str], topic_prefix: str, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """A field over the csv module's limit (131,072 characters) ended the whole import with a traceback."""
+    csv_file = tmp_path / "events.csv"
+    csv_file.write_text(
+        "type,campaign_id,campaign_name,email,occurred_at\n"
+        f"send,spring,Spring,ana@example.com,{iso(NOW)}\n"
+        f"send,spring,{'x' * 200_000},bo@example.com,{iso(NOW)}\n"
+        f"send,spring,Spring,cy@example.com,{iso(NOW)}\n"
+    )
+    result = ordersync("campaigns", "import", str(csv_file), "--list", "1", env=env)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "imported 2 campaign events into list 1" in result.stdout
+    assert "line 3: field larger than field limit" in result.stderr
+    assert sorted(e["email"] for e in events(kafka_bootstrap, topic_prefix)) == ["ana@example.com", "cy@example.com"]
