@@ -147,12 +147,27 @@ def test_exports_the_client_abandons_give_their_slots_back(
     from tests.processes import wait_for
     from tests.web_helpers import serve_web
 
-    path = "/segments/export.csv?" + urlencode({"mode": "json", "json": json.dumps({"ordered": {"last_days": 36500}})})
+    with psycopg.connect(database_url) as conn:  # a list large enough that an export streams for a while
+        conn.execute(
+            "INSERT INTO contacts (contact_id, list_id, email, origin, created_at, updated_at, version)"
+            " SELECT gen_random_uuid(), 'big', 'c' || n || '@example.com', 'IMPORT', now(), now(), 1"
+            " FROM generate_series(1, 20000) n ON CONFLICT DO NOTHING"
+        )
+        conn.execute(
+            "INSERT INTO contact_order_stats (contact_id, list_id, currency, order_count, completed_count, spent,"
+            " average_order_value, first_order_at, last_order_at)"
+            " SELECT contact_id, list_id, 'EUR', 1, 1, 10, 10, now(), now() FROM contacts WHERE list_id = 'big'"
+            " ON CONFLICT DO NOTHING"
+        )
+    document = json.dumps({"ordered": {"last_days": 36500}})
+    path = "/segments/export.csv?" + urlencode({"mode": "json", "json": document, "list": "big"})
     with serve_web(database_url, endpoints, tmp_path / "web.log", env={"ORDERSYNC_WEB_MAX_EXPORTS": "2"}) as url:
         port = int(url.rsplit(":", 1)[1])
-        for _ in range(12):  # each closes at once, before anything is read
+        for n in range(12):  # each goes away: half before reading anything, half after the first bytes
             with socket.create_connection(("127.0.0.1", port)) as s:
                 s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+                if n % 2:
+                    s.recv(1024)
 
         def exports() -> bool:
             try:
