@@ -37,14 +37,18 @@ def stack() -> None:
     """The local Kafka broker and PostgreSQL server (no Docker needed)."""
 
 
-def _services(settings: Settings) -> list[LocalService]:
+def _services(settings: Settings, running_too: bool = False) -> list[LocalService]:
+    """The local services to manage: those no ORDERSYNC_* variable points away from, and with
+    ``running_too`` also those the variables point at while they run (after `eval "$(stack env)"`, `stack
+    down` and `stack status` still see the stack as theirs)."""
     from ordersync.stack import LocalKafka, LocalPostgres
 
+    kafka, postgres = LocalKafka(settings), LocalPostgres(settings)
     services: list[LocalService] = []
-    if not settings.uses_external_kafka:
-        services.append(LocalKafka(settings))
-    if not settings.uses_external_database:
-        services.append(LocalPostgres(settings))
+    if not settings.uses_external_kafka or (running_too and settings.points_at_stack_kafka() and kafka.pid()):
+        services.append(kafka)
+    if not settings.uses_external_database or (running_too and settings.points_at_stack_database() and postgres.pid()):
+        services.append(postgres)
     return services
 
 
@@ -70,7 +74,7 @@ def stack_up(timeout: float) -> None:
 @stack.command("down")
 def stack_down() -> None:
     """Stop the local services cleanly."""
-    for service in reversed(_services(Settings.from_env())):
+    for service in reversed(_services(Settings.from_env(), running_too=True)):
         service.down()
         click.echo(f"{service.name}: stopped")
 
@@ -80,13 +84,15 @@ def stack_status() -> None:
     """Say what runs where; exit 1 if something local is not running."""
     settings = Settings.from_env()
     all_up = True
-    for service in _services(settings):
+    services = _services(settings, running_too=True)
+    for service in services:
         status = service.status()
         all_up &= status.running
         click.echo(status.describe())
-    if settings.uses_external_kafka:
+    names = {service.name for service in services}
+    if "kafka" not in names:
         click.echo(f"kafka      external                {settings.kafka_bootstrap}")
-    if settings.uses_external_database:
+    if "postgres" not in names:
         click.echo("postgres   external                (ORDERSYNC_DATABASE_URL)")
     sys.exit(0 if all_up else 1)
 

@@ -173,12 +173,22 @@ class Settings(BaseSettings):
 
     @property
     def uses_external_kafka(self) -> bool:
-        """Set to somewhere other than the local stack's own address (which `stack env` exports)."""
-        return self.kafka_bootstrap_env is not None and self.kafka_bootstrap_env != self.stack_kafka_bootstrap
+        return self.kafka_bootstrap_env is not None
 
     @property
     def uses_external_database(self) -> bool:
-        """Set to a server other than the local stack's (any database on it, e.g. the demo's, is local)."""
+        return self.database_url_env is not None
+
+    @property
+    def stack_kafka_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    def points_at_stack_kafka(self) -> bool:
+        """ORDERSYNC_KAFKA_BOOTSTRAP names the local stack's own address (what `stack env` exports)."""
+        return self.kafka_bootstrap_env == self.stack_kafka_bootstrap
+
+    def points_at_stack_database(self) -> bool:
+        """ORDERSYNC_DATABASE_URL names a database on the local stack's server (`stack env`, the demo's)."""
         if self.database_url_env is None:
             return False
         from psycopg.conninfo import conninfo_to_dict
@@ -186,13 +196,8 @@ class Settings(BaseSettings):
         try:
             params = conninfo_to_dict(self.database_url_env)
         except Exception:  # not parsed here: whatever it is, it is not the stack's
-            return True
-        local_hosts = {"127.0.0.1", "localhost"}
-        return not (params.get("host") in local_hosts and str(params.get("port")) == str(self.postgres_port))
-
-    @property
-    def stack_kafka_bootstrap(self) -> str:
-        return f"127.0.0.1:{self.kafka_port}"
+            return False
+        return params.get("host") in ("127.0.0.1", "localhost") and str(params.get("port")) == str(self.postgres_port)
 
     @property
     def kafka_bootstrap(self) -> str:
