@@ -430,6 +430,11 @@ class Handlers:
         for trigger in step.triggers:
             self.emit.trigger(trigger)
 
+    def any_due(self, partitions: list[int], wall_us: int) -> bool:
+        """Whether any timer of ``partitions`` is due by the wall clock (the latest any clock can be)."""
+        bound = f"{wall_us + 1:020d}"
+        return any(next(iter(self.topology.trigger_timers.items_before(p, bound)), None) for p in partitions)
+
     def due_timers(self, partitions: list[int], wall_us: int, caught_up: bool) -> list[tuple[int, str]]:
         """Check every timer due in the active ``partitions`` (on stream time, or on the wall clock once
         ``caught_up``: processors/triggers.py ``timers_due_by``): send the triggers that still hold.
@@ -475,7 +480,16 @@ async def stop_without_commit(
 
 async def caught_up(app: faust.App, handlers: Handlers, actives: set[TP]) -> bool:
     """Has this worker handled everything its partitions hold (so the wall clock may drive timers)? A
-    partition with nothing handled since the start counts from the group's committed offset."""
+    partition with nothing handled since the start counts from the group's committed offset. Unknown (the
+    broker did not answer, a rebalance began): not caught up, so timers stay on stream time."""
+    try:
+        return await _caught_up(app, handlers, actives)
+    except Exception as exc:
+        log.debug("caught up? not known (%s): timers stay on stream time", type(exc).__name__)
+        return False
+
+
+async def _caught_up(app: faust.App, handlers: Handlers, actives: set[TP]) -> bool:
     if not actives:
         return False
     ends = await app.consumer.highwaters(*actives)
@@ -553,7 +567,10 @@ def register(
         actives = app.assignor.assigned_actives()
         partitions = sorted(tp.partition for tp in actives if tp.topic == by_contact)
         inputs = {tp for tp in actives if tp.topic in read_names}  # not the changelogs the assignment also holds
-        checked = handlers.due_timers(partitions, int(time.time() * 1_000_000), await caught_up(app, handlers, inputs))
+        wall_us = int(time.time() * 1_000_000)
+        if not handlers.any_due(partitions, wall_us):  # the common case: no broker round trip
+            return
+        checked = handlers.due_timers(partitions, wall_us, await caught_up(app, handlers, inputs))
         if checked:
             await outputs.confirm()
             for partition, key in checked:
