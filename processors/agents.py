@@ -198,9 +198,11 @@ class Emitter:
         key = f"{trigger['list_id']}:{trigger['contact_id']}".encode()
         self._outputs.send(self._triggers, key, encode("trigger", trigger))
 
-    def attribution(self, record: Attribution) -> None:
-        """Send an order's attribution, keyed by the order (the topic is compacted: a repeat replaces)."""
-        self._outputs.send(self._attributions, record["order_key"].encode(), encode("attribution", record))
+    def attribution(self, order_key: str, record: Attribution | None) -> None:
+        """Send an order's attribution, keyed by the order (the topic is compacted: a repeat or a change
+        replaces it, a tombstone says the order is credited to nothing any more)."""
+        value = encode("attribution", record) if record is not None else None
+        self._outputs.send(self._attributions, order_key.encode(), value)
 
     def all(self, out: Outputs) -> None:
         """Encode and send everything the contact stage returned."""
@@ -375,7 +377,7 @@ class Handlers:
             if item["kind"] in ("purchase", "credit"):
                 self._purchase(event.message.partition, position, key, item)
             elif item["kind"] == "touch":
-                self._touch(event.message.partition, key, item)
+                self._touch(event.message.partition, position, key, item)
             else:
                 out.extend(self._join(event.message.partition, position, key, item))
         self.emit.all(out)
@@ -408,15 +410,17 @@ class Handlers:
 
     def _attribute(self, partition: int, position: int, key: str, purchase: Any, rules: Any) -> None:
         state = load_state(self.topology.attribution.get(partition, key))
-        step = attribution.on_order(state, purchase, position, rules)
-        if step.state is not None:
-            self.topology.attribution.put(partition, key, dump_state(step.state))  # also on a redelivery
-        if step.attribution is not None:
-            self.emit.attribution(step.attribution)
+        self._attributed(partition, key, attribution.on_order(state, purchase, position, rules))
 
-    def _touch(self, partition: int, key: str, item: dict[str, Any]) -> None:
-        state = attribution.on_touch(load_state(self.topology.attribution.get(partition, key)), item)
-        self.topology.attribution.put(partition, key, dump_state(state))
+    def _touch(self, partition: int, position: int, key: str, item: dict[str, Any]) -> None:
+        state = load_state(self.topology.attribution.get(partition, key))
+        rules = self.automations.attributed(item["list_id"]) if "list_id" in item else None
+        self._attributed(partition, key, attribution.on_touch(state, item, position, rules))
+
+    def _attributed(self, partition: int, key: str, step: attribution.AttributionStep) -> None:
+        self.topology.attribution.put(partition, key, dump_state(step.state))  # also on a redelivery
+        for order_key, record in step.sends:
+            self.emit.attribution(order_key, record)
 
     def _automate(self, partition: int, position: int, key: str, purchase: Any) -> None:
         stored = self.topology.trigger_state.get(partition, key)

@@ -1,16 +1,18 @@
 """Campaign attribution (pure): which campaign an order is credited to.
 
 The contact stage keeps, per contact, the campaign touches it was sent (clicks and opens, and the time
-of each campaign's send, which tells a link scanner's click from a person's) and the orders it already
-decided. An order is decided once, the first time the stage sees it after the contact's first touch (a
-contact never touched has no state, so attribution costs its orders no write): the contact's last click within
-the list's click window up to the order's creation, else its last open within the open window (machine
-opens and scanner clicks only where the list says so). The decision never changes afterwards; the
-revenue it brings is the order's own, so refunds and cancellations lower it where it is summed.
-docs/contract.md "Attribution" has the rules.
+of each campaign's send, which tells a link scanner's click from a person's) and its orders with the
+decision each has. An order is credited to the contact's last click within the list's click window up to
+the order's creation, else its last open within the open window (machine opens and scanner clicks only
+where the list says so). The decision is a function of the touches and the order's creation time only,
+never of the order in which they arrive: a touch read after an order it could credit (a campaign import
+that lags, a replay reading both topics side by side) decides that order again, and a changed decision
+is sent again (a tombstone when nothing qualifies any more). The revenue it brings is the order's own, so
+refunds and cancellations lower it where it is summed. docs/contract.md "Attribution" has the rules.
 
-Touches are kept for the contact's most recent ``KEEP_TOUCHES`` clicks and opens each, whatever their
-age: a backfill of old orders after a campaign import still finds the touches of its time.
+Per contact the stage keeps its most recent ``KEEP_TOUCHES`` clicks and opens each, whatever their age
+(a backfill of old orders after a campaign import still finds the touches of its time), and the latest
+``KEEP_ORDERS`` orders by creation time; an older order seen again is decided again, to the same answer.
 """
 
 from __future__ import annotations
@@ -25,12 +27,17 @@ from ordersync.runtime.automations import AttributionRules
 from ordersync.schemas.records import Attribution, CampaignEvent
 
 KEEP_TOUCHES = 500
+KEEP_ORDERS = 1000
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 # A touch as stored: [occurred µs, event id, campaign id, campaign name, channel, flagged]; flagged is
 # "machine open" for opens and unused for clicks (a click's scanner check needs the send, which may
 # arrive after it).
 Touch = list[Any]
+# A decision as stored: 0 (nothing credited) or ["CLICK" | "OPEN", *the touch's first five fields].
+Decision = Any
+# An order as stored: [created µs, historical, store id, source order id, decision].
+Known = list[Any]
 
 
 class Credit(TypedDict):
@@ -56,6 +63,8 @@ def touch_item(event: CampaignEvent) -> dict[str, Any]:
     """What the contact stage needs of a campaign event (plain JSON)."""
     return {
         "kind": "touch",
+        "list_id": event["list_id"],
+        "contact_id": event["contact_id"],
         "type": event["type"],
         "at": micros(event["occurred_at"]),
         "event_id": event["event_id"],
@@ -68,28 +77,69 @@ def touch_item(event: CampaignEvent) -> dict[str, Any]:
 
 
 def empty() -> dict[str, Any]:
-    return {"clicks": [], "opens": [], "sends": {}, "decided": {}, "pos": -1}
+    return {"clicks": [], "opens": [], "sends": {}, "orders": {}, "who": None, "pos": -1}
 
 
-def on_touch(state: dict[str, Any] | None, item: dict[str, Any]) -> dict[str, Any]:
-    """Fold one touch into the contact's state. A repeated event (same id) changes nothing."""
-    state = state if state is not None else empty()
+def _upgraded(state: dict[str, Any] | None) -> dict[str, Any]:
+    """The state in today's shape. One kept before decisions could change has no creation times: its
+    orders are forgotten, and decided again (and sent) when a version of them comes again."""
+    if state is None:
+        return empty()
+    if "decided" in state:
+        del state["decided"]
+        state.update(orders={}, who=None)
+    return state
+
+
+@dataclass
+class AttributionStep:
+    state: dict[str, Any]  # to store
+    # What to send, keyed by the order: a record, or None (a tombstone: no longer credited to anything).
+    sends: list[tuple[str, Attribution | None]]
+
+
+def on_touch(
+    state: dict[str, Any] | None, item: dict[str, Any], position: int = -1, rules: AttributionRules | None = None
+) -> AttributionStep:
+    """Fold one touch into the contact's state, and decide again the orders it could change (with
+    ``rules``). A repeated event (same id) changes nothing; a redelivery (``position`` not after the
+    state's last) sends again the current decisions of those orders, so a crash between the sends and the
+    commit loses none."""
+    state = _upgraded(state)
+    if "list_id" in item:
+        state["who"] = [item["list_id"], item["contact_id"]]
+    redelivered = position <= state["pos"]
+    state["pos"] = max(state["pos"], position)
     kind = item["type"]
     if kind == "SEND":
         if not item["holdout"]:  # a holdout was sent nothing: no send time for scanner checks either
             sends = state["sends"]
             sends[item["campaign_id"]] = max(item["at"], sends.get(item["campaign_id"], 0))
-        return state
-    if kind not in ("CLICK", "OPEN"):
-        return state
-    touches: list[Touch] = state["clicks" if kind == "CLICK" else "opens"]
-    if any(t[1] == item["event_id"] for t in touches):
-        return state
-    touch = [item["at"], item["event_id"], item["campaign_id"], item["campaign_name"], item["channel"], item["machine"]]
-    touches.append(touch)
-    touches.sort(key=lambda t: (t[0], t[1]))
-    del touches[:-KEEP_TOUCHES]
-    return state
+    elif kind in ("CLICK", "OPEN"):
+        touches: list[Touch] = state["clicks" if kind == "CLICK" else "opens"]
+        if not any(t[1] == item["event_id"] for t in touches):
+            touch = [
+                item["at"], item["event_id"], item["campaign_id"], item["campaign_name"], item["channel"],
+                item["machine"],
+            ]  # fmt: skip
+            touches.append(touch)
+            touches.sort(key=lambda t: (t[0], t[1]))
+            del touches[:-KEEP_TOUCHES]
+    else:
+        return AttributionStep(state, [])
+    if rules is None:
+        return AttributionStep(state, [])
+    reach = rules.scanner_s + max(rules.click_window, rules.open_window).total_seconds()
+    low, high = item["at"], item["at"] + int(reach * 1_000_000)
+    sends_now: list[tuple[str, Attribution | None]] = []
+    for key, known in state["orders"].items():
+        if not low <= known[0] <= high:
+            continue
+        found = _decision(state, known[0], rules)
+        if found != known[4] or redelivered:
+            known[4] = found
+            sends_now.append((key, _record(key, known, state["who"])))
+    return AttributionStep(state, sends_now)
 
 
 def _last(touches: list[Touch], low: int, high: int, keep: Any) -> Touch | None:
@@ -119,44 +169,53 @@ def decide(state: dict[str, Any], created_us: int, rules: AttributionRules) -> t
     return ("OPEN", opened) if opened is not None else None
 
 
-@dataclass
-class AttributionStep:
-    state: dict[str, Any] | None  # to store (None: the contact has no state, and gets none)
-    attribution: Attribution | None  # to send (a first decision, or a redelivery's repeat of it)
+def _decision(state: dict[str, Any], created_us: int, rules: AttributionRules) -> Decision:
+    found = decide(state, created_us, rules)
+    return [found[0], *found[1][:5]] if found is not None else 0
 
 
 def on_order(state: dict[str, Any] | None, purchase: Credit, position: int, rules: AttributionRules) -> AttributionStep:
-    """Decide ``purchase``'s order the first time it is seen; a redelivery (``position`` not after the
-    state's last) repeats the decision it made, so a crash between the send and the commit loses none."""
-    if state is None:  # never touched: nothing to credit, and nothing to remember of its orders
-        return AttributionStep(None, None)
+    """Decide ``purchase``'s order from the touches known, and send the decision when it is new or
+    changed; a redelivery (``position`` not after the state's last) sends the current one again. A deleted
+    order keeps the decision it had."""
+    state = _upgraded(state)
     key = purchase["order_key"]
-    decided = state["decided"]
+    orders: dict[str, Known] = state["orders"]
+    state["who"] = [purchase["list_id"], purchase["contact_id"]]
+    known = orders.get(key)
     if position <= state["pos"]:
-        stored = decided.get(key)
-        return AttributionStep(state, _record(purchase, stored) if stored else None)
+        return AttributionStep(state, [(key, _record(key, known, state["who"]))] if known and known[4] else [])
     state["pos"] = position
-    if key in decided or purchase["deleted"]:
-        return AttributionStep(state, None)
-    found = decide(state, purchase["created_us"], rules)
-    decided[key] = [found[0], *found[1][:5]] if found is not None else 0
-    return AttributionStep(state, _record(purchase, decided[key]) if found is not None else None)
+    if purchase["deleted"]:
+        return AttributionStep(state, [])
+    before = known[4] if known is not None else 0
+    historical = known[1] if known is not None else purchase["historical"]
+    found = _decision(state, purchase["created_us"], rules)
+    known = orders[key] = [purchase["created_us"], historical, purchase["store_id"], purchase["source_order_id"], found]
+    if len(orders) > KEEP_ORDERS:
+        del orders[min(orders, key=lambda k: (orders[k][0], k))]
+    return AttributionStep(state, [] if found == before else [(key, _record(key, known, state["who"]))])
 
 
-def _record(purchase: Credit, stored: list[Any]) -> Attribution:
-    touch, at, event_id, campaign_id, name, channel = stored
+def _record(key: str, known: Known, who: list[str] | None) -> Attribution | None:
+    """The record of a stored order's decision; None when it credits nothing (sent as a tombstone)."""
+    created_us, historical, store_id, source_order_id, found = known
+    if not found:
+        return None
+    touch, at, event_id, campaign_id, name, channel = found
+    list_id, contact = who or ["", ""]
     return {
-        "order_key": purchase["order_key"],
-        "store_id": purchase["store_id"],
-        "source_order_id": purchase["source_order_id"],
-        "list_id": purchase["list_id"],
-        "contact_id": purchase["contact_id"],
+        "order_key": key,
+        "store_id": store_id,
+        "source_order_id": source_order_id,
+        "list_id": list_id,
+        "contact_id": contact,
         "campaign_id": campaign_id,
         "campaign_name": name,
         "channel": cast(Any, channel),
         "touch": touch,
         "touch_event_id": event_id,
         "touched_at": EPOCH + dt.timedelta(microseconds=at),
-        "order_created_at": EPOCH + dt.timedelta(microseconds=purchase["created_us"]),
-        "historical": purchase["historical"],
+        "order_created_at": EPOCH + dt.timedelta(microseconds=created_us),
+        "historical": historical,
     }

@@ -46,7 +46,7 @@ CATALOGUE: tuple[TopicSpec, ...] = (
     TopicSpec("campaign.events", "{list_id}:{email}", "campaign_event", FOREVER,
               "Campaign sends, holdouts, opens, clicks and unsubscribes, from CSV imports and platform webhooks."),
     TopicSpec("attributions", "{store_id}:{source_order_id}", "attribution", COMPACTED,
-              "The campaign each attributed order is credited to (decided once; its revenue follows the order)."),
+              "The campaign each attributed order is credited to (a tombstone: credited to nothing any more; its revenue follows the order)."),
     TopicSpec("dlq", "the key of the original message", None, FOREVER,
               "Dead letters: original key, value and headers, plus headers saying why and where from."),
 )  # fmt: skip

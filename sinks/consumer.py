@@ -229,6 +229,11 @@ class PostgresSink:
         tp = (topic, msg.partition() or 0)
         batch.offsets[tp] = max(batch.offsets.get(tp, 0), (msg.offset() or 0) + 1)
         value = msg.value()
+        if value is None and subject == "attribution":  # the order is credited to nothing any more
+            order_key = (msg.key() or b"").decode()
+            batch.attributions = [a for a in batch.attributions if a["order_key"] != order_key]
+            batch.unattributed.add(order_key)
+            return
         if value is None and subject not in ("order", "contact"):
             return  # no tombstones are written there: nothing to forget
         if value is None:  # a tombstone on a compacted topic: forget the key
@@ -254,6 +259,7 @@ class PostgresSink:
             batch.campaign_events.append(cast(CampaignEvent, record))
         elif subject == "attribution":
             batch.attributions.append(cast(Attribution, record))
+            batch.unattributed.discard(record["order_key"])
         else:
             batch.contacts.append(cast(Contact, record))
 

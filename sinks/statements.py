@@ -60,7 +60,7 @@ SELECT {_cols(TRIGGER_COLUMNS)} FROM stage_triggers
 ON CONFLICT (trigger_id) DO NOTHING
 """
 COPY_CAMPAIGN_EVENTS = f"COPY stage_campaign_events ({_cols(CAMPAIGN_EVENT_COLUMNS)}) FROM STDIN"
-# An event, like an attribution, never changes: a repeat (same id, same order) is the same record.
+# An event never changes: a repeat (same id) is the same record.
 # New events and credits mark their campaigns (reach, credited revenue), and a new send its recipient
 # (revenue in the window after it), for the summaries (migration 015); in one order, so two sinks
 # marking the same rows take their locks alike (no deadlock). A redelivered one marks nothing.
@@ -80,14 +80,32 @@ SELECT DISTINCT list_id, campaign_id, true, false FROM added ORDER BY 1, 2
 ON CONFLICT (list_id, campaign_id) DO UPDATE SET reach = true WHERE NOT campaign_stale.reach
 """
 COPY_ATTRIBUTIONS = f"COPY stage_attributions ({_cols(ATTRIBUTION_COLUMNS)}) FROM STDIN"
+# A decision can change (a touch read after the order: processors/attribution.py): a changed one
+# replaces the row, and the campaigns it leaves and joins are both recomputed.
 INSERT_ATTRIBUTIONS = f"""
-WITH added AS (
+WITH changed AS (
+    SELECT a.list_id, a.campaign_id FROM attributions a JOIN stage_attributions s USING (store_id, source_order_id)
+    WHERE (a.campaign_id, a.touch_event_id) IS DISTINCT FROM (s.campaign_id, s.touch_event_id)
+), added AS (
     INSERT INTO attributions ({_cols(ATTRIBUTION_COLUMNS)})
     SELECT {_cols(ATTRIBUTION_COLUMNS)} FROM stage_attributions
-    ON CONFLICT (store_id, source_order_id) DO NOTHING
+    ON CONFLICT (store_id, source_order_id) DO UPDATE SET ({_cols(ATTRIBUTION_COLUMNS)}) = ROW({_cols(ATTRIBUTION_COLUMNS, "EXCLUDED.")})
+    WHERE (attributions.campaign_id, attributions.touch_event_id)
+        IS DISTINCT FROM (EXCLUDED.campaign_id, EXCLUDED.touch_event_id)
     RETURNING list_id, campaign_id
 )
-INSERT INTO campaign_stale SELECT DISTINCT list_id, campaign_id, false, false FROM added ORDER BY 1, 2
+INSERT INTO campaign_stale
+SELECT DISTINCT list_id, campaign_id, false, false FROM (SELECT * FROM added UNION ALL SELECT * FROM changed) AS c
+ORDER BY 1, 2
+ON CONFLICT DO NOTHING
+"""
+# An order no longer credited to anything (a tombstone on attributions).
+DELETE_ATTRIBUTIONS = """
+WITH gone AS (
+    DELETE FROM attributions WHERE (store_id, source_order_id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
+    RETURNING list_id, campaign_id
+)
+INSERT INTO campaign_stale SELECT DISTINCT list_id, campaign_id, false, false FROM gone ORDER BY 1, 2
 ON CONFLICT DO NOTHING
 """
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 
-from ordersync.sinks.rows import ORDER_COLUMNS
+from ordersync.sinks.rows import ATTRIBUTION_COLUMNS, ORDER_COLUMNS
 
 COMPARED: dict[str, tuple[str, str]] = {
     # table: (columns, order)
@@ -25,7 +25,8 @@ COMPARED: dict[str, tuple[str, str]] = {
     "contact_checkout": ("*", "contact_id"),
     "contacts": ("contact_id, list_id, email", "contact_id"),
     "campaign_events": ("*", "list_id, event_id"),
-    "attributions": ("*", "store_id, source_order_id"),
+    # not historical: a replay's orders are all history, so its credits are too (how, not what)
+    "attributions": (", ".join(c for c in ATTRIBUTION_COLUMNS if c != "historical"), "store_id, source_order_id"),
 }
 
 

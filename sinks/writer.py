@@ -39,6 +39,8 @@ class Batch:
     attributions: list[Attribution] = field(default_factory=list)
     purged_orders: list[tuple[str, str]] = field(default_factory=list)  # (store_id, source_order_id)
     purged_contacts: list[tuple[str, str]] = field(default_factory=list)  # (list_id, email)
+    # Orders credited to nothing any more, by order key (a record after its tombstone takes it out again).
+    unattributed: set[str] = field(default_factory=set)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)  # (topic, partition) → next offset
     messages: int = 0
 
@@ -71,6 +73,7 @@ class Staged:
     attributions: bytes
     purged_orders: list[tuple[str, str]]
     purged_contacts: list[tuple[str, str]]
+    unattributed: list[tuple[str, str]]
     offsets: dict[tuple[str, int], int]
     counts: WriteResult
 
@@ -122,6 +125,7 @@ def _stage(batch: Batch, adapters: psycopg.Cursor[Any]) -> Staged:
         ),
         purged_orders=batch.purged_orders,
         purged_contacts=batch.purged_contacts,
+        unattributed=[(store, order) for store, _, order in (key.partition(":") for key in sorted(batch.unattributed))],
         offsets=batch.offsets,
         counts=WriteResult(len(orders), len(activities), len(contacts)),
     )
@@ -185,15 +189,22 @@ def write_staged(
         if staged.triggers:
             _copy(cur, q.COPY_TRIGGERS, staged.triggers)
             cur.execute(q.INSERT_TRIGGERS)
-        if staged.campaign_events:
-            _copy(cur, q.COPY_CAMPAIGN_EVENTS, staged.campaign_events)
-            cur.execute(q.INSERT_CAMPAIGN_EVENTS)
-        if staged.attributions:
-            _copy(cur, q.COPY_ATTRIBUTIONS, staged.attributions)
-            cur.execute(q.INSERT_ATTRIBUTIONS)
+        _write_campaigns(cur, staged)
         if staged.offsets:
             cur.executemany(q.SAVE_OFFSET, [(consumer, t, p, o) for (t, p), o in staged.offsets.items()])
     return staged.counts
+
+
+def _write_campaigns(cur: psycopg.Cursor[Any], staged: Staged) -> None:
+    if staged.campaign_events:
+        _copy(cur, q.COPY_CAMPAIGN_EVENTS, staged.campaign_events)
+        cur.execute(q.INSERT_CAMPAIGN_EVENTS)
+    if staged.unattributed:
+        stores, ids = zip(*staged.unattributed, strict=True)
+        cur.execute(q.DELETE_ATTRIBUTIONS, (list(stores), list(ids)))
+    if staged.attributions:
+        _copy(cur, q.COPY_ATTRIBUTIONS, staged.attributions)
+        cur.execute(q.INSERT_ATTRIBUTIONS)
 
 
 def write_batch(

@@ -74,6 +74,10 @@ class Proc:
         self._log.flush()
         return self.log_path.read_text(errors="replace")
 
+    def tail(self, lines: int = 80) -> str:
+        text = self.output().replace("\r", "\n")
+        return "\n".join([line[:300] for line in text.splitlines() if line.strip()][-lines:])
+
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.kill()
@@ -86,6 +90,11 @@ def running(args: list[str], env: dict[str, str], log: Path, module: str = "orde
     proc = Proc(args, env, log, module)
     try:
         yield proc
+    except BaseException:
+        # What the process was doing when the test gave up: pytest shows it beside the failure, which is
+        # all a CI run on a machine that is gone afterwards leaves to read.
+        print(f"--- last lines of {log.name} ({' '.join(args[:1])}) ---\n{proc.tail()}", file=sys.stderr)
+        raise
     finally:
         proc.close()
 

@@ -145,6 +145,22 @@ def test_summaries_equal_a_recomputation_from_scratch_after_mixed_batches(databa
             "version": 9,
         }
         alone(Batch(orders=[moved], messages=1))
+        # A decision changed by a touch read late: the order leaves one campaign for another; then a
+        # tombstone: it is credited to nothing. Both campaigns' figures follow.
+        (key,) = conn.execute(CREDITED).fetchone() or (None,)
+        (was,) = conn.execute(
+            "SELECT campaign_id FROM attributions WHERE store_id || ':' || source_order_id = %s", (key,)
+        ).fetchone() or (None,)
+        other = next(c for c in (f"{current[key]['list_id']}-c{k}" for k in range(3)) if c != was)
+        alone(
+            Batch(
+                attributions=[{**credit(current[key], rng), "campaign_id": other, "touch_event_id": "late"}], messages=1
+            )
+        )
+        alone(Batch(unattributed={key}, messages=1))
+        assert conn.execute(
+            "SELECT count(*) FROM attributions WHERE store_id || ':' || source_order_id = %s", (key,)
+        ).fetchone() == (0,)
 
 
 def test_the_kept_window_is_the_one_the_sink_marks_with(database_url: str) -> None:

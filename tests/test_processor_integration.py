@@ -38,7 +38,7 @@ def processor(env: dict[str, str], tmp_path: Path, name: str = "p") -> list[str]
         "--data-dir",
         str(tmp_path / f"state-{name}"),
         "--loglevel",
-        "warn",
+        "info",
     ]
 
 
