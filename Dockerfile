@@ -3,6 +3,7 @@
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
+# the shell's portion of the ordersync namespace, then one folder per component (pyproject.toml)
 COPY ordersync ordersync
 COPY producers producers
 COPY processors processors

@@ -217,12 +217,14 @@ def main() -> None:
     worker = workers(1)
     scaled = workers(2) if args.scale else None
     automated = None
-    if args.automations:  # every order also folded into its contact's purchase summary (processors/triggers.py)
+    if args.automations:  # every order also folded into its contact's purchase summary (ordersync.processors.triggers)
         rules = work / "stores.toml"
         rules.write_text('[automations."1"]\n')
         automated = workers(1, "a", rules)
     attributed = None
-    if args.attribution:  # every order also decided against its contact's campaign touches (processors/attribution.py)
+    if (
+        args.attribution
+    ):  # every order also decided against its contact's campaign touches (ordersync.processors.attribution)
         rules = work / "attribution.toml"
         rules.write_text('[attribution."1"]\n')
         attributed = workers(1, "b", rules)

@@ -109,7 +109,7 @@ def stack_env() -> None:
 # -- topics ----------------------------------------------------------------------------------------
 @main.group()
 def topics() -> None:
-    """The topic catalogue (schemas/topics.py) on the Kafka cluster."""
+    """The topic catalogue (ordersync.schemas.topics) on the Kafka cluster."""
 
 
 @topics.command("create")

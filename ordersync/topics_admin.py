@@ -106,7 +106,7 @@ def create_missing(admin: AdminClient, topics: list[Topic]) -> CreateReport:
 
 
 def create_processor_topics(settings: Settings, wiring: Wiring, app_id: str) -> tuple[list[Topic], CreateReport]:
-    """Every topic the processor ``app_id`` reads or writes, internal ones included (schemas/topics.py
+    """Every topic the processor ``app_id`` reads or writes, internal ones included (ordersync.schemas.topics
     ``Wiring.processor_topics``), created before it subscribes: a topic faust creates itself as it
     subscribes can be missing from the metadata its group's first assignment sees, and that topic's
     partitions are then assigned to nobody, for good."""

@@ -54,7 +54,7 @@ class Shop:
         return list(self._tick(customer_updates=n)["updated_customers"])
 
     def poison(self, *kinds: str) -> dict[str, int]:
-        """WooCommerce shop only: one new, broken order per kind (producers/simulators/woocommerce.py
+        """WooCommerce shop only: one new, broken order per kind (ordersync.producers.simulators.woocommerce
         POISONS); returns {kind: order id}."""
         status, raw = http_json(
             f"{self.base_url}/__sim/poison",

@@ -376,7 +376,7 @@ def test_only_the_events_own_errors_are_dead_lettered_a_broken_state_stops_the_w
     decoding included: a state entry of an unexpected shape sent every later event of that order to the
     dead-letter topic, silently freezing it. Now a document that does not fit is the event's fault (a
     NormaliseError, dead-lettered), and anything else (here the stored state) is not: it stops the worker
-    uncommitted (processors/agents.py stop_without_commit)."""
+    uncommitted (ordersync.processors.agents stop_without_commit)."""
     from ordersync.processors.agents import BAD_EVENT_ERRORS
     from ordersync.processors.order_stage import step_order
     from ordersync.processors.values import NormaliseError

@@ -1,4 +1,4 @@
-"""Raw order batches (schemas/batches.py): assembled from single encodings, read back as the events, and
+"""Raw order batches (ordersync.schemas.batches): assembled from single encodings, read back as the events, and
 grouped so that every event lands in the partition its own key picks."""
 
 from __future__ import annotations

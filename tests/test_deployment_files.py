@@ -62,9 +62,32 @@ def test_example_store_config_is_valid() -> None:
 
 
 def test_the_image_build_copies_every_package_the_wheel_declares() -> None:
-    """The Dockerfile builds the wheel from copied folders: the ordersync package and every component folder
-    it links to (ordersync/schemas -> ../schemas, ...). One left out fails the image build."""
-    linked = {p.name for p in (ROOT / "ordersync").iterdir() if p.is_symlink()}
-    assert {"producers", "processors", "schemas", "sinks"} <= linked
+    """The Dockerfile builds the wheel from copied folders: the shell and every component folder that
+    pyproject.toml maps a package to (ordersync.schemas = schemas/ordersync/schemas, ...). One left out
+    fails the image build."""
+    import tomllib
+
+    mapped = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    folders = {path.split("/")[0] for path in mapped.values()}
+    assert {"producers", "processors", "schemas", "sinks"} <= folders
     copied = {line.split()[1] for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("COPY ")}
-    assert ({"ordersync"} | linked) - copied == set()
+    assert ({"ordersync"} | folders) - copied == set()
+
+
+def test_no_symbolic_links_in_the_tree() -> None:
+    """Every path Python reports is a path git knows: the namespace is made of real folders."""
+    listed = subprocess.run(["git", "ls-files", "-s"], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert [line for line in listed.stdout.splitlines() if line.startswith("120000")] == []
+
+
+def test_the_component_folders_are_not_importable_from_the_root() -> None:
+    """From the checkout's root a bare folder name is not a second copy of the code."""
+    import importlib.util
+
+    for folder in ("processors", "producers", "schemas", "sinks", "web"):
+        spec = importlib.util.find_spec(folder)
+        assert spec is None or spec.origin is None, f"{folder} imports as code: {spec.origin}"
+        assert not (ROOT / folder / "__init__.py").exists()
+    import ordersync.processors.agents
+
+    assert Path(ordersync.processors.agents.__file__).resolve().is_relative_to(ROOT / "processors" / "ordersync")

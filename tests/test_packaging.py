@@ -78,10 +78,14 @@ def test_the_wheel_carries_every_schema_and_migration(installed: Path) -> None:
     assert str(ROOT) not in listing.stdout, "imported from the checkout, not from the installed wheel"
     site = Path(listing.stdout.splitlines()[0]).parent.parent
     shipped = {p.relative_to(site).as_posix() for p in site.glob("schemas/avro/*/*.avsc")}
-    in_checkout = {p.relative_to(ROOT).as_posix() for p in ROOT.glob("schemas/avro/*/*.avsc")}
+    # in the checkout, each component folder holds its portion of the namespace: schemas/ordersync/schemas
+    in_checkout = {
+        p.relative_to(ROOT / "schemas" / "ordersync").as_posix()
+        for p in ROOT.glob("schemas/ordersync/schemas/avro/*/*.avsc")
+    }
     assert shipped == in_checkout
     migrations = {p.name for p in (site / "sinks" / "migrations").glob("*.sql")}
-    assert migrations == {p.name for p in (ROOT / "sinks" / "migrations").glob("*.sql")}
+    assert migrations == {p.name for p in (ROOT / "sinks" / "ordersync" / "sinks" / "migrations").glob("*.sql")}
 
     def templates_and_styles(root: Path) -> set[str]:
         return {
@@ -90,7 +94,7 @@ def test_the_wheel_carries_every_schema_and_migration(installed: Path) -> None:
             for p in (root / "web" / folder).iterdir()
         }
 
-    assert templates_and_styles(site) == templates_and_styles(ROOT)
+    assert templates_and_styles(site) == templates_and_styles(ROOT / "web" / "ordersync")
     code = run_installed(installed, [str(installed / "python"), "-c", ROUND_TRIP], dict(os.environ))
     assert code.returncode == 0, code.stderr
     assert "round-tripped" in code.stdout

@@ -1,4 +1,4 @@
-"""The TypedDicts of schemas/records.py match the current .avsc of every subject, nested records
+"""The TypedDicts of ordersync.schemas.records match the current .avsc of every subject, nested records
 included: a field added to a schema without its type here (or the reverse) fails."""
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ WOO_DEFAULTS = [
     ("on-hold", "PENDING"),
     ("processing", "PENDING"),
     ("completed", "COMPLETED"),
-    ("refunded", "CANCELED"),  # deliberate: see processors/status_map.py
+    ("refunded", "CANCELED"),  # deliberate: see ordersync.processors.status_map
     ("cancelled", "CANCELED"),
     ("failed", "CANCELED"),
     ("trash", "UNKNOWN"),

@@ -35,7 +35,7 @@ def test_differences_name_each_mismatch() -> None:
 
 
 def test_the_processor_and_the_sink_read_what_the_wiring_says(tmp_path: Path, kafka_bootstrap: str) -> None:
-    """One home for who reads what (schemas/topics.py Wiring): the processor's agents, the sink's
+    """One home for who reads what (ordersync.schemas.topics Wiring): the processor's agents, the sink's
     subscription and the consumer lag of `ordersync run` and the Stores page all come from it. Before,
     `ordersync run` measured the processor's lag without contacts.import."""
     from ordersync.processors.app import ProcessorOptions, create_app
