@@ -17,6 +17,7 @@ from ordersync.runtime.logs import configure_logging
 from ordersync.runtime.settings import Settings
 from ordersync.schemas.topics import TopicNames, Wiring
 from ordersync.stack.service import LocalService
+from ordersync.users_cli import users
 
 
 @click.group()
@@ -566,6 +567,25 @@ def triggers() -> None:
     """Automation triggers: deliver them to the tool that sends the messages."""
 
 
+def _audit_destination(settings: Settings, name: str, url: str) -> None:
+    """Record in the audit trail when destination ``name`` starts sending somewhere new (the URL without
+    its credentials and query, which may hold tokens)."""
+    import psycopg
+    from yarl import URL
+
+    from ordersync.runtime import audit
+
+    shown = str(URL(url).with_user(None).with_query(None).with_fragment(None))
+    try:
+        with psycopg.connect(settings.database_url, connect_timeout=5, autocommit=True) as conn:
+            last = audit.last_detail(conn, audit.TRIGGER_DESTINATION, name=name)
+            if last is None or last.get("url") != shown:
+                audit.record(conn, "forwarder", audit.TRIGGER_DESTINATION, name=name, url=shown,
+                             was=last.get("url") if last else None)  # fmt: skip
+    except psycopg.Error as exc:  # the audit is for the admins' page: forwarding goes on without it
+        logging.getLogger(__name__).warning("could not audit the trigger destination: %s", type(exc).__name__)
+
+
 @triggers.command("forward")
 @click.option("--url", default=None, help="Where to POST each trigger; default ORDERSYNC_TRIGGERS_URL.")
 @click.option("--name", default="default", show_default=True, help="The destination's name (consumer group, health).")
@@ -620,6 +640,7 @@ def triggers_forward(url: str | None, name: str, timeout: float, idle_exit: floa
         except psycopg.Error as exc:  # health is for the page: forwarding goes on without it
             logging.getLogger(__name__).warning("could not save the destination's health: %s", type(exc).__name__)
 
+    _audit_destination(settings, name, url)
     forwarder = TriggerForwarder(
         settings.kafka_bootstrap,
         wiring.outputs.triggers,
@@ -730,24 +751,34 @@ def demo_command(orders: int, rate: float, live_seconds: float, serve: bool | No
 )
 def web_command(host: str, port: int, health_file: str | None, config_path: str | None) -> None:
     """Serve the marketers' web app: contacts, segments, insights, store health (docs/web.md)."""
+    import psycopg
     import uvicorn
 
     from ordersync.sinks.migrate import migrate
+    from ordersync.web.accounts import any_user
     from ordersync.web.app import create_app
     from ordersync.web.auth import Access
 
     settings = Settings.from_env()
-    problem = Access.from_settings(settings).problem(host)
+    problem = Access.from_settings(settings).problem(host, accounts_in_database=True)
+    if problem:
+        click.echo(f"error: {problem}", err=True)
+        sys.exit(2)
+    configure_logging()
+    migrate(settings.database_url)  # saved segments and accounts live in the same database
+    with psycopg.connect(settings.database_url) as conn:
+        accounts_in_database = any_user(conn)
+    problem = Access.from_settings(settings).problem(host, accounts_in_database)
     if problem:
         # The pages show personal data: refuse rather than expose it.
         click.echo(f"error: {problem}", err=True)
         sys.exit(2)
-    configure_logging()
-    migrate(settings.database_url)  # saved segments live in the same database
     click.echo(f"ordersync web app on http://{host}:{port}/ (Ctrl-C stops it)")
     from ordersync.runtime.automations import load_automations
 
-    app = create_app(settings, Path(health_file) if health_file else None, host, load_automations(config_path))
+    app = create_app(
+        settings, Path(health_file) if health_file else None, host, load_automations(config_path), accounts_in_database
+    )
     uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False)
 
 
@@ -847,6 +878,8 @@ def contact_command(email: str, list_id: str, as_json: bool) -> None:
         sys.exit(1)
     click.echo(to_json(view) if as_json else render_text(view))
 
+
+main.add_command(users)
 
 if __name__ == "__main__":
     main()

@@ -1,16 +1,19 @@
-"""The web app's protections that need no database: Host names, security headers, sessions the server
-ends. Driven through Starlette's TestClient (the app's real middleware stack, no lifespan: no pool)."""
+"""The web app's protections: Host names, security headers, sessions the server ends. Driven through
+Starlette's TestClient (the app's real middleware stack); sessions live in PostgreSQL, so the tests that
+log in use a real database (with the app's lifespan: its pool)."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Callable, Iterator
 
 import pytest
 from starlette.testclient import TestClient
 
 from ordersync.runtime.settings import Settings
+from ordersync.sinks.migrate import migrate
 from ordersync.web.app import create_app
-from ordersync.web.auth import Sessions
 from ordersync.web.security import allowed_hosts, host_name
 
 ACCOUNT = {"ORDERSYNC_WEB_USER": "marketer", "ORDERSYNC_WEB_PASSWORD": "correct horse"}
@@ -20,6 +23,19 @@ DB = {"ORDERSYNC_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}  # never
 def client(host: str = "127.0.0.1", base_url: str = "http://127.0.0.1:8000", **env: str) -> TestClient:
     app = create_app(Settings.from_env({**DB, **env}), host=host)
     return TestClient(app, base_url=base_url, follow_redirects=False)
+
+
+@pytest.fixture
+def served(database_url: str) -> Iterator[Callable[..., TestClient]]:
+    """Apps over a real, migrated database, each with its lifespan (pool) running."""
+    migrate(database_url)
+    with contextlib.ExitStack() as running:
+
+        def serve(**env: str) -> TestClient:
+            app = create_app(Settings.from_env({"ORDERSYNC_DATABASE_URL": database_url, **env}))
+            return running.enter_context(TestClient(app, base_url="http://127.0.0.1:8000", follow_redirects=False))
+
+        yield serve
 
 
 def log_in(web: TestClient, password: str = "correct horse") -> int:
@@ -69,52 +85,46 @@ def test_every_answer_carries_the_security_headers() -> None:
     assert style.status_code == 200 and "no-store" not in style.headers.get("cache-control", "")
 
 
-def test_logging_out_ends_the_session_on_the_server() -> None:
-    web = client(**ACCOUNT)
+def test_logging_out_ends_the_session_on_the_server(served: Callable[..., TestClient]) -> None:
+    web = served(**ACCOUNT)
     assert log_in(web) == 303
     assert web.get("/nowhere").status_code == 404  # logged in: past the gate
     stolen = dict(web.cookies)
     csrf = re.search(r'name="csrf" value="([^"]+)"', web.get("/nowhere").text)
     assert csrf
     assert web.post("/logout", data={"csrf": csrf.group(1)}).status_code == 303
-    replay = client(**ACCOUNT)
-    replay.app = web.app  # the same server, a copy of the old cookie
+    replay = TestClient(web.app, base_url="http://127.0.0.1:8000", follow_redirects=False)  # a copy of the cookie
     replay.cookies.update(stolen)
     answer = replay.get("/nowhere")
     assert answer.status_code == 303 and answer.headers["location"].startswith("/login")
 
 
-def test_an_idle_session_ends() -> None:
-    web = client(ORDERSYNC_WEB_SESSION_IDLE_S="0", **ACCOUNT)
+def test_an_idle_session_ends(served: Callable[..., TestClient]) -> None:
+    web = served(ORDERSYNC_WEB_SESSION_IDLE_S="0", **ACCOUNT)
     assert log_in(web) == 303
     assert web.get("/nowhere").status_code == 303
 
 
-def test_sessions_end_after_their_idle_time_and_are_forgotten() -> None:
-    sessions = Sessions(idle_s=60)
-    first = sessions.start(0.0)
-    assert sessions.touch(first, 59.0) and sessions.touch(first, 118.0)  # use keeps it alive
-    assert not sessions.touch(first, 179.0)
-    assert not sessions.touch("made-up", 0.0) and not sessions.touch(None, 0.0)
-    for n in range(100):
-        sessions.start(float(n))
-    sessions.start(1_000.0)  # the idle ones are dropped as new ones start
-    assert len(sessions) == 1
+def test_a_restart_keeps_the_session_and_replicas_share_it(served: Callable[..., TestClient]) -> None:
+    """Sessions lived in the web process: a restart logged everyone out and two replicas could not share
+    them. Two apps over one database with one cookie secret: a login on one is a login on the other."""
+    shared = {**ACCOUNT, "ORDERSYNC_WEB_SESSION_SECRET": "s" * 64}
+    first, second = served(**shared), served(**shared)
+    assert log_in(first) == 303
+    second.cookies.update(dict(first.cookies))
+    assert second.get("/nowhere").status_code == 404
 
 
-def test_a_session_ends_at_its_absolute_lifetime_however_much_it_is_used() -> None:
-    """Sessions ended after 12 h idle only: one used every hour lived for ever (and the cookie said 14 days)."""
-    sessions = Sessions(idle_s=60, max_s=300)
-    sid = sessions.start(0.0)
-    assert all(sessions.touch(sid, float(t)) for t in range(30, 300, 30))
-    assert not sessions.touch(sid, 301.0)
+def test_the_cookie_ends_with_the_session() -> None:
+    """Sessions ended after 12 h idle only and the cookie said 14 days (the lifetimes themselves:
+    tests/test_web_accounts.py)."""
     web = client(ORDERSYNC_WEB_SESSION_MAX_S="3600", **ACCOUNT)
     cookie = web.get("/login").headers.get("set-cookie", "")  # the CSRF token already sets the cookie
     assert "Max-Age=3600" in cookie and "1209600" not in cookie
 
 
-def test_the_login_throttle_counts_the_account_too() -> None:
-    web = client(**ACCOUNT)
+def test_the_login_throttle_counts_the_account_too(served: Callable[..., TestClient]) -> None:
+    web = served(**ACCOUNT)
     for _ in range(5):
         assert log_in(web, "wrong") == 401
     assert log_in(web, "correct horse") == 429

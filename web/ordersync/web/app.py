@@ -30,7 +30,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ordersync.runtime import store_health
+from ordersync.runtime import audit, store_health
 from ordersync.runtime.automations import DEFAULT_RULES, Automations
 from ordersync.runtime.kafka_status import KafkaStatus, StoreDeadLetters
 from ordersync.runtime.settings import Settings
@@ -39,11 +39,12 @@ from ordersync.schemas.topics import Wiring
 from ordersync.segmentation import campaigns as campaign_summaries
 from ordersync.segmentation import rfm
 from ordersync.segmentation.campaigns import CampaignResult, campaign_results, revenue_by_day
+from ordersync.web import accounts, queries, segment_pages
 from ordersync.web import insights as insights_data
-from ordersync.web import queries, segment_pages
-from ordersync.web.auth import Access, LoginThrottle, Sessions, check_csrf, login_gate, safe_next
+from ordersync.web.auth import Access, LoginThrottle, check_csrf, client_key, safe_next
 from ordersync.web.charts import bars, periods
 from ordersync.web.common import HERE, access, connection_pool, db, page_number, render
+from ordersync.web.gate import Gate
 from ordersync.web.security import Guard, allowed_hosts
 
 LOG = logging.getLogger(__name__)
@@ -266,31 +267,56 @@ async def login(request: Request) -> Response:
         return render(request, "login.html", {"next": target, "failed": False})
     await check_csrf(request)
     throttle: LoginThrottle = request.app.state.login_throttle
+    gate: Gate = request.app.state.gate
     client, now = request.client.host if request.client else "?", time.monotonic()
     form = await request.form()
-    user, password = str(form.get("user", ""))[:200], str(form.get("password", ""))
+    user, password = str(form.get("user", ""))[:200], str(form.get("password", ""))[:1000]
     wait = throttle.blocked_for(client, user, now)
     if wait:
         raise HTTPException(429, f"too many wrong passwords: try again in {max(1, round(wait / 60))} minutes")
-    if not access(request).check(user, password):
+    session_user, known = await db(request, lambda conn: gate.log_in(conn, user, password))
+    if session_user is None:
         throttle.failed(client, user, now)
+        # a name that is no account is not recorded: it may be a password typed in the wrong field
+        actor = user if known else "(not an account)"
+        await db(request, lambda conn: audit.record(conn, actor, audit.LOGIN_FAILED, client=client_key(client)))
         return render(request, "login.html", {"next": safe_next(str(form.get("next", ""))), "failed": True}, 401)
     throttle.succeeded(client, user)
-    sessions: Sessions = request.app.state.sessions
-    sessions.end(request.session.get("sid"))
+    old_sid = request.session.get("sid")
+
+    def start(conn: psycopg.Connection[Any]) -> str:
+        accounts.end_session(conn, old_sid)
+        audit.record(conn, user, audit.LOGIN, client=client_key(client))
+        return accounts.start_session(conn, session_user, gate.rules, dt.datetime.now(dt.UTC))
+
+    sid = await db(request, start)
     request.session.clear()  # a fresh session (and CSRF token) for the logged-in user
     request.session["user"] = user
-    request.session["sid"] = sessions.start(time.monotonic())
+    request.session["sid"] = sid
     return RedirectResponse(safe_next(str(form.get("next", ""))), status_code=303)
 
 
 async def logout(request: Request) -> Response:
     """Ends the session on the server too: a copy of the cookie no longer logs anyone in."""
     await check_csrf(request)
-    sessions: Sessions = request.app.state.sessions
-    sessions.end(request.session.get("sid"))
+    sid, who = request.session.get("sid"), access(request).user
+
+    def end(conn: psycopg.Connection[Any]) -> None:
+        accounts.end_session(conn, sid)
+        if who is not None:
+            audit.record(conn, who, audit.LOGOUT)
+
+    await db(request, end)
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
+
+
+async def audit_page(request: Request) -> Response:
+    """The audit trail's latest entries, for admins."""
+    if not access(request).admin:
+        raise HTTPException(403, "the audit trail is for admins")
+    entries = await db(request, lambda conn: audit.recent(conn, 500))
+    return render(request, "audit.html", {"entries": entries})
 
 
 REFRESH_EVERY_S = 5.0
@@ -331,13 +357,16 @@ def create_app(
     health_file: Path | None = None,
     host: str = "127.0.0.1",
     automation_rules: Automations | None = None,
+    accounts_in_database: bool = False,
 ) -> Starlette:
     """The app over the settings' database; ``health_file``: the connectors' store health (Sync health
     page); ``host``: the address it is bound to (the Host names it answers to follow from it);
-    ``automation_rules``: the processor's trigger rules, shown on the Automations page."""
-    access = Access.from_settings(settings)
-    sessions = Sessions(settings.web_session_idle_s, settings.web_session_max_s)
-    hosts = allowed_hosts(host, settings.web_allowed_hosts, access.login_required)
+    ``automation_rules``: the processor's trigger rules, shown on the Automations page;
+    ``accounts_in_database``: whether ``ordersync users`` added any (a login is then needed from any
+    address, so the app answers to any Host name unless told otherwise)."""
+    bootstrap = Access.from_settings(settings)
+    gate = Gate(bootstrap, accounts.SessionRules(settings.web_session_idle_s, settings.web_session_max_s))
+    hosts = allowed_hosts(host, settings.web_allowed_hosts, bootstrap.login_required or accounts_in_database)
     secret = settings.web_session_secret.get_secret_value() if settings.web_session_secret else secrets.token_hex(32)
     app = Starlette(
         routes=[
@@ -352,6 +381,7 @@ def create_app(
             Route("/stores", stores),
             Route("/automations", automations),
             Route("/campaigns", campaigns),
+            Route("/audit", audit_page),
             Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
         ],
         exception_handlers={HTTPException: error, 500: error},
@@ -366,16 +396,15 @@ def create_app(
                 https_only=settings.web_https,
                 max_age=int(settings.web_session_max_s),  # the cookie ends with the session, not 14 days later
             ),
-            Middleware(BaseHTTPMiddleware, dispatch=login_gate(access, sessions)),
+            Middleware(BaseHTTPMiddleware, dispatch=gate.dispatch),
         ],
     )
     app.state.database_url = settings.database_url
     app.state.settings = settings
     app.state.health_file = health_file
     app.state.automations = automation_rules or Automations()
-    app.state.access = access
+    app.state.gate = gate
     app.state.login_throttle = LoginThrottle()
-    app.state.sessions = sessions
     app.state.pool = connection_pool(settings)
     app.state.export_slots = threading.BoundedSemaphore(settings.web_max_exports)
     return app

@@ -1,20 +1,16 @@
-"""Access to the web app: one account from the environment, a signed session cookie, a CSRF token on
-every form, and the contact lists the account may see (docs/web.md "Access")."""
+"""Access to the web app: accounts in PostgreSQL (web/accounts.py) and a bootstrap account from the
+environment, sessions the server keeps, a CSRF token on every form, and the contact lists each reader may
+see (docs/security.md)."""
 
 from __future__ import annotations
 
 import hmac
 import ipaddress
 import secrets
-import threading
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from urllib.parse import quote
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
 
 from ordersync.runtime.settings import Settings
 
@@ -30,7 +26,9 @@ def is_loopback(host: str) -> bool:
 
 @dataclass(frozen=True)
 class Access:
-    """Who may use the app: an account (or none on loopback) and the lists it sees (None: all)."""
+    """The bootstrap account from the environment (``ORDERSYNC_WEB_USER`` / ``_PASSWORD`` / ``_LISTS``):
+    the demo's account, and the first admin of a new installation, who adds the others with ``ordersync
+    users``. It is an admin."""
 
     user: str | None
     password: str | None
@@ -38,24 +36,21 @@ class Access:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Access:
-        lists = None
-        if settings.web_lists:
-            lists = tuple(name.strip() for name in settings.web_lists.split(",") if name.strip())
         password = settings.web_password.get_secret_value() if settings.web_password else None
-        return cls(settings.web_user or None, password or None, lists)
+        return cls(settings.web_user or None, password or None, parse_lists(settings.web_lists))
 
     @property
     def login_required(self) -> bool:
         return self.user is not None
 
-    def problem(self, host: str) -> str | None:
+    def problem(self, host: str, accounts_in_database: bool = False) -> str | None:
         """Why the app must not start on ``host`` with this access, if it must not."""
         if (self.user is None) != (self.password is None):
             return "set both ORDERSYNC_WEB_USER and ORDERSYNC_WEB_PASSWORD, or neither"
-        if not is_loopback(host) and not self.login_required:
+        if not is_loopback(host) and not self.login_required and not accounts_in_database:
             return (
-                f"--host {host} is not a loopback address and the app shows personal data: set "
-                "ORDERSYNC_WEB_USER and ORDERSYNC_WEB_PASSWORD to require a login"
+                f"--host {host} is not a loopback address and the app shows personal data: add an account "
+                "(ordersync users add NAME) or set ORDERSYNC_WEB_USER and ORDERSYNC_WEB_PASSWORD to require a login"
             )
         return None
 
@@ -67,6 +62,26 @@ class Access:
 
     def sees(self, list_id: str | None) -> bool:
         return self.lists is None or list_id in self.lists
+
+
+@dataclass(frozen=True)
+class Reader:
+    """Who is reading a page: the account (None: nobody logged in, on loopback without accounts), the
+    lists it sees (None: all) and whether it may read the audit trail."""
+
+    user: str | None
+    lists: tuple[str, ...] | None
+    admin: bool
+
+    def sees(self, list_id: str | None) -> bool:
+        return self.lists is None or list_id in self.lists
+
+
+def parse_lists(text: str | None) -> tuple[str, ...] | None:
+    """``"1, 3"`` → ("1", "3"); empty or None: every list."""
+    if not text:
+        return None
+    return tuple(name.strip() for name in text.split(",") if name.strip()) or None
 
 
 def client_key(address: str) -> str:
@@ -142,58 +157,6 @@ class LoginThrottle:
         return len(self._failures)
 
 
-class Sessions:
-    """The sessions the server knows: a cookie names one by a random id, logging out forgets it, one
-    unused for ``idle_s`` has ended, and so has one older than ``max_s`` however much it is used. Held by
-    the app process: restarting it ends every session."""
-
-    def __init__(self, idle_s: float, max_s: float = 24 * 3600.0) -> None:
-        self.idle_s = idle_s
-        self.max_s = max_s
-        self._last_used: dict[str, float] = {}
-        self._started: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def start(self, now: float) -> str:
-        sid = secrets.token_urlsafe(24)
-        with self._lock:
-            self._forget_idle(now)
-            self._last_used[sid] = now
-            self._started[sid] = now
-        return sid
-
-    def touch(self, sid: object, now: float) -> bool:
-        """True while ``sid`` is a live session (and it counts as used now)."""
-        if not isinstance(sid, str):
-            return False
-        with self._lock:
-            last = self._last_used.get(sid)
-            if last is None or now - last > self.idle_s or now - self._started.get(sid, now) > self.max_s:
-                self._last_used.pop(sid, None)
-                self._started.pop(sid, None)
-                return False
-            self._last_used[sid] = now
-            return True
-
-    def end(self, sid: object) -> None:
-        if isinstance(sid, str):
-            with self._lock:
-                self._last_used.pop(sid, None)
-                self._started.pop(sid, None)
-
-    def _forget_idle(self, now: float) -> None:
-        ended = [
-            sid
-            for sid, last in self._last_used.items()
-            if now - last > self.idle_s or now - self._started[sid] > self.max_s
-        ]
-        for sid in ended:
-            del self._last_used[sid], self._started[sid]
-
-    def __len__(self) -> int:
-        return len(self._last_used)
-
-
 def csrf_token(request: Request) -> str:
     """The session's CSRF token (made on first use); every form carries it."""
     token = request.session.get("csrf")
@@ -210,29 +173,6 @@ async def check_csrf(request: Request) -> None:
     expected = request.session.get("csrf")
     if not isinstance(sent, str) or not isinstance(expected, str) or not hmac.compare_digest(sent, expected):
         raise HTTPException(403, "this form has expired or did not come from this app: reload the page and try again")
-
-
-def login_gate(
-    access: Access, sessions: Sessions
-) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
-    """HTTP middleware: without a live session (logged out, idle too long, or from before a restart),
-    every page but the login page sends the browser to log in."""
-
-    async def gate(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        path = request.url.path
-        if access.login_required and not path.startswith(OPEN_PATHS) and not _live(request, sessions):
-            request.session.pop("user", None)
-            if request.method != "GET":
-                return Response("log in first", status_code=401)
-            target = path + (f"?{request.url.query}" if request.url.query else "")
-            return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
-        return await call_next(request)
-
-    return gate
-
-
-def _live(request: Request, sessions: Sessions) -> bool:
-    return bool(request.session.get("user")) and sessions.touch(request.session.get("sid"), time.monotonic())
 
 
 def safe_next(target: str | None) -> str:

@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
 from ordersync.runtime.settings import Settings
-from ordersync.web.auth import Access, csrf_token
+from ordersync.web.auth import Reader, csrf_token
 
 HERE = Path(__file__).parent
 POOL_WAIT_S = 10.0
@@ -37,8 +37,9 @@ TEMPLATES.env.filters["money"] = money
 TEMPLATES.env.filters["isotime"] = lambda epoch: dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat()
 
 
-def access(request: Request) -> Access:
-    found: Access = request.app.state.access
+def access(request: Request) -> Reader:
+    """Who reads this page (set by the login gate, web/gate.py)."""
+    found: Reader = request.state.reader
     return found
 
 
@@ -88,5 +89,6 @@ def render(request: Request, template: str, context: dict[str, Any], status: int
     extra = {
         "csrf": csrf_token(request) if has_session else "",
         "user": request.session.get("user") if has_session else None,
+        "admin": bool(getattr(request.state, "reader", None) and request.state.reader.admin),
     }
     return TEMPLATES.TemplateResponse(request, template, {**extra, **context}, status_code=status)

@@ -1,4 +1,4 @@
-"""What keeps the app safe beyond the login (docs/web.md "Protections"): the Host header checked against
+"""What keeps the app safe beyond the login (docs/security.md): the Host header checked against
 the names the app serves, security headers on every answer (sessions: ordersync.web.auth)."""
 
 from __future__ import annotations

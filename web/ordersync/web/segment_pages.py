@@ -18,12 +18,14 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from ordersync.runtime import audit
 from ordersync.segmentation import SegmentError, build_query, rfm, saved, uses_rfm
 from ordersync.segmentation.conditions import MAX_DEPTH, check_size
 from ordersync.segmentation.export import csv_rows
@@ -37,7 +39,7 @@ from ordersync.segmentation.form import (
     query_from_builder,
 )
 from ordersync.web import queries
-from ordersync.web.auth import Access, check_csrf
+from ordersync.web.auth import Reader, check_csrf
 from ordersync.web.common import access, db, render
 
 PREVIEW = 20
@@ -112,13 +114,13 @@ def _queries(draft: Draft, scope: tuple[str, ...] | None) -> tuple[tuple[Any, ..
     return count, preview
 
 
-def _refresh_rfm(conn: psycopg.Connection[Any], draft: Draft, who: Access) -> None:
+def _refresh_rfm(conn: psycopg.Connection[Any], draft: Draft, who: Reader) -> None:
     """Bounds as of now for a segment with RFM conditions (ordersync.segmentation.rfm)."""
     if draft.document is not None and uses_rfm(draft.document):
         rfm.refresh(conn, [draft.list_id] if draft.list_id else who.lists)
 
 
-def _visible_list(who: Access, draft: Draft) -> None:
+def _visible_list(who: Reader, draft: Draft) -> None:
     """A 404 for a draft of a list the reader may not see (as if it did not exist)."""
     if draft.list_id is not None and not who.sees(draft.list_id):
         raise HTTPException(404, "no such list")
@@ -176,7 +178,7 @@ async def _load_saved(request: Request) -> saved.SavedSegment:
     return found
 
 
-def _may_change(who: Access, list_id: str | None) -> None:
+def _may_change(who: Reader, list_id: str | None) -> None:
     """An account limited to some lists saves and deletes only segments of those lists: one for every
     list is read-only to it (403)."""
     if who.lists is not None and list_id is None:
@@ -243,6 +245,7 @@ class ExportSlot:
 
     def __init__(self, slots: threading.BoundedSemaphore) -> None:
         self._slots, self._lock, self._held = slots, threading.Lock(), True
+        self.rows, self.complete = -1, False  # what the export sent, for the audit trail (after the header)
 
     def release(self) -> None:
         with self._lock:
@@ -257,9 +260,11 @@ class ExportResponse(StreamingResponse):
     run), and one that went away later left it for the garbage collector: a burst of aborted exports made
     every export answer 503 for minutes."""
 
-    def __init__(self, rows: Iterator[str], slot: ExportSlot, headers: dict[str, str]) -> None:
+    def __init__(
+        self, rows: Iterator[str], slot: ExportSlot, headers: dict[str, str], on_end: Callable[[ExportSlot], None]
+    ) -> None:
         super().__init__(rows, media_type="text/csv; charset=utf-8", headers=headers)
-        self._rows, self._slot = rows, slot
+        self._rows, self._slot, self._on_end = rows, slot, on_end
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -268,6 +273,7 @@ class ExportResponse(StreamingResponse):
             with contextlib.suppress(ValueError):  # still running in its thread: it ends by itself
                 self._rows.close()  # type: ignore[attr-defined]  # a generator: returns its connection
             self._slot.release()
+            await run_in_threadpool(self._on_end, self._slot)
 
 
 def _csv_rows(
@@ -289,16 +295,18 @@ def _csv_rows(
                 cur.execute(query, params)
                 for row in csv_rows(cur):
                     writer.writerow(row)
+                    slot.rows += 1
                     if out.tell() > 64 * 1024:
                         yield out.getvalue()
                         out.seek(0)
                         out.truncate()
+        slot.complete = True
         yield out.getvalue()
     finally:
         slot.release()
 
 
-def _export(request: Request, draft: Draft, who: Access, filename: str) -> Response:
+def _export(request: Request, draft: Draft, who: Reader, filename: str) -> Response:
     _visible_list(who, draft)
     if draft.document is None:
         raise HTTPException(400, f"cannot export: {draft.error}")
@@ -311,8 +319,15 @@ def _export(request: Request, draft: Draft, who: Access, filename: str) -> Respo
         raise HTTPException(503, "too many exports are running: try again when one has finished")
     slot = ExportSlot(slots)
     headers = {"Content-Disposition": f'attachment; filename="{filename}.csv"'}
-    rows = _csv_rows(request.app.state.pool, slot, query, params, lambda conn: _refresh_rfm(conn, draft, who))
-    return ExportResponse(rows, slot, headers)
+    pool: ConnectionPool = request.app.state.pool
+    rows = _csv_rows(pool, slot, query, params, lambda conn: _refresh_rfm(conn, draft, who))
+
+    def audited(ended: ExportSlot) -> None:  # by segment and count: never the contacts themselves
+        with contextlib.suppress(psycopg.Error), pool.connection() as conn:
+            audit.record(conn, who.user or "(no login)", audit.EXPORT, segment=draft.name or "(unnamed)",
+                         list=draft.list_id, rows=max(0, ended.rows), complete=ended.complete)  # fmt: skip
+
+    return ExportResponse(rows, slot, headers, audited)
 
 
 async def export(request: Request) -> Response:
