@@ -208,3 +208,28 @@ def test_stack_env_quotes_its_values_for_the_shell() -> None:
         check=True,
     )
     assert shown.stdout == url
+
+
+def test_every_setting_and_stores_file_section_is_documented() -> None:
+    """docs/configuration.md lists every ORDERSYNC_* variable and every section of the stores file."""
+    import re
+    import tomllib
+
+    from ordersync.runtime.settings import Settings
+    from tests.processes import ROOT
+
+    doc = (ROOT / "docs" / "configuration.md").read_text()
+    for name, found in Settings.model_fields.items():
+        variable = found.validation_alias or f"ORDERSYNC_{name.upper()}"
+        assert f"`{variable}`" in doc, f"{variable} is not in docs/configuration.md"
+    example = tomllib.loads((ROOT / "stores.example.toml").read_text())
+    sections = {f"[[{key}]]" if isinstance(value, list) else f'[{key}."<list>"]' for key, value in example.items()}
+    sections |= {f"[store.{key}]" for store in example["store"] for key, v in store.items() if isinstance(v, dict)}
+    sections |= {
+        f'[[automations."<list>".{key}]]'
+        for rules in example.get("automations", {}).values()
+        for key, v in rules.items()
+        if isinstance(v, list) and v and isinstance(v[0], dict)
+    }
+    documented = set(re.findall(r"`(\[\[?[^`]+\]\]?)`", doc))
+    assert sections <= documented, sections - documented

@@ -110,12 +110,14 @@ class Settings(BaseSettings):
     webhook_body_timeout_s: Seconds = 10.0  # ORDERSYNC_WEBHOOK_BODY_TIMEOUT_S
     # Order webhooks wait this long for others to share a raw order batch with (ordersync.producers.webhook_batches).
     webhook_linger_ms: int = Field(20, ge=0, le=1000)  # ORDERSYNC_WEBHOOK_LINGER_MS
-    # The web app's account (docs/web.md). With it set, every page needs a login; without it, the app
-    # only binds to loopback. web_lists: the comma-separated contact lists the account may see (all if unset).
+    # The web app's bootstrap account, an admin (docs/security.md); people get accounts in PostgreSQL with
+    # `ordersync users`. With any account, every page needs a login; with none, the app only binds to
+    # loopback. web_lists: the comma-separated contact lists this account may see (all if unset).
     web_user: str | None = None  # ORDERSYNC_WEB_USER
     web_password: SecretStr | None = None  # ORDERSYNC_WEB_PASSWORD
     web_lists: str | None = None  # ORDERSYNC_WEB_LISTS
-    # Signs the session cookie; unset: a random key per process (sessions end when the app restarts).
+    # Signs the session cookie; unset: a random key per process, so a restart logs everyone out although
+    # the sessions are kept in PostgreSQL. Give replicas, and restarts, the same one.
     web_session_secret: SecretStr | None = None  # ORDERSYNC_WEB_SESSION_SECRET
     # Behind TLS: the session cookie is sent over HTTPS only.
     web_https: bool = False  # ORDERSYNC_WEB_HTTPS
