@@ -850,6 +850,11 @@ def replay_command(
 @click.option("--rfm-r", help="Recency score: 4, 4+ (4 or 5), 2- (1 or 2) or 2-4.")
 @click.option("--rfm-f", help="Frequency score, as --rfm-r.")
 @click.option("--rfm-m", help="Monetary score, as --rfm-r.")
+@click.option(
+    "--consent",
+    type=click.Choice(["given", "withdrawn", "unknown"]),
+    help="Only contacts whose marketing consent is this (always required, also with --any).",
+)
 @click.option("--any", "match_any", is_flag=True, help="Flags combine with OR instead of AND.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--count", "count_only", is_flag=True, help="Print only the number of contacts.")

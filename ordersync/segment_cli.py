@@ -13,7 +13,7 @@ import psycopg
 from ordersync.runtime.settings import Settings
 from ordersync.schemas.json_view import to_json
 from ordersync.segmentation import SegmentError, build_query, rfm, saved, uses_rfm
-from ordersync.segmentation.export import COLUMNS, csv_rows
+from ordersync.segmentation.export import COLUMNS, CONSENT_CELL, csv_rows
 
 
 def conditions_from_flags(kw: dict[str, Any]) -> list[dict[str, Any]]:
@@ -57,6 +57,8 @@ def segment_document(kw: dict[str, Any]) -> dict[str, Any]:
     flags = conditions_from_flags(kw)
     if flags:
         parts.append({"any" if kw.get("match_any") else "all": flags})
+    if kw.get("consent"):  # a requirement on top of the rest, never one alternative among --any's
+        parts.append({"consent": kw["consent"]})
     if not parts:
         raise SegmentError("give a segment: --json, --file or condition flags (see --help)")
     return parts[0] if len(parts) == 1 else {"all": parts}
@@ -71,10 +73,14 @@ def write(rows: list[dict[str, Any]], fmt: str, out: IO[str]) -> None:
     if fmt == "csv":
         csv.writer(out).writerows(csv_rows(rows))
         return
-    widths = {c: max([len(c), *(len(str(row[c] or "")) for row in rows)]) for c in columns}
+    shown = [
+        {c: CONSENT_CELL[row.get(c)] if c == "marketing_consent" else str(row[c] or "") for c in columns}
+        for row in rows
+    ]
+    widths = {c: max([len(c), *(len(row[c]) for row in shown)]) for c in columns}
     out.write("  ".join(c.ljust(widths[c]) for c in columns) + "\n")
-    for row in rows:
-        out.write("  ".join(str(row[c] or "").ljust(widths[c]) for c in columns) + "\n")
+    for row in shown:
+        out.write("  ".join(row[c].ljust(widths[c]) for c in columns) + "\n")
     out.write(f"({len(rows)} contacts)\n")
 
 

@@ -99,7 +99,9 @@ def random_history(
 def segment_fixture(now: dt.datetime) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """120 contacts of list 1 (10 never ordered) and one of list 2, with a seeded history up to ``now``."""
     rng = random.Random(42)
-    contacts = [contact("1", f"p{i}@example.com") for i in range(120)] + [contact("2", "other-list@example.com")]
+    contacts = [
+        {**contact("1", f"p{i}@example.com"), "marketing_consent": (True, False, None)[i % 3]} for i in range(120)
+    ] + [contact("2", "other-list@example.com")]
     orders: list[dict[str, Any]] = []
     oid = 0
     for c in contacts[:110]:  # 10 contacts never ordered

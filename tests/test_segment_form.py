@@ -70,7 +70,7 @@ def test_csv_cells_a_spreadsheet_would_run_are_defused() -> None:
                "list_id": "1", "contact_id": "c"}  # fmt: skip
     header, row = csv_rows([contact])
     assert header == list(COLUMNS)
-    assert row == ["'-x@example.com", '\'=HYPERLINK("http://evil")', "", "1", "c"]
+    assert row == ["'-x@example.com", '\'=HYPERLINK("http://evil")', "", "1", "c", ""]  # consent never stated
 
 
 @pytest.mark.parametrize("name", [" =1+1", "\u00a0@SUM(A1)", "\n-2", "  +cmd", "\t=x"])

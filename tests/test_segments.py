@@ -184,6 +184,33 @@ def test_cli_formats_and_count(db: str) -> None:
         assert hostile.returncode == 2 and "invalid segment" in hostile.stderr and "Traceback" not in hostile.stderr
 
 
+@pytest.mark.parametrize(("state", "value"), [("given", True), ("withdrawn", False), ("unknown", None)])
+def test_consent_is_a_condition_and_an_export_column(db: str, state: str, value: bool | None) -> None:
+    consenting = {c["email"] for c in CONTACTS if c["list_id"] == "1" and c["marketing_consent"] is value}
+    assert consenting and run(db, {"consent": state}) == consenting
+    shoes = expected(
+        lambda os: any("Shoes" in i["categories"] for o in os if o["status"] != "CANCELED" for i in o["items"])
+    )
+    assert run(db, {"all": [{"bought": {"category": "Shoes"}}, {"consent": state}]}) == shoes & consenting
+    env = {"ORDERSYNC_DATABASE_URL": db, "PATH": "/usr/bin:/bin"}
+    # with --any the flags are alternatives, but consent stays a requirement
+    args = ["segment", "--list", "1", "--category", "Shoes", "--min-orders", "1", "--any", "--consent", state]
+    out = subprocess.run([sys.executable, "-m", "ordersync.cli", *args, "--format", "csv"], env=env,
+                         capture_output=True, text=True, check=True).stdout.splitlines()  # fmt: skip
+    assert out[0] == "email,first_name,last_name,list_id,contact_id,marketing_consent"
+    rows = [line.split(",") for line in out[1:]]
+    assert (
+        rows
+        and {r[0] for r in rows} <= consenting
+        and {r[-1] for r in rows} == {{True: "given", False: "withdrawn", None: ""}[value]}
+    )
+
+
+def test_consent_must_be_one_of_its_states() -> None:
+    with pytest.raises(SegmentError, match="given, withdrawn, unknown"):
+        build_query({"consent": True}, now=NOW)
+
+
 def test_contact_view_lists_orders_and_timeline(db: str) -> None:
     email = CONTACTS[0]["email"]
     out = subprocess.run(

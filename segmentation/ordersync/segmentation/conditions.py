@@ -335,6 +335,20 @@ def _rfm(kind: str, spec: Any, now: dt.datetime, at: str) -> Compiled:
     return _in(*rfm.condition_sql(ranges, currency))
 
 
+# Marketing consent as the contact holds it (docs/segments.md "Consent"): given, withdrawn, or never stated.
+CONSENT = {
+    "given": "c.marketing_consent IS TRUE",
+    "withdrawn": "c.marketing_consent IS FALSE",
+    "unknown": "c.marketing_consent IS NULL",
+}
+
+
+def _consent(kind: str, spec: Any, now: dt.datetime, at: str) -> Compiled:
+    if spec not in CONSENT:
+        raise SegmentError(f"{at}: one of {', '.join(CONSENT)}")
+    return Compiled(sql.SQL(CONSENT[spec]), [])
+
+
 CONDITIONS: dict[str, Callable[[str, Any, dt.datetime, str], Compiled]] = {
     "all": _boolean,
     "any": _boolean,
@@ -348,6 +362,7 @@ CONDITIONS: dict[str, Callable[[str, Any, dt.datetime, str], Compiled]] = {
     "abandoned_checkout": _abandoned_checkout,
     "lapsed": _lapsed,
     "rfm": _rfm,
+    "consent": _consent,
 }
 
 
@@ -415,7 +430,9 @@ def build_query(
     select = (
         sql.SQL("SELECT count(*) FROM contacts c")
         if count
-        else sql.SQL("SELECT c.contact_id, c.list_id, c.email, c.first_name, c.last_name FROM contacts c")
+        else sql.SQL(
+            "SELECT c.contact_id, c.list_id, c.email, c.first_name, c.last_name, c.marketing_consent FROM contacts c"
+        )
     )
     order = sql.SQL("") if count else sql.SQL(" ORDER BY c.email")
     tail: list[Any] = []

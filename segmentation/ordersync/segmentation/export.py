@@ -14,7 +14,9 @@ import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-COLUMNS = ("email", "first_name", "last_name", "list_id", "contact_id")
+COLUMNS = ("email", "first_name", "last_name", "list_id", "contact_id", "marketing_consent")
+# marketing_consent as exported: what the contact stated, or empty when they never did
+CONSENT_CELL = {True: "given", False: "withdrawn", None: ""}
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
 
@@ -39,4 +41,7 @@ def csv_rows(contacts: Iterable[Mapping[str, Any]]) -> Iterator[list[str]]:
     """The header, then one row per contact (a mapping with at least :data:`COLUMNS`)."""
     yield list(COLUMNS)
     for contact in contacts:
-        yield [cell(contact[column]) for column in COLUMNS]
+        yield [
+            CONSENT_CELL[contact.get(column)] if column == "marketing_consent" else cell(contact[column])
+            for column in COLUMNS
+        ]

@@ -29,10 +29,11 @@ KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "abandoned_checkout": ("Abandoned checkout", ("hours",)),
     "lapsed": ("Lapsed", ("days",)),
     "rfm": ("RFM score", ("r", "f", "m", "currency")),
+    "consent": ("Marketing consent", ("consent",)),
 }
 FIELDS = (
     "kind", "op", "number", "amount", "currency", "status", "when", "days", "from", "to", "by", "text", "hours",
-    "r", "f", "m",
+    "r", "f", "m", "consent",
 )  # fmt: skip
 # The score ranges a row offers (docs/rfm.md); "" is any score.
 SCORES = {
@@ -53,7 +54,9 @@ DEFAULTS: dict[str, dict[str, str]] = {
     "abandoned_checkout": {"hours": "2"},
     "lapsed": {"days": "90"},
     "rfm": {"r": "4+", "f": "", "m": "", "currency": ""},
+    "consent": {"consent": "given"},
 }
+CONSENT_STATES = {"given": "given", "withdrawn": "withdrawn", "unknown": "never stated"}
 
 Row = dict[str, str]
 
@@ -141,6 +144,8 @@ def condition_from_row(row: Row, at: str) -> dict[str, Any]:
         return {kind: {**spec, **_period(row, at)} if kind == "spent" else spec}
     if kind == "has_status":
         return {"has_status": row.get("status", "")}
+    if kind == "consent":
+        return {"consent": row.get("consent", "")}
     if kind == "bought":
         by = row.get("by", "")
         if by not in BOUGHT_BY:
@@ -182,6 +187,8 @@ def _row_from_condition(condition: Any) -> Row | None:
     row: Row = {"kind": kind}
     if kind == "has_status":
         return {**row, "status": str(spec)}
+    if kind == "consent":
+        return {**row, "consent": str(spec)}
     if not isinstance(spec, dict):
         return None
     if kind == "bought":
@@ -239,4 +246,5 @@ OPTIONS = {
     "by": BOUGHT_BY,
     "when": WHEN,
     "score": SCORES,
+    "consent": CONSENT_STATES,
 }
