@@ -329,6 +329,9 @@ def triggers_summary(conn: psycopg.Connection[Any], began: dt.datetime) -> list[
         (began,),
     ).fetchone()
     click.echo(f"  {from_history[0] if from_history else 0:>6}  fired by the history import (must be 0)")
+    withheld = conn.execute("SELECT kind, count(*) FROM suppressed_triggers GROUP BY 1 ORDER BY 1").fetchall()
+    shown = ", ".join(f"{n} {kind}" for kind, n in withheld) or "none"
+    click.echo(f"  withheld for lack of marketing consent (never sent): {shown}")
     problems = [] if fired else ["no automation trigger fired"]
     if from_history and from_history[0]:
         problems.append(f"{from_history[0]} triggers fired for orders of the history")

@@ -211,6 +211,8 @@ def trigger() -> dict[str, Any]:
         "order_count": 3,
         "last_order_at": T0,
         "fired_at": T0,
+        "purpose": "MARKETING",
+        "marketing_consent": True,
     }
 
 

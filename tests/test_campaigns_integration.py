@@ -237,7 +237,9 @@ def test_a_list_with_automations_and_attribution_gets_both_from_each_live_order(
     csv_file.write_text("\n".join(rows) + "\n")
     assert ordersync("campaigns", "import", str(csv_file), "--list", "7", env=env).returncode == 0
     config = tmp_path / "stores.toml"
-    config.write_text('[automations."7"]\n[attribution."7"]\n')  # the defaults of both
+    config.write_text(
+        '[automations."7"]\nmarketing_needs_consent = false\n[attribution."7"]\n'
+    )  # defaults, consent aside
     with running(process_args(env, tmp_path / "state", config), env, tmp_path / "p.log") as proc:
         wait_until_committed(kafka_bootstrap, topic_prefix, 20, 2, proc, "campaign.events")
         produce(

@@ -326,3 +326,23 @@ def test_a_contact_with_thousands_of_orders_keeps_a_bounded_summary_with_the_sam
     assert len(contact.fired) == fired and order_count(contact.state or {}) == n
     contact.send(purchase(n + 1, "COMPLETED"))  # a new order still counts and is thanked
     assert contact.kinds()[-1] == "ORDER_THANK_YOU" and contact.fired[-1]["order_count"] == n + 1
+
+
+def test_only_the_thank_you_goes_to_contacts_without_marketing_consent() -> None:
+    """Marketing triggers fired for contacts who never agreed to marketing. Now each trigger says its
+    purpose, and a marketing one goes out only with consent given (unless the list's rules allow it)."""
+    from ordersync.processors.triggers import may_send
+
+    contact = Contact(AutomationRules(vip_spent={"EUR": Decimal("1")}))
+    contact.send(purchase(1, "PENDING"))
+    contact.send(purchase(1, "COMPLETED", version=2))
+    fired = {t["kind"]: t for t in contact.fired}
+    assert set(fired) == {"FIRST_ORDER", "ORDER_THANK_YOU", "VIP_REACHED"}
+    assert {k: t["purpose"] for k, t in fired.items()} == {
+        "FIRST_ORDER": "MARKETING", "ORDER_THANK_YOU": "TRANSACTIONAL", "VIP_REACHED": "MARKETING",
+    }  # fmt: skip
+    rules, lenient = AutomationRules(), AutomationRules(marketing_needs_consent=False)
+    for consent in (None, False):
+        assert [k for k, t in fired.items() if may_send(t, consent, rules)] == ["ORDER_THANK_YOU"]
+        assert all(may_send(t, consent, lenient) for t in fired.values())
+    assert all(may_send(t, True, rules) for t in fired.values())

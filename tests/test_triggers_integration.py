@@ -15,7 +15,7 @@ from ordersync.runtime.settings import Settings
 from ordersync.schemas import decode, encode
 from ordersync.topics_admin import create_topics
 from tests.kafka_helpers import consume_until, drain, produce
-from tests.processes import Proc, running, wait_for
+from tests.processes import Proc, ordersync, running, wait_for
 from tests.raw_events import woo_doc, woo_event
 
 pytestmark = pytest.mark.broker
@@ -78,7 +78,7 @@ def test_history_fires_nothing_and_a_live_order_fires_one_thank_you_and_one_firs
     produce(kafka_bootstrap, f"{topic_prefix}raw.orders", history + live)
 
     config = tmp_path / "stores.toml"
-    config.write_text('[automations."7"]\n')  # the defaults
+    config.write_text('[automations."7"]\nmarketing_needs_consent = false\n')  # the defaults, consent aside
     data_dir = tmp_path / "state"
     proc = Proc(process_args(env, data_dir, config), env, tmp_path / "p1.log")
     try:
@@ -123,7 +123,9 @@ def test_checkout_abandoned_fires_after_the_delay_unless_completed_and_survives_
     env = {**env, "ORDERSYNC_PARTITIONS": "1"}  # one timers partition: checked in due order
     create_topics(Settings.from_env(env))
     config = tmp_path / "stores.toml"
-    config.write_text('[automations."7"]\nabandoned_after_h = 0.008\nwin_back_after_days = 0\n')  # 28.8 s
+    config.write_text(
+        '[automations."7"]\nabandoned_after_h = 0.008\nwin_back_after_days = 0\nmarketing_needs_consent = false\n'
+    )  # 28.8 s
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     produce(
         kafka_bootstrap,
@@ -171,7 +173,9 @@ def test_a_checkout_completed_in_the_backlog_is_not_called_abandoned_after_a_res
     stage has seen) until the worker has caught up, and on the wall clock only then."""
     create_topics(Settings.from_env(env))
     config = tmp_path / "stores.toml"
-    config.write_text('[automations."7"]\nabandoned_after_h = 1\nwin_back_after_days = 0\n')
+    config.write_text(
+        '[automations."7"]\nabandoned_after_h = 1\nwin_back_after_days = 0\nmarketing_needs_consent = false\n'
+    )
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     opened, paid = now - dt.timedelta(hours=3), now - dt.timedelta(hours=2, minutes=30)
     backlog = [
@@ -194,3 +198,38 @@ def test_a_checkout_completed_in_the_backlog_is_not_called_abandoned_after_a_res
     # its order completed.
     abandoned = [t for t in triggers(kafka_bootstrap, topic_prefix) if t["kind"] == "CHECKOUT_ABANDONED"]
     assert [t["order_key"] for t in abandoned] == ["woo-ch:2"]
+
+
+def test_marketing_triggers_go_only_to_contacts_who_consented_and_every_buyer_is_thanked(
+    env: dict[str, str], topic_prefix: str, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """Marketing triggers fired for contacts who never agreed to marketing. Now a FIRST_ORDER (marketing)
+    reaches ``triggers`` only for the contact who consented; the others' go to ``triggers.suppressed``
+    (never delivered), and the thank-you (transactional) goes out for every buyer."""
+    create_topics(Settings.from_env(env))
+    csv_file = tmp_path / "contacts.csv"
+    csv_file.write_text("email,consent\nyes@example.com,yes\nno@example.com,no\n")
+    assert ordersync("contacts", "import", str(csv_file), "--list", "7", env=env).returncode == 0
+    config = tmp_path / "stores.toml"
+    config.write_text('[automations."7"]\n')  # the defaults: marketing needs consent
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    with running(process_args(env, tmp_path / "state", config), env, tmp_path / "p.log") as proc:
+        consume_until(kafka_bootstrap, f"{topic_prefix}contacts", lambda ms: len(ms) >= 2, alive=proc.alive)
+        emails = ("yes@example.com", "no@example.com", "never@example.com")  # never: no statement at all
+        produce(kafka_bootstrap, f"{topic_prefix}raw.orders",
+                [raw(700 + n, email, "completed", now, "WEBHOOK") for n, email in enumerate(emails)])  # fmt: skip
+        sent = consume_until(kafka_bootstrap, f"{topic_prefix}triggers", lambda ms: len(ms) >= 4, alive=proc.alive)
+        withheld = consume_until(
+            kafka_bootstrap, f"{topic_prefix}triggers.suppressed", lambda ms: len(ms) >= 2, alive=proc.alive
+        )
+    out = sorted((t["kind"], t["contact_email"], t["purpose"], t["marketing_consent"])
+                 for t in (decode(m.value(), "trigger") for m in sent))  # fmt: skip
+    assert out == [
+        ("FIRST_ORDER", "yes@example.com", "MARKETING", True),
+        ("ORDER_THANK_YOU", "never@example.com", "TRANSACTIONAL", None),
+        ("ORDER_THANK_YOU", "no@example.com", "TRANSACTIONAL", False),
+        ("ORDER_THANK_YOU", "yes@example.com", "TRANSACTIONAL", True),
+    ]
+    held = sorted((t["kind"], t["contact_email"], t["marketing_consent"])
+                  for t in (decode(m.value(), "trigger") for m in withheld))  # fmt: skip
+    assert held == [("FIRST_ORDER", "never@example.com", None), ("FIRST_ORDER", "no@example.com", False)]

@@ -75,7 +75,9 @@ def test_a_worker_joins_and_leaves_and_one_is_killed_mid_rebalance(
          shop("prestashop", "p", env, tmp_path, orders=1000, seed=12) as ps:  # fmt: skip
         config = stores_toml(tmp_path / "stores.toml", woo, ps, poll_interval_s=1)
         with config.open("a") as f:  # thank-yous and first orders only: what fires is decided by the data
-            f.write('\n[automations."1"]\nabandoned_after_h = 0\nwin_back_after_days = 0\n')
+            f.write(
+                '\n[automations."1"]\nabandoned_after_h = 0\nwin_back_after_days = 0\nmarketing_needs_consent = false\n'
+            )
         first = worker(env, config, tmp_path / "state-1", tmp_path / "w1.log")
         second: Proc | None = None
         try:

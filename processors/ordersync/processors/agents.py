@@ -28,6 +28,7 @@ from ordersync.processors.triggers import (
     dump_state,
     item_time,
     load_state,
+    may_send,
     on_purchase,
     on_timer,
     purchase_of,
@@ -184,6 +185,7 @@ class Emitter:
         self._contacts = topology.outputs.contacts
         self._triggers = topology.outputs.triggers
         self._attributions = topology.outputs.attributions
+        self._suppressed = topology.outputs.triggers_suppressed
 
     def order(self, order: Order, value: bytes) -> None:
         """Send an order already encoded (``value``), with its version headers."""
@@ -197,6 +199,11 @@ class Emitter:
         """Send a trigger, keyed by its contact so one contact's triggers stay in order."""
         key = f"{trigger['list_id']}:{trigger['contact_id']}".encode()
         self._outputs.send(self._triggers, key, encode("trigger", trigger))
+
+    def suppressed(self, trigger: Trigger) -> None:
+        """A marketing trigger withheld for lack of consent: recorded, never delivered."""
+        key = f"{trigger['list_id']}:{trigger['contact_id']}".encode()
+        self._outputs.send(self._suppressed, key, encode("trigger", trigger))
 
     def attribution(self, order_key: str, record: Attribution | None) -> None:
         """Send an order's attribution, keyed by the order (the topic is compacted: a repeat or a change
@@ -432,7 +439,18 @@ class Handlers:
         for timer in step.timers:
             self.topology.trigger_timers.put(partition, timer.key, envelope.dumps(timer.to_json()))
         for trigger in step.triggers:
+            self._send_trigger(partition, key, trigger, rules)
+
+    def _send_trigger(self, partition: int, key: str, trigger: Trigger, rules: Any) -> None:
+        """Out with the contact's consent as it is now: on ``triggers`` if it may be sent, else on
+        ``triggers.suppressed`` (counted on the Automations page, never delivered)."""
+        stored = self.topology.contacts.get(partition, key)
+        consent = envelope.loads(stored).get("marketing_consent") if stored is not None else None
+        trigger = {**trigger, "marketing_consent": consent}
+        if may_send(trigger, consent, rules):
             self.emit.trigger(trigger)
+        else:
+            self.emit.suppressed(trigger)
 
     def any_due(self, partitions: list[int], wall_us: int) -> bool:
         """Whether any timer of ``partitions`` is due by the wall clock (the latest any clock can be)."""
@@ -453,9 +471,10 @@ class Handlers:
             for key, value in self.topology.trigger_timers.items_before(partition, bound):
                 timer = Timer.from_json(envelope.loads(value))
                 state = load_state(self.topology.trigger_state.get(partition, timer.contact))
-                trigger = on_timer(state, timer, self.automations.for_list(timer.purchase["list_id"]))
+                rules = self.automations.for_list(timer.purchase["list_id"])
+                trigger = on_timer(state, timer, rules)
                 if trigger is not None:
-                    self.emit.trigger(trigger)
+                    self._send_trigger(partition, timer.contact, trigger, rules)
                 checked.append((partition, key))
         return checked
 

@@ -22,7 +22,7 @@ from typing import Any, NotRequired, TypedDict
 from ordersync.processors import envelope
 from ordersync.processors.values import micros
 from ordersync.runtime.automations import AutomationRules, UpsellRule
-from ordersync.schemas.records import Order, Trigger, TriggerItem, TriggerKind
+from ordersync.schemas.records import TRANSACTIONAL_KINDS, Order, Trigger, TriggerItem, TriggerKind
 
 NAMESPACE = uuid.UUID("6a1d3c52-2f4e-4d7b-9a0c-5b8e1f3d2c71")
 WAITING = ("CREATED", "PENDING")
@@ -250,6 +250,8 @@ def build(
         "order_count": order_count(state),
         "last_order_at": _last_order_at(state),
         "fired_at": at,
+        "purpose": "TRANSACTIONAL" if kind in TRANSACTIONAL_KINDS else "MARKETING",
+        "marketing_consent": None,  # the contact stage knows it (ordersync.processors.agents)
     }
     trigger.update(extra)  # type: ignore[typeddict-item]
     return trigger
@@ -406,6 +408,12 @@ def on_timer(state: dict[str, Any] | None, timer: Timer, rules: AutomationRules)
             suggested_products=list(rule.suggest_products),
         )
     return None
+
+
+def may_send(trigger: Trigger, consent: bool | None, rules: AutomationRules) -> bool:
+    """Whether ``trigger`` goes out for a contact whose marketing consent is ``consent``: a marketing
+    trigger only with consent given, unless the list's rules allow marketing without it."""
+    return trigger["purpose"] != "MARKETING" or consent is True or not rules.marketing_needs_consent
 
 
 def timers_due_by(stream_us: int | None, wall_us: int, caught_up: bool) -> int | None:

@@ -72,6 +72,8 @@ class AutomationRules(BaseModel):
     win_back_after_days: float = Field(90.0, ge=0)
     vip_spent: dict[str, Decimal] = Field(default_factory=dict)
     upsell: tuple[UpsellRule, ...] = ()
+    # Marketing triggers (all but the thank-you) only for contacts who gave consent (docs/privacy.md).
+    marketing_needs_consent: bool = True
 
     @field_validator("vip_spent")
     @classmethod

@@ -207,6 +207,9 @@ class ConnectorCursor(TypedDict):
 
 # -- trigger -----------------------------------------------------------------------------------------
 TriggerKind = Literal["ORDER_THANK_YOU", "FIRST_ORDER", "UPSELL", "CHECKOUT_ABANDONED", "WIN_BACK", "VIP_REACHED"]
+# What a trigger is for: a thank-you may go to anyone who bought; the rest is marketing (consent needed).
+TriggerPurpose = Literal["TRANSACTIONAL", "MARKETING", "OTHER"]
+TRANSACTIONAL_KINDS = frozenset({"ORDER_THANK_YOU"})
 
 
 class TriggerItem(TypedDict):
@@ -240,6 +243,8 @@ class Trigger(TypedDict):
     order_count: int
     last_order_at: dt.datetime | None
     fired_at: dt.datetime
+    purpose: TriggerPurpose
+    marketing_consent: bool | None
 
 
 CampaignChannel = Literal["EMAIL", "SMS", "PUSH", "OTHER"]

@@ -43,6 +43,8 @@ CATALOGUE: tuple[TopicSpec, ...] = (
               "Contacts imported from CSV files, consumed by the processor."),
     TopicSpec("triggers", "{list_id}:{contact_id}", "trigger", FOREVER,
               "Automation triggers on live purchases (thank-you, first order, upsell, abandoned, win-back, VIP)."),
+    TopicSpec("triggers.suppressed", "{list_id}:{contact_id}", "trigger", FOREVER,
+              "Marketing triggers withheld for lack of the contact's consent: counted, never delivered."),
     TopicSpec("campaign.events", "{list_id}:{email}", "campaign_event", FOREVER,
               "Campaign sends, holdouts, opens, clicks and unsubscribes, from CSV imports and platform webhooks."),
     TopicSpec("attributions", "{store_id}:{source_order_id}", "attribution", COMPACTED,
@@ -99,6 +101,7 @@ class TopicNames:
     contacts: str
     contacts_import: str
     triggers: str
+    triggers_suppressed: str
     campaign_events: str
     attributions: str
     dlq: str
@@ -185,7 +188,7 @@ class Wiring:
     def processor_records(self) -> list[str]:
         """What the processor derives, for the sink to store."""
         o = self.outputs
-        return [o.orders, o.activity, o.contacts, o.triggers, o.attributions]
+        return [o.orders, o.activity, o.contacts, o.triggers, o.triggers_suppressed, o.attributions]
 
     @property
     def processor_writes(self) -> list[str]:

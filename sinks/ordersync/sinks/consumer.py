@@ -81,6 +81,7 @@ class PostgresSink:
         wiring = Wiring.with_prefix(opts.input_prefix or opts.topic_prefix, opts.topic_prefix)
         self.topics = {topic: str(wiring.subject(topic)) for topic in wiring.sink_reads}
         self.dlq_topic = wiring.outputs.dlq
+        self.suppressed_topic = wiring.outputs.triggers_suppressed
         self._stop = threading.Event()
         self._db = Reconnecting(opts.database_url, retry_max_s=opts.retry_max_s)  # offsets, migrations
         self._writer: WriterProcess | None = None  # while run() runs
@@ -253,6 +254,8 @@ class PostgresSink:
             batch.orders.append(cast(Order, record))
         elif subject == "activity":
             batch.activities.append(cast(Activity, record))
+        elif subject == "trigger" and topic == self.suppressed_topic:
+            batch.suppressed_triggers.append(cast(Trigger, record))
         elif subject == "trigger":
             batch.triggers.append(cast(Trigger, record))
         elif subject == "campaign_event":

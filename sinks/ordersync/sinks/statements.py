@@ -27,6 +27,7 @@ CREATE TEMP TABLE IF NOT EXISTS stage_items (LIKE order_items) ON COMMIT DELETE 
 CREATE TEMP TABLE IF NOT EXISTS stage_activity (LIKE activity) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS stage_contacts (LIKE contacts) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS stage_triggers (LIKE triggers) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_suppressed (LIKE suppressed_triggers) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS stage_campaign_events (LIKE campaign_events) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS stage_attributions (LIKE attributions) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS applied_orders (store_id text, source_order_id text) ON COMMIT DELETE ROWS;
@@ -57,6 +58,12 @@ COPY_TRIGGERS = f"COPY stage_triggers ({_cols(TRIGGER_COLUMNS)}) FROM STDIN"
 INSERT_TRIGGERS = f"""
 INSERT INTO triggers ({_cols(TRIGGER_COLUMNS)})
 SELECT {_cols(TRIGGER_COLUMNS)} FROM stage_triggers
+ON CONFLICT (trigger_id) DO NOTHING
+"""
+COPY_SUPPRESSED = f"COPY stage_suppressed ({_cols(TRIGGER_COLUMNS)}) FROM STDIN"
+INSERT_SUPPRESSED = f"""
+INSERT INTO suppressed_triggers ({_cols(TRIGGER_COLUMNS)})
+SELECT {_cols(TRIGGER_COLUMNS)} FROM stage_suppressed
 ON CONFLICT (trigger_id) DO NOTHING
 """
 COPY_CAMPAIGN_EVENTS = f"COPY stage_campaign_events ({_cols(CAMPAIGN_EVENT_COLUMNS)}) FROM STDIN"

@@ -35,6 +35,7 @@ class Batch:
     activities: list[Activity] = field(default_factory=list)
     contacts: list[Contact] = field(default_factory=list)
     triggers: list[Trigger] = field(default_factory=list)
+    suppressed_triggers: list[Trigger] = field(default_factory=list)  # withheld for lack of consent
     campaign_events: list[CampaignEvent] = field(default_factory=list)
     attributions: list[Attribution] = field(default_factory=list)
     purged_orders: list[tuple[str, str]] = field(default_factory=list)  # (store_id, source_order_id)
@@ -69,6 +70,7 @@ class Staged:
     items: bytes
     activity: bytes
     triggers: bytes
+    suppressed_triggers: bytes
     campaign_events: bytes
     attributions: bytes
     purged_orders: list[tuple[str, str]]
@@ -96,6 +98,7 @@ def without_nul_batch(batch: Batch) -> Batch:
         activities=without_nul(batch.activities),
         contacts=without_nul(batch.contacts),
         triggers=without_nul(batch.triggers),
+        suppressed_triggers=without_nul(batch.suppressed_triggers),
         campaign_events=without_nul(batch.campaign_events),
         attributions=without_nul(batch.attributions),
     )
@@ -116,6 +119,9 @@ def _stage(batch: Batch, adapters: psycopg.Cursor[Any]) -> Staged:
         items=_copy_data(adapters, (row for o in orders if not o["deleted"] for row in item_rows(o))),
         activity=_copy_data(adapters, (activity_row(a) for a in activities)),
         triggers=_copy_data(adapters, (trigger_row(t) for t in {t["trigger_id"]: t for t in batch.triggers}.values())),
+        suppressed_triggers=_copy_data(
+            adapters, (trigger_row(t) for t in {t["trigger_id"]: t for t in batch.suppressed_triggers}.values())
+        ),
         campaign_events=_copy_data(
             adapters,
             (campaign_event_row(e) for e in {(e["list_id"], e["event_id"]): e for e in batch.campaign_events}.values()),
@@ -189,6 +195,9 @@ def write_staged(
         if staged.triggers:
             _copy(cur, q.COPY_TRIGGERS, staged.triggers)
             cur.execute(q.INSERT_TRIGGERS)
+        if staged.suppressed_triggers:
+            _copy(cur, q.COPY_SUPPRESSED, staged.suppressed_triggers)
+            cur.execute(q.INSERT_SUPPRESSED)
         _write_campaigns(cur, staged)
         if staged.offsets:
             cur.executemany(q.SAVE_OFFSET, [(consumer, t, p, o) for (t, p), o in staged.offsets.items()])

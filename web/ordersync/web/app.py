@@ -213,6 +213,7 @@ async def automations(request: Request) -> Response:
     def load(conn: psycopg.Connection[Any]) -> dict[str, Any]:
         return {
             "per_day": queries.triggers_per_day(conn, since, scope),
+            "suppressed": queries.suppressed_per_kind(conn, since, scope),
             "latest": queries.latest_triggers(conn, scope),
             "destinations": queries.destinations(conn),
         }
@@ -227,6 +228,7 @@ async def automations(request: Request) -> Response:
         "kinds": TRIGGER_KINDS, "days": sorted(days.items(), reverse=True), "latest": view["latest"],
         "destinations": view["destinations"], "rules": shown, "defaults": DEFAULT_RULES,
         "totals": {k: sum(d.get(k, 0) for d in days.values()) for k in TRIGGER_KINDS},
+        "suppressed": view["suppressed"],
     })  # fmt: skip
 
 

@@ -57,6 +57,12 @@ FROM triggers
 WHERE fired_at >= %(since)s AND (%(lists)s::text[] IS NULL OR list_id = ANY(%(lists)s))
 GROUP BY 1, 2 ORDER BY 1 DESC, 2
 """
+# Marketing triggers withheld for lack of consent, per kind, since a time.
+SUPPRESSED_PER_KIND = """
+SELECT kind, count(*) AS withheld FROM suppressed_triggers
+WHERE fired_at >= %(since)s AND (%(lists)s::text[] IS NULL OR list_id = ANY(%(lists)s))
+GROUP BY 1 ORDER BY 1
+"""
 LATEST_TRIGGERS = """
 SELECT t.trigger_id, t.kind, t.list_id, t.contact_id, c.email, t.order_key, t.store_id, t.source_order_id,
        t.currency, t.total, t.rule, t.fired_at
@@ -122,6 +128,12 @@ def contact_activity(conn: psycopg.Connection[Any], contact_id: str, page: int) 
 
 def triggers_per_day(conn: psycopg.Connection[Any], since: Any, scope: Lists) -> list[Row]:
     return _rows(conn, TRIGGERS_PER_DAY, {"since": since, "lists": _array(scope)})
+
+
+def suppressed_per_kind(conn: psycopg.Connection[Any], since: Any, scope: Lists) -> dict[str, int]:
+    return {
+        r["kind"]: r["withheld"] for r in _rows(conn, SUPPRESSED_PER_KIND, {"since": since, "lists": _array(scope)})
+    }
 
 
 def latest_triggers(conn: psycopg.Connection[Any], scope: Lists, limit: int = 50) -> list[Row]:
