@@ -172,13 +172,29 @@ def start_session(conn: psycopg.Connection[Any], user: str, rules: SessionRules,
     return sid
 
 
-def touch_session(conn: psycopg.Connection[Any], sid: object, rules: SessionRules, now: dt.datetime) -> str | None:
-    """The user of ``sid`` while it is a live session (and it counts as used now), else None."""
+# The session's user, with its account's lists and role when it has one (one round trip per request).
+SESSION_READER = f"""
+WITH s AS ({TOUCH_SESSION})
+SELECT s.user_name, u.lists, u.admin, u.name IS NOT NULL FROM s LEFT JOIN web_users u ON u.name = s.user_name
+"""
+
+
+def session_reader(
+    conn: psycopg.Connection[Any], sid: object, rules: SessionRules, now: dt.datetime
+) -> tuple[str, list[str] | None, bool | None, bool] | None:
+    """(user, the account's lists, admin, whether the account exists) while ``sid`` is a live session
+    (it counts as used now), else None."""
     if not isinstance(sid, str) or not sid:
         return None
-    row = conn.execute(TOUCH_SESSION, {"now": now, "id": hashed(sid), "idle_s": rules.idle_s, "max_s": rules.max_s})
-    found = row.fetchone()
-    return str(found[0]) if found else None
+    params = {"now": now, "id": hashed(sid), "idle_s": rules.idle_s, "max_s": rules.max_s}
+    row = conn.execute(SESSION_READER, params).fetchone()
+    return (str(row[0]), row[1], row[2], bool(row[3])) if row else None
+
+
+def touch_session(conn: psycopg.Connection[Any], sid: object, rules: SessionRules, now: dt.datetime) -> str | None:
+    """The user of ``sid`` while it is a live session (and it counts as used now), else None."""
+    found = session_reader(conn, sid, rules, now)
+    return found[0] if found else None
 
 
 def end_session(conn: psycopg.Connection[Any], sid: object) -> None:

@@ -23,12 +23,6 @@ from ordersync.web.common import db
 BOOTSTRAP = "env:"
 ACCOUNTS_CHECKED_EVERY_S = 5.0
 
-# The session's user, with its account's lists and role when it has one (one round trip per request).
-SESSION_READER = f"""
-WITH s AS ({accounts.TOUCH_SESSION})
-SELECT s.user_name, u.lists, u.admin, u.name IS NOT NULL FROM s LEFT JOIN web_users u ON u.name = s.user_name
-"""
-
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
@@ -41,13 +35,10 @@ class Gate:
 
     def reader_of(self, conn: psycopg.Connection[Any], sid: object) -> Reader | None:
         """The reader of session ``sid`` while it is live and its account still exists."""
-        if not isinstance(sid, str) or not sid:
+        found = accounts.session_reader(conn, sid, self.rules, now())
+        if found is None:
             return None
-        params = {"now": now(), "id": accounts.hashed(sid), "idle_s": self.rules.idle_s, "max_s": self.rules.max_s}
-        row = conn.execute(SESSION_READER, params).fetchone()
-        if row is None:
-            return None
-        name, lists, admin, known = row
+        name, lists, admin, known = found
         if name.startswith(BOOTSTRAP):
             if self.bootstrap.user is None or name != BOOTSTRAP + self.bootstrap.user:
                 return None  # the bootstrap account was changed or removed from the environment
