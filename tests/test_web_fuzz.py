@@ -134,6 +134,78 @@ def test_one_export_more_than_the_cap_is_refused(web: TestClient) -> None:
     assert again.status_code == 200
 
 
+def fill_big_list(database_url: str) -> None:
+    """A list large enough that an export streams many chunks."""
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO contacts (contact_id, list_id, email, origin, created_at, updated_at, version)"
+            " SELECT gen_random_uuid(), 'big', 'c' || n || '@example.com', 'IMPORT', now(), now(), 1"
+            " FROM generate_series(1, 20000) n ON CONFLICT DO NOTHING"
+        )
+        conn.execute(
+            "INSERT INTO contact_order_stats (contact_id, list_id, currency, order_count, completed_count, spent,"
+            " average_order_value, first_order_at, last_order_at)"
+            " SELECT contact_id, list_id, 'EUR', 1, 1, 10, 10, now(), now() FROM contacts WHERE list_id = 'big'"
+            " ON CONFLICT DO NOTHING"
+        )
+
+
+BIG_EXPORT = urlencode({"mode": "json", "json": json.dumps({"ordered": {"last_days": 36500}}), "list": "big"})
+
+
+@pytest.mark.parametrize("chunks_read", [0, 1])
+def test_an_export_gives_its_slot_back_when_its_response_ends(
+    web: TestClient, database_url: str, chunks_read: int
+) -> None:
+    """The slot came back only when the garbage collector finalised the abandoned CSV generator (an idle
+    server: minutes; one never started: never), so a burst of aborted exports answered 503 for about 6
+    minutes. Driven through the ASGI interface with the collector off: the client goes away before the
+    first chunk, or after one, and the slot must be free as soon as the response has ended."""
+    import gc
+
+    import anyio
+
+    fill_big_list(database_url)
+    scope = {
+        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
+        "method": "GET", "scheme": "http", "path": "/segments/export.csv", "raw_path": b"/segments/export.csv",
+        "root_path": "", "query_string": BIG_EXPORT.encode(), "headers": [(b"host", b"127.0.0.1")],
+        "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 5000),
+    }  # fmt: skip
+    sent: list[dict[str, object]] = []
+
+    async def abandoned_export() -> None:
+        gone, asked = anyio.Event(), False
+
+        async def receive() -> dict[str, object]:
+            nonlocal asked
+            if not asked:
+                asked = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, object]) -> None:
+            sent.append(message)
+            if sum(m["type"] == "http.response.body" for m in sent) >= chunks_read:
+                gone.set()
+                await anyio.sleep(0.5)  # the client is gone: what is sent now goes nowhere
+
+        await web.app(scope, receive, send)  # type: ignore[arg-type]
+
+    slots = web.app.state.export_slots  # type: ignore[attr-defined]
+    gc.disable()
+    try:
+        web.portal.call(abandoned_export)  # type: ignore[union-attr]
+        assert sent and sent[0]["status"] == 200
+        chunks = [m for m in sent if m["type"] == "http.response.body" and m["body"]]
+        assert len(chunks) < 10, f"{len(chunks)} chunks: the export ran to its end, nothing was abandoned"
+        assert slots.acquire(blocking=False), "the abandoned export still holds its slot after its response ended"
+        slots.release()
+    finally:
+        gc.enable()
+
+
 def test_exports_the_client_abandons_give_their_slots_back(
     web: TestClient, database_url: str, endpoints: Endpoints, tmp_path: Path
 ) -> None:
@@ -147,20 +219,8 @@ def test_exports_the_client_abandons_give_their_slots_back(
     from tests.processes import wait_for
     from tests.web_helpers import serve_web
 
-    with psycopg.connect(database_url) as conn:  # a list large enough that an export streams for a while
-        conn.execute(
-            "INSERT INTO contacts (contact_id, list_id, email, origin, created_at, updated_at, version)"
-            " SELECT gen_random_uuid(), 'big', 'c' || n || '@example.com', 'IMPORT', now(), now(), 1"
-            " FROM generate_series(1, 20000) n ON CONFLICT DO NOTHING"
-        )
-        conn.execute(
-            "INSERT INTO contact_order_stats (contact_id, list_id, currency, order_count, completed_count, spent,"
-            " average_order_value, first_order_at, last_order_at)"
-            " SELECT contact_id, list_id, 'EUR', 1, 1, 10, 10, now(), now() FROM contacts WHERE list_id = 'big'"
-            " ON CONFLICT DO NOTHING"
-        )
-    document = json.dumps({"ordered": {"last_days": 36500}})
-    path = "/segments/export.csv?" + urlencode({"mode": "json", "json": document, "list": "big"})
+    fill_big_list(database_url)
+    path = "/segments/export.csv?" + BIG_EXPORT
     with serve_web(database_url, endpoints, tmp_path / "web.log", env={"ORDERSYNC_WEB_MAX_EXPORTS": "2"}) as url:
         port = int(url.rsplit(":", 1)[1])
         for n in range(12):  # each goes away: half before reading anything, half after the first bytes
