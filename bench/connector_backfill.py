@@ -21,6 +21,7 @@ from common import Timer, free_port, process_cpu, report, rss_mib, settings_with
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from ordersync.schemas import decode
+from ordersync.schemas.topics import TopicNames
 
 
 def read_all(bootstrap: str, topic: str, stamps: list[int] | None = None) -> list[tuple[bytes, bytes]]:
@@ -100,7 +101,7 @@ def main() -> None:
     finally:
         sim.terminate()
     stamps: list[int] = []
-    messages = read_all(settings.kafka_bootstrap, prefix + "raw.orders", stamps)
+    messages = read_all(settings.kafka_bootstrap, TopicNames.with_prefix(prefix).raw_orders, stamps)
     published = sum(len(decode(v).get("events", [None])) for _, v in messages)
     publishing_s = max(1e-3, (max(stamps) - min(stamps)) / 1000)  # first order produced → last
     baseline_topic = prefix + "baseline"

@@ -36,6 +36,7 @@ from confluent_kafka import Producer
 
 from ordersync.schemas import encode
 from ordersync.schemas.signatures import SIGNATURE, verify
+from ordersync.schemas.topics import TopicNames
 from ordersync.sinks.forward import TRIGGER_ID
 from ordersync.sinks.migrate import migrate
 from ordersync.topics_admin import create_topics
@@ -130,7 +131,9 @@ def main() -> None:
         prefix = unique_prefix("forward")
         create_topics(settings.with_prefix(prefix), {"triggers", "dlq"})
         for t in triggers:
-            produce_waiting(producer, f"{prefix}triggers", f"1:{t['contact_id']}", encode("trigger", t))
+            produce_waiting(
+                producer, TopicNames.with_prefix(prefix).triggers, f"1:{t['contact_id']}", encode("trigger", t)
+            )
         producer.flush(60)
         return prefix
 

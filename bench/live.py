@@ -43,6 +43,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 
 from ordersync.runtime.settings import Settings
 from ordersync.schemas import decode
+from ordersync.schemas.topics import TopicNames
 from ordersync.sinks.migrate import migrate
 from ordersync.topics_admin import create_topics
 
@@ -200,7 +201,7 @@ def written_at(bootstrap: str, topic: str, ids: set[int]) -> dict[int, float]:
                     at_end.add(msg.partition())
                 continue
             at = msg.timestamp()[1] / 1000
-            if topic.endswith("raw.orders"):
+            if topic.endswith(TopicNames.with_prefix("").raw_orders):
                 record = decode(msg.value())
                 order_ids = [int(e["source_order_id"]) for e in record.get("events", [record])]
             else:
@@ -216,8 +217,9 @@ def written_at(bootstrap: str, topic: str, ids: set[int]) -> dict[int, float]:
 def stages(bootstrap: str, prefix: str, sent: dict[int, float], got: dict[int, float]) -> str:
     """Median time spent in each hop: receiver (slot → raw.orders), processor (→ orders), sink (→ row)."""
     ids = set(got)
-    raw = written_at(bootstrap, f"{prefix}raw.orders", ids)
-    out = written_at(bootstrap, f"{prefix}orders", ids)
+    names = TopicNames.with_prefix(prefix)
+    raw = written_at(bootstrap, names.raw_orders, ids)
+    out = written_at(bootstrap, names.orders, ids)
     both = [i for i in ids if i in raw and i in out]
     hops = {
         "receiver": [raw[i] - sent[i] for i in both],

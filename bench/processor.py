@@ -39,6 +39,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from ordersync.runtime.settings import Settings
 from ordersync.schemas import encode
 from ordersync.schemas.batches import batch_of, by_partition
+from ordersync.schemas.topics import TopicNames
 from ordersync.topics_admin import create_topics
 
 PAGE = 100
@@ -176,7 +177,7 @@ def main() -> None:
         "ORDERSYNC_KAFKA_BOOTSTRAP": bootstrap,
     }
     create_topics(Settings.from_env({**env, "ORDERSYNC_DATABASE_URL": base.database_url}))
-    raw = prefix + "raw.orders"
+    raw = TopicNames.with_prefix(prefix).raw_orders
     messages = fill(bootstrap, raw, args.orders, args.partitions, args.singles)
     per_message = args.orders / messages
     consume_s = raw_consume(bootstrap, raw)
@@ -210,8 +211,9 @@ def main() -> None:
             for i in range(n)
         ]  # fmt: skip
         run = Run(procs[0], work / f"worker-{n}-0.log", procs[1:])
+        written = TopicNames.with_prefix(out)
         return run.follow(
-            lambda: end_offsets(bootstrap, out + "orders") + end_offsets(bootstrap, out + "dlq"), args.orders
+            lambda: end_offsets(bootstrap, written.orders) + end_offsets(bootstrap, written.dlq), args.orders
         )
 
     worker = workers(1)

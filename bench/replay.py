@@ -18,6 +18,7 @@ from processor import fill, raw_consume  # type: ignore[import-not-found]
 
 from ordersync.replay import run_replay
 from ordersync.runtime.settings import Settings
+from ordersync.schemas.topics import TopicNames
 from ordersync.sinks.migrate import migrate
 from ordersync.topics_admin import create_topics
 
@@ -58,8 +59,10 @@ def main() -> None:
     settings = Settings.from_env(env)
     create_topics(settings)
     with Timer() as filling:
-        messages = fill(base.kafka_bootstrap, prefix + "raw.orders", args.orders, args.partitions, singles=False)
-    consume_s = raw_consume(base.kafka_bootstrap, prefix + "raw.orders")
+        messages = fill(
+            base.kafka_bootstrap, TopicNames.with_prefix(prefix).raw_orders, args.orders, args.partitions, singles=False
+        )
+    consume_s = raw_consume(base.kafka_bootstrap, TopicNames.with_prefix(prefix).raw_orders)
     totals: dict[str, float] = {}
     stop = threading.Event()
     sampler = threading.Thread(target=component_cpu, args=(stop, totals), daemon=True)

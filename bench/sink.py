@@ -28,6 +28,7 @@ from confluent_kafka import Producer
 from ordersync.runtime.settings import Settings
 from ordersync.schemas import encode
 from ordersync.schemas.headers import order_headers
+from ordersync.schemas.topics import TopicNames
 from ordersync.sinks.consumer import PostgresSink, SinkOptions, collect_rarely
 from ordersync.sinks.migrate import migrate
 from ordersync.sinks.rows import ACTIVITY_COLUMNS, ITEM_COLUMNS, ORDER_COLUMNS, activity_row, item_rows, order_row
@@ -81,12 +82,13 @@ def main() -> None:
     def send(topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]] | None = None) -> None:
         produce_waiting(producer, topic, key, value, headers=headers)
 
+    names = TopicNames.with_prefix(prefix)
     for c in contacts:
-        send(prefix + "contacts", f"1:{c['email']}", encode("contact", c))
+        send(names.contacts, f"1:{c['email']}", encode("contact", c))
     for o in orders:
-        send(prefix + "orders", o["order_key"], encode("order", o), order_headers(o))  # as the processor does
+        send(names.orders, o["order_key"], encode("order", o), order_headers(o))  # as the processor does
     for a in acts:
-        send(prefix + "activity", a["order_key"], encode("activity", a))
+        send(names.activity, a["order_key"], encode("activity", a))
     producer.flush(300)
     messages = len(orders) + len(acts) + len(contacts)
     item_count = sum(len(o["items"]) for o in orders)

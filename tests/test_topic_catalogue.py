@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ordersync.schemas import registry
-from ordersync.schemas.topics import CATALOGUE, Wiring, catalogue, differences, find
+from ordersync.schemas.topics import BY_CONTACT, CATALOGUE, Wiring, catalogue, differences, find
 
 
 def test_every_topic_names_a_known_subject() -> None:
@@ -97,3 +97,47 @@ def test_a_replay_reads_campaign_events_where_they_were_imported() -> None:
     wiring = Wiring.with_prefix("p.", "p.replay-1.")
     assert "p.campaign.events" in wiring.sink_reads
     assert "p.replay-1.attributions" in wiring.sink_reads and "p.replay-1.attributions" in wiring.processor_writes
+
+
+def _spelled_topic_names(path: Path) -> list[str]:
+    """Where a module spells a catalogue topic's name: a literal of a dotted or dashed one, or any short
+    name joined to a prefix (``f"{prefix}orders"``, ``prefix + "orders"``)."""
+    import ast
+
+    short = {spec.short_name for spec in CATALOGUE} | {BY_CONTACT.short_name}
+    distinct = {name for name in short if "." in name or "-" in name}  # never a word of SQL or prose
+
+    def spelled(node: ast.AST) -> object:
+        if isinstance(node, ast.Constant) and node.value in distinct:
+            return node.value
+        if isinstance(node, ast.JoinedStr):  # a constant right after a {value}
+            after = [b for a, b in zip(node.values, node.values[1:], strict=False) if isinstance(a, ast.FormattedValue)]
+            return next((b.value for b in after if isinstance(b, ast.Constant) and b.value in short), None)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add) and isinstance(node.right, ast.Constant):
+            return node.right.value if node.right.value in short else None
+        return None
+
+    tree = ast.parse(path.read_text(), str(path))
+    return [f"{path}:{getattr(n, 'lineno', 0)}: {spelled(n)!r}" for n in ast.walk(tree) if spelled(n) is not None]
+
+
+def test_no_module_spells_a_topic_name() -> None:
+    """Topic names come from the wiring (ordersync.schemas.topics) only: a module that spells one drifts
+    from it (replay once lost the campaign events that way)."""
+    root = Path(__file__).resolve().parents[1]
+    home = root / "schemas" / "ordersync" / "schemas" / "topics.py"
+    folders = ["processors", "producers", "runtime", "schemas", "segmentation", "sinks", "web", "ordersync", "bench"]
+    modules = [p for folder in folders for p in (root / folder).rglob("*.py") if p != home]
+    assert len(modules) > 50
+    spelled = [hit for path in modules for hit in _spelled_topic_names(path)]
+    assert spelled == []
+
+
+def test_every_catalogue_topic_has_a_writer_and_a_reader() -> None:
+    wiring = Wiring.with_prefix("p.")
+    roles = wiring.roles()
+    written = {t for reads_writes in roles.values() for t in reads_writes[1]}
+    read = {t for reads_writes in roles.values() for t in reads_writes[0]}
+    for topic in catalogue("p.", 1, 1):
+        assert topic.name in written, f"nothing writes {topic.name}"
+        assert topic.name in read, f"nothing reads {topic.name}"

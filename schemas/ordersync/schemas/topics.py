@@ -202,6 +202,19 @@ class Wiring:
     def forwarder_reads(self) -> list[str]:
         return [self.outputs.triggers]
 
+    def roles(self) -> dict[str, tuple[list[str], list[str]]]:
+        """Every component with the catalogue and internal topics it reads and those it writes."""
+        i, o = self.inputs, self.outputs
+        return {
+            "connectors": ([i.connector_state], [i.raw_orders, i.raw_customers, i.connector_state, i.dlq]),
+            # `ordersync contacts import`, `ordersync campaigns import` and the campaign webhook
+            "imports": ([], [i.contacts_import, i.campaign_events, i.dlq]),
+            "processor": ([*self.processor_reads, self.by_contact], [*self.processor_writes, self.by_contact]),
+            "sink": (self.sink_reads, [o.dlq]),
+            "forwarder": (self.forwarder_reads, [o.dlq]),
+            "web": ([o.dlq], []),  # the Stores page counts the last hour's dead letters
+        }
+
     def subject(self, topic: str) -> str | None:
         """The Avro subject of a topic's values (None: not Avro, or not a catalogue topic)."""
         spec = find(self.prefix, topic) or find(self.input_prefix, topic)
