@@ -125,3 +125,64 @@ def test_a_faust_upgrade_that_changes_the_patched_commit_path_fails_at_start(mon
     monkeypatch.setattr(Consumer, "_commit_tps", commit_without_the_gate)
     with pytest.raises(FaustChanged, match="_commit_tps calls _handle_attached"):
         check_faust_shape()
+
+
+def test_a_message_fetched_while_the_worker_gets_ready_is_kept(tmp_path: Any) -> None:
+    """faust resumes flow when restoring its tables begins and again when the worker is ready, after
+    seeking its stream partitions to their committed offsets; each resume emptied every agent's queue. A
+    message fetched between the seek and the second resume was dropped while the consumer's position had
+    moved past it: a restarted worker said "ready" and never handled that partition (seen under load, about
+    1 run in 5 of the lost-position restore test). The same steps on the worker's real app and queues:
+    what a rebalance left is dropped, what was fetched since is kept."""
+    from ordersync.processors.app import ProcessorOptions, create_app
+
+    app = create_app(ProcessorOptions("127.0.0.1:1", "p.", 2, 1, "app", tmp_path, {}))
+    join = next(a for a in app.agents.values() if "p.processor.by-contact" in a.channel.topics)  # type: ignore[attr-defined]
+    queue = join.channel.queue
+
+    app.flow_control.suspend()  # a rebalance began
+    queue.put_nowait("fetched for the revoked assignment")
+    app.flow_control.resume()  # restoring the tables begins
+    assert queue.qsize() == 0, "what was fetched before the rebalance must not be handled"
+    queue.put_nowait("fetched after the seek to the committed offset")
+    app.flow_control.resume()  # the worker is ready
+    assert queue.qsize() == 1, "the second resume dropped a fetched message: its partition stalls"
+    assert app.flow_control.is_active()
+
+
+def test_a_fetch_returns_only_the_partitions_it_asked_for(kafka_bootstrap: str, monkeypatch: Any) -> None:
+    """faust passes aiokafka its live set of active partitions, and aiokafka reads an empty set as "every
+    partition". When restoring the tables ended, the set was empty for a moment (changelogs paused, streams
+    not yet resumed): aiokafka handed over a stream partition's first record and moved its position past
+    it, faust dropped it as not active, and its seek to the committed offset (0) did not move the position
+    back: a restarted worker never read that partition. faust's own fetch, on a real consumer and broker."""
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka import TopicPartition as KafkaTP
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    from ordersync.processors.delivery import fetch_only_active
+    from tests.kafka_helpers import create_topic, produce
+
+    topic = f"test-fetch-asked-{uuid.uuid4().hex}"
+    create_topic(kafka_bootstrap, topic, partitions=1)
+    produce(kafka_bootstrap, topic, [(b"contact", b"the first item")])
+    monkeypatch.setattr(AIOKafkaConsumerThread, "_fetch_records", AIOKafkaConsumerThread._fetch_records)
+    fetch_only_active()
+    thread = SimpleNamespace(consumer=SimpleNamespace(flow_active=True))  # what _fetch_records reads of faust
+
+    async def run() -> None:
+        consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            tp = KafkaTP(topic, 0)
+            consumer.assign([tp])
+            await consumer.seek_to_beginning(tp)
+            fetch = AIOKafkaConsumerThread._fetch_records
+            assert await fetch(thread, consumer, set(), timeout=3.0, max_records=None) == {}  # type: ignore[arg-type]
+            assert await consumer.position(tp) == 0, "a partition nobody asked for was read past its first record"
+            got = await fetch(thread, consumer, {tp}, timeout=30.0, max_records=None)  # type: ignore[arg-type]
+            assert [r.value for r in got[tp]] == [b"the first item"]
+        finally:
+            await consumer.stop()
+
+    asyncio.run(run())

@@ -150,6 +150,7 @@ def create_app(opts: ProcessorOptions) -> faust.App:
     policy = HistoryPolicy(replay=opts.replay, horizons=opts.automations.horizons())
     handlers = agents.register(app, topology, outputs, opts.status_overrides, opts.automations, policy)
     delivery.install(outputs, stored, handlers.confirmed.update, handlers.forward.flush)
+    delivery.keep_fetched_on_resume(app.flow_control)
 
     return app
 
