@@ -530,6 +530,37 @@ def db_migrate() -> None:
         click.echo("database is up to date")
 
 
+@main.command("refresh")
+@click.option("--once", is_flag=True, help="One pass, then exit (prints what it recomputed).")
+@click.option("--every", "every_s", type=float, default=5.0, show_default=True, help="Seconds between passes.")
+def refresh_command(once: bool, every_s: float) -> None:
+    """Keep the derived tables current: Insights' day summaries, RFM bounds, campaign summaries."""
+    import signal
+    import threading
+
+    import psycopg
+
+    from ordersync.segmentation import refresher
+
+    configure_logging()
+    settings = Settings.from_env()
+    if once:
+        with psycopg.connect(settings.database_url) as conn:
+            done = refresher.refresh_all(conn)
+        click.echo(", ".join(f"{what}: {n}" for what, n in done.items()))
+        return
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+
+    def beat() -> None:  # the supervisor's liveness beat, beside the loop: one pass may take minutes
+        while not stop.wait(1.0):
+            heartbeat.beat()
+
+    threading.Thread(target=beat, daemon=True).start()
+    refresher.run(settings.database_url, stop, every_s)
+
+
 @main.command("sink")
 @click.option("--consumer-name", default=None, help="Kafka group id and offsets key; default {prefix}sink.")
 @click.option("--batch-size", default=5000, show_default=True)
@@ -689,6 +720,7 @@ def run_command(config_path: str, webhook_port: int, metrics_port: int, log_dir:
         Child("processor", ["process", "--config", config_path, "--loglevel", "warn"]),
         Child("sink", ["sink"]),
         Child("connectors", ["connect", "--config", config_path, "--follow"]),
+        Child("refresher", ["refresh"]),
     ]
     if settings.triggers_url:
         children.append(Child("triggers", ["triggers", "forward"]))
@@ -754,7 +786,7 @@ def web_command(host: str, port: int, health_file: str | None, config_path: str 
     import psycopg
     import uvicorn
 
-    from ordersync.sinks.migrate import migrate
+    from ordersync.sinks.migrate import missing
     from ordersync.web.accounts import any_user
     from ordersync.web.app import create_app
     from ordersync.web.auth import Access
@@ -765,13 +797,20 @@ def web_command(host: str, port: int, health_file: str | None, config_path: str 
         click.echo(f"error: {problem}", err=True)
         sys.exit(2)
     configure_logging()
-    migrate(settings.database_url)  # saved segments and accounts live in the same database
     with psycopg.connect(settings.database_url) as conn:
         accounts_in_database = any_user(conn)
     problem = Access.from_settings(settings).problem(host, accounts_in_database)
     if problem:
         # The pages show personal data: refuse rather than expose it.
         click.echo(f"error: {problem}", err=True)
+        sys.exit(2)
+    not_applied = missing(settings.database_url)
+    if not_applied:
+        click.echo(
+            f"error: the database lacks {len(not_applied)} migration(s) (the newest: {not_applied[-1].name}):"
+            " run `ordersync db migrate` (or start `ordersync run`, whose sink migrates it) first",
+            err=True,
+        )
         sys.exit(2)
     click.echo(f"ordersync web app on http://{host}:{port}/ (Ctrl-C stops it)")
     from ordersync.runtime.automations import load_automations

@@ -159,6 +159,7 @@ def prepare(settings: Settings, orders: int, rate: float, database: str = DEMO_D
         Child("sink", ["sink"], env),
         Child("webhooks", ["webhook", "serve", "--config", str(config), "--port", str(hook_port)], env),
         Child("connectors", ["connect", "--config", str(config), "--follow"], env),
+        Child("refresher", ["refresh"], env),
     ]
     return DemoSetup(prefix, db_url, env, config, work, woo_port, ps_port, woo_orders, ps_orders, sims, pipeline)
 
@@ -340,12 +341,16 @@ def triggers_summary(conn: psycopg.Connection[Any], began: dt.datetime) -> list[
 
 def serve(settings: Settings, health_file: Path, port: int, config: Path) -> None:
     """The web app on the demo's data until Ctrl-C."""
+    import psycopg
     import uvicorn
 
     from ordersync.runtime.automations import load_automations
+    from ordersync.segmentation import refresher
     from ordersync.web.app import create_app
 
     click.echo(f"\nThe web app on the demo's data: http://127.0.0.1:{port}/  (Ctrl-C stops it)")
+    with psycopg.connect(settings.database_url) as conn:  # the pipeline (and its refresher) has stopped
+        refresher.refresh_all(conn)
     app = create_app(settings, health_file, automation_rules=load_automations(config))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 

@@ -29,7 +29,18 @@ def test_docker_compose_file_parses() -> None:
         command, POSTGRES_PASSWORD="not-a-default", ORDERSYNC_WEB_USER="m", ORDERSYNC_WEB_PASSWORD="not-a-default"
     )
     assert result.returncode == 0, result.stderr
-    for service in ("kafka", "postgres", "topics", "migrate", "connectors", "webhooks", "processor", "sink", "web"):
+    for service in (
+        "kafka",
+        "postgres",
+        "topics",
+        "migrate",
+        "connectors",
+        "webhooks",
+        "processor",
+        "sink",
+        "refresher",
+        "web",
+    ):
         assert f"  {service}:" in result.stdout
     assert "not-a-default" in result.stdout
 

@@ -23,10 +23,15 @@ def serve_web(
     host: str = "127.0.0.1",
     args: tuple[str, ...] = (),
 ) -> Iterator[str]:
-    """``ordersync web`` over ``db`` (with extra ``args``); yields its URL."""
+    """``ordersync web`` over ``db`` (with extra ``args``), and the refresher that keeps its summaries
+    current, as ``ordersync run`` runs it; yields the app's URL."""
     port = free_port()
     full_env = {**os.environ, "ORDERSYNC_DATABASE_URL": db, "ORDERSYNC_KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap}
-    with running(["web", "--host", host, "--port", str(port), *args], {**full_env, **(env or {})}, log) as proc:
+    refresher_log = log.with_name(log.stem + ".refresher.log")
+    with (
+        running(["refresh", "--every", "1"], {**full_env, **(env or {})}, refresher_log),
+        running(["web", "--host", host, "--port", str(port), *args], {**full_env, **(env or {})}, log) as proc,
+    ):
         wait_for(lambda: port_open(port) or not proc.alive(), 60, "the web app")
         assert proc.alive(), proc.output()
         yield f"http://127.0.0.1:{port}"
@@ -34,8 +39,7 @@ def serve_web(
 
 def reload_until(page: Page, url: str, locator: str, text: str, seconds: float = 30, *, differs: bool = False) -> None:
     """Reload ``url`` until ``locator`` has ``text`` (``differs``: until its text is no longer ``text``):
-    summaries (RFM, campaigns, Insights) follow the sink through the app's background refresh, every few
-    seconds."""
+    summaries (RFM, campaigns, Insights) follow the sink through the refresher, every second here."""
     deadline = time.monotonic() + seconds
     while True:
         page.goto(url)

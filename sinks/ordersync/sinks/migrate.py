@@ -76,3 +76,11 @@ def migrate(conninfo: str, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_ID,))
     return applied_now
+
+
+def missing(conninfo: str, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    """The migrations not applied yet (all of them on an empty database); changes nothing."""
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        row = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+        done = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")} if row and row[0] else set()
+    return [m for m in discover(directory) if m.version not in done]

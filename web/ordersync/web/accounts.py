@@ -149,6 +149,10 @@ def find_user(conn: psycopg.Connection[Any], name: str) -> User | None:
 
 
 def any_user(conn: psycopg.Connection[Any]) -> bool:
+    """Whether the database holds an account (False before the accounts' migration)."""
+    table = conn.execute("SELECT to_regclass('web_users') IS NOT NULL").fetchone()
+    if not table or not table[0]:
+        return False
     row = conn.execute(ANY_USER).fetchone()
     return bool(row and row[0])
 

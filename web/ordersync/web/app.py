@@ -3,7 +3,6 @@ connection in a worker thread; ids in URLs are validated before any query, so a 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import logging
@@ -321,36 +320,15 @@ async def audit_page(request: Request) -> Response:
     return render(request, "audit.html", {"entries": entries})
 
 
-REFRESH_EVERY_S = 5.0
-
-
 @contextlib.asynccontextmanager
-async def refreshing_insights(app: Starlette) -> AsyncIterator[None]:
-    """While the app runs, bring the Insights summaries, the RFM bounds and the campaign results up to date
-    every few seconds, so a large backlog (after a backfill or a replay) never makes a reader wait."""
-    url: str = app.state.database_url
-
-    def refresh_all() -> None:
-        with psycopg.connect(url) as conn:
-            insights_data.refresh(conn)
-            rfm.refresh(conn)
-            campaign_summaries.refresh(conn)
-
-    async def loop() -> None:
-        while True:
-            try:
-                await run_in_threadpool(refresh_all)
-            except psycopg.Error as exc:
-                LOG.warning("insights refresh failed, retrying: %s", type(exc).__name__)
-            await asyncio.sleep(REFRESH_EVERY_S)
-
+async def pooled(app: Starlette) -> AsyncIterator[None]:
+    """The app's connection pool, open while it runs. The summaries it reads (Insights, RFM, campaigns) are
+    kept current by the refresher that ``ordersync run`` supervises (ordersync.segmentation.refresher)."""
     pool: ConnectionPool = app.state.pool
     pool.open()
-    task = asyncio.create_task(loop())
     try:
         yield
     finally:
-        task.cancel()
         pool.close()
 
 
@@ -387,7 +365,7 @@ def create_app(
             Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
         ],
         exception_handlers={HTTPException: error, 500: error},
-        lifespan=refreshing_insights,
+        lifespan=pooled,
         middleware=[
             Middleware(Guard, hosts=hosts),
             Middleware(
