@@ -486,6 +486,7 @@ def process_command(
         app_id=app_id,
         data_dir=Path(data_dir) if data_dir else settings.stack_dir / "processor" / app_id,
         status_overrides={s.id: s.status_overrides for s in stores},
+        consent_keys={s.id: s.consent_meta_key for s in stores if s.consent_meta_key},
         web_port=web_port,
         standby_replicas=standby_replicas if standby_replicas is not None else (1 if copies >= 3 else 0),
         delivery_timeout_ms=settings.delivery_timeout_ms,

@@ -257,7 +257,18 @@ SAMPLES = {
     "raw_order_event": [raw_order_event(), prestashop_raw_order_event()],
     "raw_order_batch": [raw_order_batch()],
     "raw_customer_event": [raw_customer_event()],
-    "contact": [contact()],
+    "contact": [
+        contact(),
+        {
+            **contact(),
+            "marketing_consent": False,
+            "consent_history": [
+                {"consent": True, "at": T0, "source": "store:ps-pt"},
+                {"consent": False, "at": T0 + dt.timedelta(days=3), "source": "unsubscribe:spring-26"},
+            ],
+            "consent_at": T0 + dt.timedelta(days=3),
+        },
+    ],
     "order": [order()],
     "activity": [activity()],
     "connector_cursor": [connector_cursor()],

@@ -111,12 +111,12 @@ def test_order_before_customer_creates_one_contact_and_customer_data_merges_into
         "woo-ch",
         dt.datetime(2025, 1, 1, tzinfo=UTC),
     )
-    merged = on_contact(contacts, key, later)
+    merged = on_contact(contacts, {}, key, later)
     assert len(merged.contacts) == 1
     c = merged.contacts[0]
     assert c["contact_id"] == out.contacts[0]["contact_id"] and c["origin"] == "ORDER_BILLING" and c["phone"] == "+41"
     assert len(contacts) == 1
-    assert on_contact(contacts, key, later).contacts == []  # the same again changes nothing
+    assert on_contact(contacts, {}, key, later).contacts == []  # the same again changes nothing
 
 
 def test_a_contact_restored_without_its_position_is_emitted_again() -> None:

@@ -4,6 +4,7 @@ each for a live order across a SIGKILL, and durable abandoned-checkout timers ac
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -233,3 +234,82 @@ def test_marketing_triggers_go_only_to_contacts_who_consented_and_every_buyer_is
     held = sorted((t["kind"], t["contact_email"], t["marketing_consent"])
                   for t in (decode(m.value(), "trigger") for m in withheld))  # fmt: skip
     assert held == [("FIRST_ORDER", "never@example.com", None), ("FIRST_ORDER", "no@example.com", False)]
+
+
+def ps_customer(customer_id: int, email: str, newsletter: int, since: dt.datetime, changed: dt.datetime) -> tuple[bytes, bytes]:  # fmt: skip
+    document = {"id": customer_id, "email": email, "firstname": "A", "newsletter": str(newsletter), "optin": "0",
+                "newsletter_date_add": since.strftime("%Y-%m-%d %H:%M:%S") if newsletter else "0000-00-00 00:00:00",
+                "date_upd": changed.strftime("%Y-%m-%d %H:%M:%S")}  # fmt: skip
+    event = {"event_id": f"c{customer_id}-{changed.timestamp()}", "store_id": "ps", "platform": "PRESTASHOP",
+             "list_id": "7", "obtained_by": "POLL", "operation": "UPSERT", "source_customer_id": str(customer_id),
+             "source_modified_at": changed, "fetched_at": changed, "store_timezone": "UTC",
+             "document": json.dumps(document)}  # fmt: skip
+    return f"ps:{customer_id}".encode(), encode("raw_customer_event", event)
+
+
+def unsubscribe(email: str, at: dt.datetime) -> tuple[bytes, bytes]:
+    from ordersync.schemas.identity import contact_id
+
+    event = {"event_id": f"unsub-{email}", "list_id": "7", "contact_id": contact_id("7", email), "email": email,
+             "campaign_id": "spring", "campaign_name": None, "channel": "EMAIL", "type": "UNSUBSCRIBE",
+             "occurred_at": at, "holdout": False, "machine": False, "url": None, "source": "WEBHOOK",
+             "received_at": at}  # fmt: skip
+    return f"7:{email}".encode(), encode("campaign_event", event)
+
+
+def test_a_withdrawal_stops_marketing_triggers_and_an_older_statement_read_later_does_not_undo_it(
+    env: dict[str, str], topic_prefix: str, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """Consent followed whichever record had the higher version, and unsubscribes were not read: a
+    customer record read again after an unsubscribe (subscribed since last year, changed since for an
+    address) gave consent back, and marketing triggers went out. Now the latest statement by its own time
+    wins. bob withdraws in the store; ann unsubscribes on the campaign platform, then her older
+    subscription is read again: both get the thank-you, and their FIRST_ORDER is withheld."""
+    create_topics(Settings.from_env(env))
+    config = tmp_path / "stores.toml"
+    config.write_text('[automations."7"]\n')
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    t0, t1, t2 = now - dt.timedelta(days=300), now - dt.timedelta(days=3), now - dt.timedelta(days=1)
+    produce(kafka_bootstrap, f"{topic_prefix}raw.customers", [
+        ps_customer(1, "ann@example.com", 1, since=t0, changed=t0),
+        ps_customer(2, "bob@example.com", 1, since=t0, changed=t0),
+        ps_customer(2, "bob@example.com", 0, since=t0, changed=t1),  # bob unticks the newsletter box
+    ])  # fmt: skip
+    produce(kafka_bootstrap, f"{topic_prefix}campaign.events", [unsubscribe("ann@example.com", t1)])
+    with running(process_args(env, tmp_path / "state", config), env, tmp_path / "p.log") as proc:
+
+        def withdrawn(ms: list[Any]) -> bool:
+            latest = {c["email"]: c for c in (decode(m.value(), "contact") for m in ms)}
+            return all(
+                e in latest and latest[e]["marketing_consent"] is False for e in ("ann@example.com", "bob@example.com")
+            )
+
+        consume_until(kafka_bootstrap, f"{topic_prefix}contacts", withdrawn, alive=proc.alive)
+        # ann's record again: still subscribed since t0 as far as the shop knows, changed at t2.
+        produce(
+            kafka_bootstrap,
+            f"{topic_prefix}raw.customers",
+            [ps_customer(1, "ann@example.com", 1, since=t0, changed=t2)],
+        )
+        produce(kafka_bootstrap, f"{topic_prefix}raw.orders",
+                [raw(800 + n, email, "completed", now, "WEBHOOK") for n, email in enumerate(("ann@example.com", "bob@example.com"))])  # fmt: skip
+        consume_until(kafka_bootstrap, f"{topic_prefix}triggers", lambda ms: len(ms) >= 2, alive=proc.alive)
+        withheld = consume_until(
+            kafka_bootstrap, f"{topic_prefix}triggers.suppressed", lambda ms: len(ms) >= 2, alive=proc.alive
+        )
+        contacts = {
+            c["email"]: c
+            for c in (decode(m.value(), "contact") for m in drain(kafka_bootstrap, f"{topic_prefix}contacts"))
+        }
+    out = sorted(
+        (t["kind"], t["contact_email"], t["marketing_consent"]) for t in triggers(kafka_bootstrap, topic_prefix)
+    )
+    assert out == [("ORDER_THANK_YOU", "ann@example.com", False), ("ORDER_THANK_YOU", "bob@example.com", False)]
+    held = sorted((t["kind"], t["contact_email"]) for t in (decode(m.value(), "trigger") for m in withheld))
+    assert held == [("FIRST_ORDER", "ann@example.com"), ("FIRST_ORDER", "bob@example.com")]
+    ann = contacts["ann@example.com"]
+    assert ann["marketing_consent"] is False
+    assert [(s["consent"], s["at"], s["source"]) for s in ann["consent_history"]] == [
+        (True, t0, "store:ps"), (False, t1, "unsubscribe:spring")
+    ]  # fmt: skip
+    assert [s["source"] for s in contacts["bob@example.com"]["consent_history"]] == ["store:ps", "store:ps"]

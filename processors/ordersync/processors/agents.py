@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 import faust
 from faust.types import TP, EventT
 
-from ordersync.processors import attribution, envelope
+from ordersync.processors import attribution, consent, envelope
 from ordersync.processors.contacts import customer_alias, customer_modified_at, hint_from_customer, new_contact
 from ordersync.processors.dead_letters import DeadLetterCounter
 from ordersync.processors.join import Outputs, join_item
@@ -39,6 +39,7 @@ from ordersync.processors.watchdog import Watchdog
 from ordersync.runtime import heartbeat
 from ordersync.runtime.automations import Automations
 from ordersync.schemas import DecodeError, EncodeError, decode, encode
+from ordersync.schemas import consent as sources
 from ordersync.schemas.dead_letters import dead_letter_headers
 from ordersync.schemas.headers import order_headers
 from ordersync.schemas.identity import contact_id, contact_key, normalise_email
@@ -234,8 +235,10 @@ class Handlers:
         partitions: int,
         automations: Automations | None = None,
         policy: HistoryPolicy | None = None,
+        consent_keys: Mapping[str, str] | None = None,
     ) -> None:
         self.topology = topology
+        self.consent_keys = consent_keys or {}  # store id → the meta key its consent plugin writes (WooCommerce)
         self.automations = automations or Automations()
         self.policy = policy or HistoryPolicy(horizons=self.automations.horizons())
         self.outputs = outputs
@@ -321,8 +324,12 @@ class Handlers:
             return
         try:
             with document_errors():
-                hint, consent = hint_from_customer(raw["platform"], raw["document"], raw["source_customer_id"])
-                modified = customer_modified_at(raw["platform"], raw["document"], raw["store_timezone"])
+                hint = hint_from_customer(raw["platform"], raw["document"], raw["source_customer_id"])
+                at = customer_modified_at(raw["platform"], raw["document"], raw["store_timezone"]) or raw["fetched_at"]
+                stated = consent.of_customer(
+                    raw["platform"], raw["document"], at, raw["store_timezone"], raw["store_id"],
+                    self.consent_keys.get(raw["store_id"]),
+                )  # fmt: skip
         except NormaliseError as exc:
             self.dead.send(event, "normalise", event_reason(exc))
             return
@@ -331,9 +338,7 @@ class Handlers:
             self.dead.send(event, "normalise", f"customer {raw['source_customer_id']} has no usable e-mail")
             return
         list_id = raw["list_id"]
-        contact = new_contact(
-            list_id, email, hint, "STORE_CUSTOMER", raw["store_id"], modified or raw["fetched_at"], consent
-        )
+        contact = new_contact(list_id, email, hint, "STORE_CUSTOMER", raw["store_id"], at, [stated] if stated else [])
         self.forward.add(contact_key(list_id, email), {"kind": "contact", "contact": contact})
         if hint.store_customer_id:
             alias = customer_alias(list_id, raw["store_id"], hint.store_customer_id)
@@ -354,9 +359,13 @@ class Handlers:
 
     # -- campaign.events: touches for the contact stage ---------------------------------------------------
     def campaign_message(self, event: EventT[bytes]) -> None:
-        """A campaign.events message: its touch to the contact's partition, if the list is attributed."""
+        """A campaign.events message: its touch to the contact's partition, if the list is attributed, and an
+        unsubscribe as a withdrawal of the contact's marketing consent (docs/privacy.md)."""
         record = self._decoded(event, ("campaign_event",))
-        if record is None or self.automations.attributed(record["list_id"]) is None:
+        if record is None:
+            return
+        attributed = self.automations.attributed(record["list_id"]) is not None
+        if not attributed and record["type"] != "UNSUBSCRIBE":
             self._sent()
             return
         email, list_id = record["email"], record["list_id"]
@@ -365,7 +374,11 @@ class Handlers:
                 event, "normalise", "campaign_event: e-mail not normalised or contact_id not derived from it"
             )
             return
-        self.forward.add(contact_key(list_id, email), attribution.touch_item(cast(Any, record)))
+        if record["type"] == "UNSUBSCRIBE":  # a withdrawal of marketing consent, as of the event
+            withdrawn = consent.statement(False, record["occurred_at"], sources.unsubscribe(record["campaign_id"]))
+            self.forward.add(contact_key(list_id, email), {"kind": "consent", "statement": withdrawn})
+        if attributed:
+            self.forward.add(contact_key(list_id, email), attribution.touch_item(cast(Any, record)))
         self._sent()
 
     # -- processor.by-contact: the contact stage ----------------------------------------------------------
@@ -445,9 +458,9 @@ class Handlers:
         """Out with the contact's consent as it is now: on ``triggers`` if it may be sent, else on
         ``triggers.suppressed`` (counted on the Automations page, never delivered)."""
         stored = self.topology.contacts.get(partition, key)
-        consent = envelope.loads(stored).get("marketing_consent") if stored is not None else None
-        trigger = {**trigger, "marketing_consent": consent}
-        if may_send(trigger, consent, rules):
+        given = envelope.loads(stored).get("marketing_consent") if stored is not None else None
+        trigger = {**trigger, "marketing_consent": given}
+        if may_send(trigger, given, rules):
             self.emit.trigger(trigger)
         else:
             self.emit.suppressed(trigger)
@@ -535,9 +548,10 @@ def register(
     overrides: Mapping[str, Mapping[str, str]],
     automations: Automations | None = None,
     policy: HistoryPolicy | None = None,
+    consent_keys: Mapping[str, str] | None = None,
 ) -> Handlers:
     """The agents: one per topic, each a loop over its messages; their handlers."""
-    handlers = Handlers(topology, outputs, overrides, app.conf.topic_partitions, automations, policy)
+    handlers = Handlers(topology, outputs, overrides, app.conf.topic_partitions, automations, policy, consent_keys)
     watchdog = Watchdog()
 
     def agent(topic: faust.TopicT, name: str, handle: Callable[[EventT[bytes]], None]) -> None:

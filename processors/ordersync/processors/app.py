@@ -57,6 +57,7 @@ class ProcessorOptions:
     delivery_timeout_ms: int = 60_000  # a record not acknowledged by then fails (and stops the worker)
     automations: Automations = field(default_factory=Automations)  # trigger rules per list
     replay: bool = False  # every output is history: no trigger fires
+    consent_keys: Mapping[str, str] = field(default_factory=dict)  # store id → its consent meta key (WooCommerce)
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,9 @@ def create_app(opts: ProcessorOptions) -> faust.App:
             state.stored(offsets)
 
     policy = HistoryPolicy(replay=opts.replay, horizons=opts.automations.horizons())
-    handlers = agents.register(app, topology, outputs, opts.status_overrides, opts.automations, policy)
+    handlers = agents.register(
+        app, topology, outputs, opts.status_overrides, opts.automations, policy, opts.consent_keys
+    )
     delivery.install(outputs, stored, handlers.confirmed.update, handlers.forward.flush)
     delivery.keep_fetched_on_resume(app.flow_control)
 

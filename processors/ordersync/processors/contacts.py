@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from ordersync.processors import consent
 from ordersync.processors.model import ContactHint, load_document, require_mapping
 from ordersync.processors.values import NormaliseError, ident, micros, text, timestamp
 from ordersync.schemas.identity import contact_id
-from ordersync.schemas.records import Contact, ContactOrigin, StoreCustomerRef
+from ordersync.schemas.records import ConsentStatement, Contact, ContactOrigin, StoreCustomerRef
 
 
 def customer_alias(list_id: str, store_id: str, customer_id: str) -> str:
@@ -23,8 +24,10 @@ def new_contact(
     origin: ContactOrigin,
     store_id: str | None,
     at: dt.datetime,
-    consent: bool | None = None,
+    statements: list[ConsentStatement] | None = None,
 ) -> Contact:
+    """A contact as one source knows it; ``statements``: what that source says of its marketing consent."""
+    stated, _ = consent.heard(statements or [])
     refs: list[StoreCustomerRef] = (
         [{"store_id": store_id, "customer_id": hint.store_customer_id}] if store_id and hint.store_customer_id else []
     )
@@ -35,12 +38,14 @@ def new_contact(
         "first_name": hint.first_name,
         "last_name": hint.last_name,
         "phone": hint.phone,
-        "marketing_consent": consent,
+        "marketing_consent": stated.latest["consent"] if stated.latest else None,
         "origin": origin,
         "store_customers": refs,
         "created_at": at,
         "updated_at": at,
         "version": micros(at),
+        "consent_history": stated.history,
+        "consent_at": stated.latest["at"] if stated.latest else None,
     }
 
 
@@ -48,10 +53,12 @@ def merge(existing: Contact, update: Contact) -> Contact | None:
     """Fold ``update`` into ``existing``; None when nothing changes (so nothing is emitted).
 
     Identity, origin and creation time stay; known values are never replaced by blanks; store customer
-    references accumulate. The version only moves forward.
+    references accumulate; marketing consent follows the latest statement by its own time, whichever
+    record brought it (ordersync.processors.consent). The version only moves forward.
     """
-    merged: Contact = {**existing}
-    for field in ("first_name", "last_name", "phone", "marketing_consent"):
+    after = consent.fold(existing, update)
+    merged: Contact = after.on(existing) if after is not None else {**existing}
+    for field in ("first_name", "last_name", "phone"):
         if update.get(field) is not None and (update["version"] >= existing["version"] or existing.get(field) is None):
             merged[field] = update[field]
     refs = list(existing["store_customers"])
@@ -66,33 +73,28 @@ def merge(existing: Contact, update: Contact) -> Contact | None:
     return merged
 
 
-def hint_from_customer(platform: str, document: str, source_customer_id: str) -> tuple[ContactHint, bool | None]:
+def hint_from_customer(platform: str, document: str, source_customer_id: str) -> ContactHint:
     """A store customer document (WooCommerce /customers or PrestaShop customers) → contact details."""
     doc = require_mapping(load_document(document), "customer")
     if "customer" in doc and isinstance(doc["customer"], dict):
         doc = doc["customer"]
     if platform == "WOOCOMMERCE":
         billing: dict[str, Any] = doc["billing"] if isinstance(doc.get("billing"), dict) else {}
-        hint = ContactHint(
+        return ContactHint(
             email=text(doc.get("email")) or text(billing.get("email")),
             first_name=text(doc.get("first_name")) or text(billing.get("first_name")),
             last_name=text(doc.get("last_name")) or text(billing.get("last_name")),
             phone=text(billing.get("phone")),
             store_customer_id=ident(doc.get("id"), "id", required=False) or source_customer_id,
         )
-        return hint, None
     if platform == "PRESTASHOP":
-        consent = None
-        if doc.get("newsletter") is not None or doc.get("optin") is not None:
-            consent = doc.get("newsletter") in (True, 1, "1") or doc.get("optin") in (True, 1, "1")
-        hint = ContactHint(
+        return ContactHint(
             email=text(doc.get("email")),
             first_name=text(doc.get("firstname")),
             last_name=text(doc.get("lastname")),
             phone=None,
             store_customer_id=ident(doc.get("id"), "id", required=False) or source_customer_id,
         )
-        return hint, consent
     raise NormaliseError(f"platform {platform!r} is not supported")
 
 

@@ -8,6 +8,9 @@ Everything here runs in the partition of one routing key, so table lookups are l
   unmatched at once); when the customer's contact arrives the order is re-emitted matched.
 - ``{list}:unmatched:{order_key}``: no e-mail, no customer id (a guest with an empty e-mail). The order
   is kept and emitted unmatched.
+
+A consent statement read before its contact exists (an unsubscribe) waits in ``pending`` at the
+contact's key and is applied when the contact is created.
 """
 
 from __future__ import annotations
@@ -17,11 +20,11 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
-from ordersync.processors import envelope
+from ordersync.processors import consent, envelope
 from ordersync.processors.contacts import customer_alias, merge, new_contact
 from ordersync.processors.model import ContactHint
 from ordersync.schemas.identity import contact_key
-from ordersync.schemas.records import Activity, Contact, Order
+from ordersync.schemas.records import Activity, ConsentStatement, Contact, Order
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +68,19 @@ def attach(order: Order, activities: list[Activity], contact: Contact | ContactI
     return Outputs(orders=[matched_order], activities=[{**a, "contact_id": cid} for a in activities])
 
 
-def on_hint(contacts: MutableMapping[str, Any], key: str, item: dict[str, Any]) -> Outputs:
+def _with_early_consent(pending: MutableMapping[str, Any], key: str, contact: Contact) -> Contact:
+    """A contact being created, with the consent statements read before it (an unsubscribe read first)."""
+    early = pending.get(key)
+    if early is None:
+        return contact
+    del pending[key]
+    after, changed = consent.heard(envelope.loads(early)["consent"], consent.of(contact))
+    return after.on(contact) if changed else contact
+
+
+def on_hint(
+    contacts: MutableMapping[str, Any], pending: MutableMapping[str, Any], key: str, item: dict[str, Any]
+) -> Outputs:
     """An order with an e-mail was emitted by the order stage; its contact is created here if new."""
     if key in contacts:
         return Outputs()
@@ -73,14 +88,18 @@ def on_hint(contacts: MutableMapping[str, Any], key: str, item: dict[str, Any]) 
     contact = new_contact(
         item["list_id"], item["email"], ContactHint(**item["hint"]), "ORDER_BILLING", item["store_id"], item["at"]
     )
+    contact = _with_early_consent(pending, key, contact)
     contacts[key] = envelope.dumps(contact)
     return Outputs(contacts=[contact])
 
 
-def on_contact(contacts: MutableMapping[str, Any], key: str, contact: Contact) -> Outputs:
+def on_contact(
+    contacts: MutableMapping[str, Any], pending: MutableMapping[str, Any], key: str, contact: Contact
+) -> Outputs:
     """A contact from a store customer or an import, at its ``{list}:{email}`` key."""
     existing = contacts.get(key)
     if existing is None:
+        contact = _with_early_consent(pending, key, contact)
         contacts[key] = envelope.dumps(contact)
         return Outputs(contacts=[contact])
     merged = merge(envelope.loads(existing), contact)
@@ -88,6 +107,30 @@ def on_contact(contacts: MutableMapping[str, Any], key: str, contact: Contact) -
         return Outputs()
     contacts[key] = envelope.dumps(merged)
     return Outputs(contacts=[merged])
+
+
+def on_consent(
+    contacts: MutableMapping[str, Any], pending: MutableMapping[str, Any], key: str, stated: ConsentStatement
+) -> Outputs:
+    """A consent statement from outside the stores (an unsubscribe), for the contact at ``key``. It
+    creates nobody (a campaign platform's address alone is not a contact): read before its contact, it
+    waits at the key and is applied when the contact is created."""
+    existing = contacts.get(key)
+    if existing is None:
+        early = envelope.loads(pending[key])["consent"] if key in pending else []
+        pending[key] = envelope.dumps({"consent": [*early, stated][-consent.MAX_HISTORY :]})
+        return Outputs()
+    contact: Contact = envelope.loads(existing)
+    after = consent.of(contact).hear(stated)
+    if after is None:
+        return Outputs()
+    changed: Contact = {
+        **after.on(contact),
+        "version": contact["version"] + 1,
+        "updated_at": max(contact["updated_at"], stated["at"]),
+    }
+    contacts[key] = envelope.dumps(changed)
+    return Outputs(contacts=[changed])
 
 
 def on_alias(
@@ -149,6 +192,7 @@ def on_order(
         contact = new_contact(
             order["list_id"], order["contact_email"], hint, "ORDER_BILLING", order["store_id"], order["created_at"]
         )
+        contact = _with_early_consent(pending, key, contact)
         contacts[key] = envelope.dumps(contact)
         out = attach(order, activities, contact)
         out.contacts.append(contact)
@@ -190,11 +234,13 @@ def join_item(
     unplaced = last is None and key in contacts
     kind = item["kind"]
     if kind == "hint":
-        out = on_hint(contacts, key, item)
+        out = on_hint(contacts, pending, key, item)
     elif kind == "order":
         out = on_order(contacts, pending, key, item["order"], item["activities"], ContactHint(**item["hint"]))
     elif kind == "contact":
-        out = on_contact(contacts, key, item["contact"])
+        out = on_contact(contacts, pending, key, item["contact"])
+    elif kind == "consent":
+        out = on_consent(contacts, pending, key, item["statement"])
     else:
         out = on_alias(contacts, pending, key, item["contact"], position, redelivery)
     # An alias key stores the store customer's raw copy, not the contact: the contact itself lives (merged

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ordersync.producers.publisher import Deliveries, Publisher
+from ordersync.schemas import consent as sources
 from ordersync.schemas import encode
 from ordersync.schemas.dead_letters import dead_letter_headers
 from ordersync.schemas.identity import contact_id, normalise_email
@@ -50,7 +51,9 @@ def import_csv(path: Path, list_id: str, publisher: Publisher, topic: str, dlq_t
                     publisher, deliveries, dlq_topic, f"{list_id}:line-{line}", row, reason, "contacts-import", path
                 )
                 continue
-            consent = row.get("consent", "").lower()
+            stated = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}.get(
+                row.get("consent", "").lower()
+            )
             record: dict[str, object] = {
                 "contact_id": contact_id(list_id, email),
                 "list_id": list_id,
@@ -58,14 +61,9 @@ def import_csv(path: Path, list_id: str, publisher: Publisher, topic: str, dlq_t
                 "first_name": row.get("first_name") or None,
                 "last_name": row.get("last_name") or None,
                 "phone": row.get("phone") or None,
-                "marketing_consent": {
-                    "1": True,
-                    "true": True,
-                    "yes": True,
-                    "0": False,
-                    "false": False,
-                    "no": False,
-                }.get(consent),
+                "marketing_consent": stated,
+                # a statement as of the import (docs/privacy.md): the latest statement by time wins
+                "consent_history": [] if stated is None else [{"consent": stated, "at": now, "source": sources.IMPORT}],
                 "origin": "IMPORT",
                 "store_customers": [],
                 "created_at": now,

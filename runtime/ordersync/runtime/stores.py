@@ -54,6 +54,8 @@ class StoreConfig(BaseModel):
     # every this many seconds all customers are read again and the changed ones published (0: never).
     customer_rescan_s: float = 3600.0
     status_overrides: dict[str, str] = Field(default_factory=dict)
+    # WooCommerce: the customer meta key its consent plugin writes (docs/privacy.md lists common ones).
+    consent_meta_key: str | None = None
     consumer_key_env: str | None = None
     consumer_secret_env: str | None = None
     webhook_secret_env: str | None = None

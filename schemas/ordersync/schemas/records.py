@@ -173,10 +173,16 @@ class Activity(TypedDict):
     historical: bool  # v2
 
 
-# -- contact (v2) ------------------------------------------------------------------------------------
+# -- contact (v3) ------------------------------------------------------------------------------------
 class StoreCustomerRef(TypedDict):
     store_id: str
     customer_id: str
+
+
+class ConsentStatement(TypedDict):
+    consent: bool
+    at: dt.datetime
+    source: str  # ordersync.schemas.consent
 
 
 class Contact(TypedDict):
@@ -192,6 +198,8 @@ class Contact(TypedDict):
     created_at: dt.datetime
     updated_at: dt.datetime
     version: int
+    consent_history: list[ConsentStatement]  # v3: the changes, oldest first
+    consent_at: dt.datetime | None  # v3: when the latest statement was made (marketing_consent's)
 
 
 # -- connector_cursor --------------------------------------------------------------------------------

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
+
+from ordersync.schemas import consent
 
 CONTACT = "SELECT * FROM contacts WHERE list_id = %s AND email = %s"
 ORDERS = """
@@ -20,6 +23,7 @@ ORDER BY o.created_at DESC
 """
 ACTIVITY = "SELECT * FROM activity WHERE contact_id = %s ORDER BY occurred_at DESC, version DESC, type"
 STATS = "SELECT * FROM contact_order_stats WHERE contact_id = %s ORDER BY currency"
+CONSENT_WORDS = {True: "given", False: "withdrawn", None: "unknown"}
 
 
 def load(conn: psycopg.Connection[Any], list_id: str, email: str) -> dict[str, Any] | None:
@@ -40,6 +44,9 @@ def render_text(view: dict[str, Any], max_orders: int | None = None, max_activit
     c = view["contact"]
     name = " ".join(x for x in (c["first_name"], c["last_name"]) if x) or "(no name)"
     lines = [f"{name} <{c['email']}>  list {c['list_id']}  id {c['contact_id']}  origin {c['origin']}"]
+    history = c.get("consent_history") or []
+    stated = f" ({consent.describe(history[-1]['source'])}, since {history[-1]['at'][:10]})" if history else ""
+    lines.append(f"  marketing consent: {CONSENT_WORDS[c['marketing_consent']]}{stated}")
     for s in view["stats"]:
         lines.append(
             f"  {s['currency']}: {s['order_count']} orders, {s['completed_count']} completed, spent {s['spent']:.2f},"
@@ -60,8 +67,20 @@ def render_text(view: dict[str, Any], max_orders: int | None = None, max_activit
     if max_orders is not None and len(view["orders"]) > max_orders:
         lines.append(f"  … {len(view['orders']) - max_orders} older orders")
     lines.append("")
-    lines.append(f"Activity ({len(view['activity'])})")
-    for a in view["activity"][:max_activity]:
+    changes = [
+        {
+            "type": "CONSENT_GIVEN" if s["consent"] else "CONSENT_WITHDRAWN",
+            "occurred_at": dt.datetime.fromisoformat(s["at"]).astimezone(dt.UTC),
+            "source": s["source"],
+        }
+        for s in history
+    ]
+    timeline = sorted([*view["activity"], *changes], key=lambda a: a["occurred_at"], reverse=True)
+    lines.append(f"Activity ({len(timeline)})")
+    for a in timeline[:max_activity]:
+        if a["type"].startswith("CONSENT_"):
+            lines.append(f"  {a['occurred_at']:%Y-%m-%d %H:%M} UTC  {a['type']:<21} {consent.describe(a['source'])}")
+            continue
         detail = ""
         if a["type"] == "ORDER_STATUS_CHANGED":
             detail = f"{a['from_status']} → {a['to_status']} ({a['from_store_status']} → {a['to_store_status']})"

@@ -41,7 +41,7 @@ ATTRIBUTION_COLUMNS = (
 )  # fmt: skip
 CONTACT_COLUMNS = (
     "contact_id", "list_id", "email", "first_name", "last_name", "phone", "marketing_consent", "origin",
-    "store_customers", "created_at", "updated_at", "version",
+    "store_customers", "created_at", "updated_at", "version", "consent_history",
 )  # fmt: skip
 
 
@@ -98,7 +98,11 @@ def attribution_row(attribution: Attribution) -> tuple[Any, ...]:
 
 
 def contact_row(contact: Contact) -> tuple[Any, ...]:
-    values: dict[str, Any] = {**contact, "store_customers": _json(contact["store_customers"])}
+    values: dict[str, Any] = {
+        **contact,
+        "store_customers": _json(contact["store_customers"]),
+        "consent_history": _json(contact.get("consent_history", [])),  # a contact of v2 or older has none
+    }
     values.setdefault("marketing_consent", None)
     return tuple(values[c] for c in CONTACT_COLUMNS)
 

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
 from ordersync.runtime.settings import Settings
+from ordersync.schemas import consent
 from ordersync.web.auth import Reader, csrf_token
 
 HERE = Path(__file__).parent
@@ -34,6 +35,7 @@ def money(value: Decimal | None) -> str:
 
 TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
 TEMPLATES.env.filters["money"] = money
+TEMPLATES.env.filters["consent_source"] = consent.describe
 TEMPLATES.env.filters["isotime"] = lambda epoch: dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat()
 
 

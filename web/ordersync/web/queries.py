@@ -33,7 +33,8 @@ ORDER BY created_at DESC, store_id, source_order_id
 LIMIT %s OFFSET %s
 """
 # The contact's timeline: what happened to its orders, the automations they triggered, and the campaign
-# touches it received (type CAMPAIGN_SEND, CAMPAIGN_OPEN, ...; the campaign's name in ``rule``).
+# touches it received (type CAMPAIGN_SEND, CAMPAIGN_OPEN, ...; the campaign's name in ``rule``), and the
+# changes of its marketing consent (CONSENT_GIVEN, CONSENT_WITHDRAWN; where it was stated in ``rule``).
 CONTACT_ACTIVITY = """
 SELECT type, order_key, store_id, source_order_id, occurred_at, from_status, to_status, from_store_status,
        to_store_status, currency, total, changed_fields, version, NULL AS rule, false AS is_trigger
@@ -47,6 +48,10 @@ SELECT 'CAMPAIGN_' || type, NULL, NULL, NULL, occurred_at, NULL, NULL, NULL, NUL
        ARRAY[CASE WHEN holdout THEN 'holdout' WHEN machine THEN 'machine' ELSE '' END], 0,
        coalesce(campaign_name, campaign_id), false
 FROM campaign_events WHERE contact_id = %(contact)s
+UNION ALL
+SELECT CASE WHEN (s->>'consent')::boolean THEN 'CONSENT_GIVEN' ELSE 'CONSENT_WITHDRAWN' END, NULL, NULL, NULL,
+       (s->>'at')::timestamptz, NULL, NULL, NULL, NULL, NULL, NULL, '{}', 0, s->>'source', false
+FROM contacts c CROSS JOIN LATERAL jsonb_array_elements(c.consent_history) s WHERE c.contact_id = %(contact)s
 ORDER BY occurred_at DESC, version DESC, type
 LIMIT %(limit)s OFFSET %(offset)s
 """
