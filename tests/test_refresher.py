@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 
@@ -15,21 +14,12 @@ import pytest
 from psycopg import sql
 
 from ordersync.segmentation import insight_days, rfm
+from tests.processes import ordersync
 from tests.sink_data import load_segment_fixture, segment_fixture
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-
-def ordersync(args: list[str], database_url: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ORDERSYNC_DATABASE_URL": database_url}
-    return subprocess.run(
-        [sys.executable, "-m", "ordersync.cli", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+def run(args: list[str], database_url: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return ordersync(*args, env={**os.environ, "ORDERSYNC_DATABASE_URL": database_url}, timeout=timeout)
 
 
 def test_the_refresher_brings_every_summary_up_to_date(database_url: str) -> None:
@@ -40,7 +30,7 @@ def test_the_refresher_brings_every_summary_up_to_date(database_url: str) -> Non
     with psycopg.connect(database_url) as conn:
         assert insight_days.pending(conn) > 0 and rfm.stale(conn) > 0  # what the sink left to summarise
 
-    done = ordersync(["refresh", "--once"], database_url)
+    done = run(["refresh", "--once"], database_url)
 
     assert done.returncode == 0, done.stderr
     assert "insight days:" in done.stdout and "rfm lists:" in done.stdout
@@ -64,7 +54,7 @@ def empty_database(database_url: str) -> Iterator[str]:
 def test_the_web_app_does_not_migrate_the_database(empty_database: str) -> None:
     """The web app reads; migrating is the job of `ordersync db migrate` (or the sink). On a database
     that lacks migrations it says so and exits 2, and leaves the database as it was."""
-    answer = ordersync(["web", "--port", "1"], empty_database, timeout=60)
+    answer = run(["web", "--port", "1"], empty_database, timeout=60)
 
     assert answer.returncode == 2
     assert "ordersync db migrate" in answer.stderr
