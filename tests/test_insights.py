@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from ordersync.segmentation import insight_days
 from ordersync.web import insights
 from tests.sink_data import load_segment_fixture, order, segment_fixture
 
@@ -39,7 +40,7 @@ GROUP BY 1, 2 ORDER BY 4 DESC, 1 LIMIT 10
 def db(database_url: str) -> str:
     url = load_segment_fixture(database_url, CONTACTS, ORDERS)
     with psycopg.connect(url) as conn:
-        insights.refresh(conn, today=TODAY)
+        insight_days.refresh(conn, today=TODAY)
         conn.commit()
     return url
 
@@ -54,7 +55,7 @@ def midnight(day: dt.date) -> dt.datetime:
 
 
 def test_day_summaries_equal_the_orders(db: str) -> None:
-    horizon = TODAY - dt.timedelta(days=insights.HORIZON_DAYS)
+    horizon = TODAY - dt.timedelta(days=insight_days.HORIZON_DAYS)
     assert rows(db, SUMMARY_DAYS, horizon) == rows(db, DIRECT_DAYS, midnight(horizon))
     assert rows(db, "SELECT count(*) FROM insight_days WHERE day < %s", horizon) == [(0,)]
 
@@ -71,20 +72,22 @@ def test_top_products_and_categories_equal_the_orders(db: str, days_back: int) -
 
 def test_a_backlog_is_left_to_the_background_and_old_days_are_forgotten(db: str) -> None:
     recent = [order(5000 + i, "p1@example.com", created=NOW - dt.timedelta(days=i)) for i in range(10)]
-    ancient = order(5100, "p1@example.com", created=NOW - dt.timedelta(days=insights.HORIZON_DAYS + 30))
+    ancient = order(5100, "p1@example.com", created=NOW - dt.timedelta(days=insight_days.HORIZON_DAYS + 30))
     from ordersync.sinks.writer import Batch, prepare, write_batch
 
     with psycopg.connect(db, autocommit=True) as conn:
         prepare(conn)
         write_batch(conn, Batch(orders=[*recent, ancient], messages=1), "test")
     with psycopg.connect(db) as conn:
-        assert insights.pending(conn) >= 11
-        assert insights.refresh(conn, today=TODAY, at_most=insights.IN_REQUEST_DAYS) == 0  # a page does not wait
-        assert insights.refresh(conn, today=TODAY) >= 11  # the background refresher does it
-        assert insights.pending(conn) == 0
+        assert insight_days.pending(conn) >= 11
+        assert (
+            insight_days.refresh(conn, today=TODAY, at_most=insight_days.IN_REQUEST_DAYS) == 0
+        )  # a page does not wait
+        assert insight_days.refresh(conn, today=TODAY) >= 11  # the background refresher does it
+        assert insight_days.pending(conn) == 0
         conn.commit()
     test_day_summaries_equal_the_orders(db)
-    old_day = (NOW - dt.timedelta(days=insights.HORIZON_DAYS + 30)).date()
+    old_day = (NOW - dt.timedelta(days=insight_days.HORIZON_DAYS + 30)).date()
     assert rows(db, "SELECT count(*) FROM insight_days WHERE day = %s", old_day) == [(0,)]
 
 
@@ -103,12 +106,12 @@ def test_deleting_a_contacts_first_order_makes_the_next_one_new(db: str) -> None
         prepare(conn)
         write_batch(conn, Batch(orders=[first, second], messages=1), "test")
     with psycopg.connect(db) as conn:
-        insights.refresh(conn, today=TODAY)
+        insight_days.refresh(conn, today=TODAY)
         conn.commit()
     with psycopg.connect(db, autocommit=True) as conn:
         prepare(conn)
         write_batch(conn, Batch(orders=[{**first, "deleted": True, "version": 2}], messages=1), "test")
     with psycopg.connect(db) as conn:
-        insights.refresh(conn, today=TODAY)
+        insight_days.refresh(conn, today=TODAY)
         conn.commit()
     test_day_summaries_equal_the_orders(db)

@@ -7,6 +7,7 @@ come from: docs/privacy.md.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
@@ -122,13 +123,12 @@ def prestashop(doc: dict[str, Any], modified: dt.datetime | None, tz: str, store
     (the subscription's own date), else as of the customer's last change."""
     if doc.get("newsletter") is None and doc.get("optin") is None:
         return None
-    given = doc.get("newsletter") in (True, 1, "1") or doc.get("optin") in (True, 1, "1")
+    subscribed = doc.get("newsletter") in (True, 1, "1")
+    given = subscribed or doc.get("optin") in (True, 1, "1")
     since = None
-    if doc.get("newsletter") in (True, 1, "1"):
-        try:  # a broken subscription date is not the customer's fault: the change's time serves
+    if subscribed:
+        with contextlib.suppress(NormaliseError):  # a broken subscription date: the change's time serves
             since = timestamp(doc.get("newsletter_date_add"), tz, "newsletter_date_add")
-        except NormaliseError:
-            since = None
     at = since or modified
     return statement(given, at, sources.store(store_id)) if at is not None else None
 

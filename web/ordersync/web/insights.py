@@ -14,9 +14,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from ordersync.segmentation.insight_days import HORIZON_DAYS, IN_REQUEST_DAYS, pending, refresh
-
-__all__ = ["HORIZON_DAYS", "IN_REQUEST_DAYS", "load", "pending", "refresh", "stores"]
+from ordersync.segmentation.insight_days import IN_REQUEST_DAYS, pending, refresh
 
 Row = dict[str, Any]
 Lists = tuple[str, ...] | None
