@@ -70,11 +70,11 @@ def attach(order: Order, activities: list[Activity], contact: Contact | ContactI
 
 def _with_early_consent(pending: MutableMapping[str, Any], key: str, contact: Contact) -> Contact:
     """A contact being created, with the consent statements read before it (an unsubscribe read first)."""
-    early = pending.get(key)
-    if early is None:
+    early = envelope.loads(pending[key])["consent"] if key in pending else []
+    if not early:
         return contact
-    del pending[key]
-    after, changed = consent.heard(envelope.loads(early)["consent"], consent.of(contact))
+    pending[key] = envelope.dumps({"consent": []})  # applied (the processor's tables never delete)
+    after, changed = consent.heard(early, consent.of(contact))
     return after.on(contact) if changed else contact
 
 
